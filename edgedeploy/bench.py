@@ -1,0 +1,102 @@
+"""Latency of one runner: warm-up, timed runs, percentiles, throughput, memory."""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from edgedeploy.errors import ConfigError
+from edgedeploy.runtimes.base import Runner
+
+__all__ = ["BenchResult", "benchmark", "MAX_RUNS", "MAX_WARMUP", "synthetic_images", "rss_mb"]
+
+MAX_RUNS = 100_000
+MAX_WARMUP = 10_000
+
+
+@dataclass
+class BenchResult:
+    latency_ms: dict[str, float]
+    runs: int
+    warmup: int
+    throughput_ips: float
+    peak_rss_mb: float
+    rss_after_load_mb: float | None
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def rss_mb() -> float | None:
+    """Current resident set size, from /proc (Linux); None elsewhere."""
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pages * resource.getpagesize() / 2**20
+
+
+def _peak_rss_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # ru_maxrss is KiB on Linux, bytes on macOS.
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+def synthetic_images(runner: Runner, batch: int = 1, seed: int = 0) -> np.ndarray:
+    """Seeded random pixels through the model's own preprocessing (latency is data-independent)."""
+    from PIL import Image
+
+    from edgedeploy.preprocess import preprocess
+
+    rng = np.random.default_rng(seed)
+    size = runner.io.preprocessing.resize
+    images = [
+        preprocess(Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)), runner.io.preprocessing)
+        for _ in range(batch)
+    ]
+    return np.stack(images)
+
+
+def benchmark(
+    runner: Runner, runs: int = 100, warmup: int = 10, on_progress: Callable[[int], None] | None = None
+) -> BenchResult:
+    """Time ``runs`` single-batch inferences after ``warmup`` untimed ones."""
+    if not 1 <= runs <= MAX_RUNS:
+        raise ConfigError(f"--runs must be between 1 and {MAX_RUNS}, got {runs}")
+    if not 0 <= warmup <= MAX_WARMUP:
+        raise ConfigError(f"--warmup must be between 0 and {MAX_WARMUP}, got {warmup}")
+    rss_after_load = rss_mb()
+    tensor = runner.io.input.feed(synthetic_images(runner, runner.batch_size or 1))
+    for _ in range(warmup):
+        runner.infer(tensor)
+    times = np.empty(runs, dtype=np.float64)
+    for i in range(runs):
+        t0 = time.perf_counter_ns()
+        runner.infer(tensor)
+        times[i] = (time.perf_counter_ns() - t0) / 1e6
+        if on_progress:
+            on_progress(1)
+    latency = {
+        "p50": float(np.percentile(times, 50)),
+        "p90": float(np.percentile(times, 90)),
+        "p99": float(np.percentile(times, 99)),
+        "mean": float(times.mean()),
+        "std": float(times.std()),
+        "min": float(times.min()),
+        "max": float(times.max()),
+    }
+    batch = tensor.shape[0]
+    return BenchResult(
+        latency_ms={k: round(v, 4) for k, v in latency.items()},
+        runs=runs,
+        warmup=warmup,
+        throughput_ips=round(1000.0 * batch / latency["mean"], 2),
+        peak_rss_mb=round(_peak_rss_mb(), 1),
+        rss_after_load_mb=round(rss_after_load, 1) if rss_after_load is not None else None,
+    )

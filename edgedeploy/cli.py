@@ -1,0 +1,308 @@
+"""The command line: parse options, call the library, render the result, map errors to exit codes.
+
+Every command takes --json: exactly one JSON object on stdout (an ``error`` object
+on failure), logs and progress on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from edgedeploy import __version__
+from edgedeploy.errors import EdgeDeployError
+from edgedeploy.render import fmt, key_values, table
+
+log = logging.getLogger("edgedeploy")
+
+EXIT_INTERNAL = 1
+EXIT_INTERRUPTED = 130
+
+
+def _emit_json(obj: dict[str, Any]) -> None:
+    click.echo(json.dumps(obj, indent=2, default=str))
+
+
+class _Cli(click.Group):
+    """Turns every failure into one line on stderr (and a JSON error object with --json)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except KeyboardInterrupt:
+            self._fail(ctx, "interrupted", EXIT_INTERRUPTED)
+        except EdgeDeployError as exc:
+            self._fail(ctx, str(exc), exc.exit_code)
+        except Exception as exc:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            self._fail(ctx, f"internal error: {exc.__class__.__name__}: {str(exc)[:300]} (rerun with --debug for the traceback)", EXIT_INTERNAL)
+
+    @staticmethod
+    def _fail(ctx: click.Context, message: str, code: int) -> None:
+        message = " ".join(message.split())  # always a single line
+        if ctx.obj and ctx.obj.get("debug"):
+            import traceback
+
+            traceback.print_exc()
+        if ctx.obj and ctx.obj.get("json"):
+            _emit_json({"error": message, "exit_code": code})
+        click.echo(f"error: {message}", err=True)
+        ctx.exit(code)
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    logging.getLogger("edgedeploy").setLevel(level)
+
+
+def _json_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    def mark(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+        ctx.ensure_object(dict)["json"] = value
+        return value
+
+    return click.option("--json", "as_json", is_flag=True, is_eager=True, callback=mark, expose_value=True,
+                        help="Print one JSON object on stdout.")(f)
+
+
+def _progress(total: int, desc: str) -> Any:
+    from tqdm import tqdm
+
+    # disable=None: no bar when stderr is not a terminal (CI logs stay clean).
+    return tqdm(total=total, desc=desc, unit="img", file=sys.stderr, disable=None, leave=False)
+
+
+def _model_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Options that say how to load a model: architecture (PyTorch) and preprocessing (no manifest)."""
+    options = [
+        click.option("--width", type=float, default=1.0, show_default=True, help="Width multiplier (PyTorch weights)."),
+        click.option("--resolution", type=int, default=224, show_default=True, help="Input size (PyTorch weights)."),
+        click.option("--num-classes", type=int, default=1000, show_default=True, help="Class count (PyTorch weights)."),
+        click.option("--mean", type=float, nargs=3, default=None, help="Normalization mean (R G B), for models without a manifest."),
+        click.option("--std", type=float, nargs=3, default=None, help="Normalization std (R G B), for models without a manifest."),
+        click.option("--raw-pixels", is_flag=True, help="Feed raw 0-255 pixels (models with normalization folded in)."),
+        click.option("--threads", type=int, default=None, help="Inference threads [default: the device's]."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _load_options(kw: dict[str, Any], threads: int) -> Any:
+    from edgedeploy.runtimes import LoadOptions
+
+    return LoadOptions(
+        threads=threads, mean=kw["mean"], std=kw["std"], raw_pixels=kw["raw_pixels"],
+        width=kw["width"], resolution=kw["resolution"], num_classes=kw["num_classes"],
+    )
+
+
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="edgedeploy")
+@click.option("-v", "--verbose", count=True, help="More log output on stderr (-v info, -vv debug).")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, debug: bool) -> None:
+    """Export MobileNetV2 to edge formats and prove it still works there."""
+    ctx.ensure_object(dict)["debug"] = debug
+    _setup_logging(verbose)
+
+
+def _target_choices() -> list[str]:
+    from edgedeploy.targets import target_names
+
+    return target_names()
+
+
+@cli.command()
+@click.option("--target", "target", required=True, type=click.Choice(_target_choices()), help="Artifact format.")
+@click.option("--weights", default="sample", show_default=True,
+              help="A checkpoint path, or: sample (shared data), imagenet (torchvision, downloads), random.")
+@click.option("--width", type=float, default=1.0, show_default=True, help="Width multiplier, 0.35-1.4.")
+@click.option("--resolution", type=int, default=224, show_default=True, help="Input size, a multiple of 32 in 96-512.")
+@click.option("--num-classes", type=int, default=1000, show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("artifacts"),
+              show_default=True, help="Output folder.")
+@click.option("--name", default=None, help="Artifact file stem [default: mobilenet_v2_<width>_<resolution>].")
+@click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset.")
+@click.option("--dynamic-batch", is_flag=True, help="Make the batch dimension dynamic (default: fixed batch 1).")
+@click.option("--mean", type=float, nargs=3, default=None, help="Override the weights' normalization mean (R G B).")
+@click.option("--std", type=float, nargs=3, default=None, help="Override the weights' normalization std (R G B).")
+@click.option("--parity-data", type=click.Path(path_type=Path), default=None,
+              help="Images for the parity check [default: the sample calib split].")
+@click.option("--parity-images", type=click.IntRange(1, 10_000), default=32, show_default=True)
+@click.option("--parity-atol", type=float, default=None, help="Max |logit diff| vs PyTorch [default: per target].")
+@click.option("--parity-min-agreement", type=click.FloatRange(0, 100), default=None,
+              help="Min top-1 agreement with PyTorch, percent [default: per target].")
+@click.option("--threads", type=click.IntRange(1), default=None, help="Threads for the parity run.")
+@_json_option
+def export(as_json: bool, target: str, width: float, resolution: int, num_classes: int, out_dir: Path, **kw: Any) -> None:
+    """Export MobileNetV2 to TARGET, check parity with PyTorch, write artifact + manifest."""
+    from edgedeploy.devices import get_device
+    from edgedeploy.models import MobileNetV2Config
+    from edgedeploy.pipeline import ExportRequest
+    from edgedeploy.pipeline import export as run_export
+
+    request = ExportRequest(
+        target=target,
+        config=MobileNetV2Config(width=width, resolution=resolution, num_classes=num_classes),
+        weights=kw["weights"], out_dir=out_dir, name=kw["name"], opset=kw["opset"],
+        dynamic_batch=kw["dynamic_batch"], mean=kw["mean"], std=kw["std"],
+        parity_data=kw["parity_data"], parity_images=kw["parity_images"],
+        parity_max_abs_diff=kw["parity_atol"], parity_min_agreement=kw["parity_min_agreement"],
+        threads=kw["threads"] or get_device("cpu").default_threads(),
+    )
+    result = run_export(request, on_step=lambda step: log.info("%s ...", step)).to_dict()
+    if as_json:
+        _emit_json(result)
+        return
+    parity = result["parity"]
+    click.echo(f"exported {target} -> {result['path']}")
+    click.echo(key_values([
+        ("size", f"{result['size_bytes'] / 2**20:.2f} MiB"),
+        ("sha256", result["sha256"]),
+        ("onnx nodes", f"{result['onnx_nodes_before_simplify']} -> {result['onnx_nodes_after_simplify']} after onnxsim"),
+        ("parity", f"max |diff| {parity['max_abs_diff']:.3g}, top-1 agreement {parity['top1_agreement']:.1f}% "
+                   f"on {parity['images']} images"),
+        ("manifest", result["manifest"]),
+        ("time", f"{result['seconds']:.1f} s"),
+    ]))
+
+
+@cli.command("eval")
+@click.argument("model")
+@click.option("--data", type=click.Path(path_type=Path), required=True, help="Image folder (<wnid>/<image> layout).")
+@click.option("--synsets", type=click.Path(path_type=Path), default=None,
+              help="wnid list giving class indices [default: synsets.txt beside --data, else sorted folders].")
+@click.option("--limit", type=click.IntRange(1), default=None, help="Evaluate the first N images only.")
+@click.option("--reference", default=None, help="Compare with this model: agreement, KL, cosine.")
+@click.option("--batch-size", type=click.IntRange(1, 1024), default=16, show_default=True)
+@_model_options
+@_json_option
+def eval_cmd(as_json: bool, model: str, data: Path, synsets: Path | None, limit: int | None, reference: str | None,
+             batch_size: int, **kw: Any) -> None:
+    """Accuracy of MODEL (a .onnx/.pth file or weights name) on an image folder."""
+    from edgedeploy.datasets import ImageFolder
+    from edgedeploy.devices import get_device
+    from edgedeploy.evaluate import evaluate
+    from edgedeploy.runtimes import load_runner
+
+    options = _load_options(kw, kw["threads"] or get_device("cpu").default_threads())
+    dataset = ImageFolder.open(data, synsets).subset(limit)
+    runner = load_runner(model, options)
+    ref_runner = load_runner(reference, options) if reference else None
+    with _progress(len(dataset), "eval") as bar:
+        result = evaluate(runner, dataset, ref_runner, batch_size, on_progress=bar.update)
+    out = {"model": model, "runtime": runner.runtime, **result.to_dict(), "data": str(data),
+           "classes_from": dataset.class_source, "threads": options.threads, "versions": runner.versions()}
+    if reference:
+        out["reference"] = reference
+    if as_json:
+        _emit_json(out)
+        return
+    rows = [("model", f"{model} ({runner.runtime})"), ("images", f"{result.n} ({result.skipped} skipped)"),
+            ("top-1", f"{fmt(result.top1)} %"), ("top-5", f"{fmt(result.top5)} %")]
+    if reference:
+        rows += [("reference", reference), ("agreement", f"{fmt(result.agreement)} %"), ("mean KL", result.kl),
+                 ("mean cosine", result.cosine), ("max |diff|", result.max_abs_diff)]
+    rows.append(("time", f"{result.seconds:.1f} s"))
+    click.echo(key_values(rows))
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--device", default="cpu", show_default=True, help="Where to run (see the README's device table).")
+@click.option("--runs", type=int, default=100, show_default=True, help="Timed runs.")
+@click.option("--warmup", type=int, default=10, show_default=True, help="Untimed runs first.")
+@_model_options
+@_json_option
+def bench(as_json: bool, model: str, device: str, runs: int, warmup: int, **kw: Any) -> None:
+    """Latency of MODEL: percentiles, throughput, memory."""
+    from edgedeploy.bench import benchmark
+    from edgedeploy.devices import get_device
+    from edgedeploy.runtimes import load_runner
+
+    dev = get_device(device)
+    options = _load_options(kw, kw["threads"] or dev.default_threads())
+    runner = load_runner(model, options)
+    with _progress(runs, "bench") as bar:
+        result = benchmark(runner, runs, warmup, on_progress=bar.update)
+    out = {"model": model, "runtime": runner.runtime, "device": dev.name, "threads": options.threads,
+           **result.to_dict(), "model_size_bytes": runner.size_bytes, "host": dev.describe_host(),
+           "versions": runner.versions()}
+    if as_json:
+        _emit_json(out)
+        return
+    lat = result.latency_ms
+    click.echo(key_values([("model", f"{model} ({runner.runtime})"), ("device", f"{dev.name}, {options.threads} threads"),
+                           ("runs", f"{runs} (+{warmup} warm-up)")]))
+    click.echo(table(["latency ms", "p50", "p90", "p99", "mean", "std", "min", "max"],
+                     [["", lat["p50"], lat["p90"], lat["p99"], lat["mean"], lat["std"], lat["min"], lat["max"]]]))
+    click.echo(key_values([("throughput", f"{result.throughput_ips:.1f} img/s"), ("peak RSS", f"{result.peak_rss_mb:.0f} MiB")]))
+
+
+@cli.command()
+@click.argument("model")
+@_model_options
+@_json_option
+def inspect(as_json: bool, model: str, **kw: Any) -> None:
+    """Describe MODEL: parameters and MACs (PyTorch) or graph, IO and ops (ONNX)."""
+    from edgedeploy.runtimes import inspect_model
+
+    info = inspect_model(model, _load_options(kw, kw["threads"] or 1))
+    if as_json:
+        _emit_json(info)
+        return
+    scalars = [(k, v) for k, v in info.items() if not isinstance(v, (dict, list)) and v is not None]
+    if "macs" in info:
+        scalars.append(("MACs (millions)", round(info["macs"] / 1e6, 1)))
+    click.echo(key_values(scalars))
+    for key in ("inputs", "outputs"):
+        for v in info.get(key, []):
+            click.echo(f"{key[:-1]:<8}{v['name']}  {v['shape']}  {v['dtype']}")
+    if info.get("ops"):
+        click.echo(table(["op", "count"], list(info["ops"].items())))
+
+
+@cli.command("list")
+@_json_option
+def list_cmd(as_json: bool) -> None:
+    """List export targets, runtimes and devices."""
+    from edgedeploy.devices import DEVICES
+    from edgedeploy.runtimes import RUNTIMES
+    from edgedeploy.targets import TARGETS
+
+    out = {
+        "targets": {t.name: {"runtime": t.runtime, "suffix": t.file_suffix, "description": t.description} for t in TARGETS.values()},
+        "runtimes": {r.name: {"suffixes": list(r.suffixes), "description": r.description} for r in RUNTIMES.values()},
+        "devices": {d.name: {"description": d.description} for d in DEVICES.values()},
+    }
+    if as_json:
+        _emit_json(out)
+        return
+    click.echo(table(["target", "runtime", "file", "description"],
+                     [[n, t["runtime"], t["suffix"], t["description"]] for n, t in out["targets"].items()]))
+    click.echo()
+    click.echo(table(["runtime", "files", "description"],
+                     [[n, " ".join(r["suffixes"]), r["description"]] for n, r in out["runtimes"].items()]))
+    click.echo()
+    click.echo(table(["device", "description"], [[n, d["description"]] for n, d in out["devices"].items()]))
+
+
+def main() -> None:
+    cli(prog_name="edgedeploy")
+
+

@@ -1,0 +1,1 @@
+"""Converters: pure functions from a source artifact (or model) to an artifact path."""

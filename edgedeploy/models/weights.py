@@ -1,0 +1,193 @@
+"""Weights: a file, torchvision's ImageNet checkpoint, seeded random, or the sample weights.
+
+Every checkpoint is read with ``torch.load(weights_only=True)`` (no pickle code
+runs) and checked key by key and shape by shape before anything is copied into
+the model, so a bad file never leaves a half-loaded model behind.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from edgedeploy.errors import DependencyError, WeightsError
+from edgedeploy.hashing import sha256_file
+from edgedeploy.models.mobilenet_v2 import MobileNetV2, MobileNetV2Config
+from edgedeploy.sample_data import SAMPLE_WEIGHTS, data_root
+from edgedeploy.spec import IMAGENET_MEAN, IMAGENET_STD
+
+__all__ = ["LoadedWeights", "KnownWeights", "KNOWN_WEIGHTS", "resolve_weights", "build_model", "RANDOM_SEED"]
+
+RANDOM_SEED = 0
+# Print at most this many mismatching keys: enough to diagnose, short enough for one line.
+MAX_REPORTED_MISMATCHES = 3
+
+
+@dataclass(frozen=True)
+class KnownWeights:
+    """A published checkpoint: where to get it and how its model expects its input."""
+
+    name: str
+    # torchvision names files by the first 8 hex digits of their sha256 and checks only
+    # those; for our own sample weights the full digest is known.
+    sha256_prefix: str
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    url: str | None = None
+    description: str = ""
+
+
+KNOWN_WEIGHTS: dict[str, KnownWeights] = {
+    w.name: w
+    for w in (
+        KnownWeights(
+            name="imagenet",
+            # torchvision MobileNet_V2_Weights.IMAGENET1K_V1 (71.878 top-1 on the full val set).
+            url="https://download.pytorch.org/models/mobilenet_v2-b0353104.pth",
+            sha256_prefix="b0353104",
+            mean=IMAGENET_MEAN,
+            std=IMAGENET_STD,
+            description="torchvision IMAGENET1K_V1",
+        ),
+        KnownWeights(
+            name="sample",
+            # Google's TF2 MobileNetV2 1.0/224 weights with BN folded (../shared/data/README.md).
+            sha256_prefix="56f77ad4ecd72a879ba3895e55427b0aee6f7c64611872a559fc8e7d5453c08e",
+            mean=(0.5, 0.5, 0.5),
+            std=(0.5, 0.5, 0.5),
+            description="sample weights from the shared data folder (mean/std 0.5)",
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class LoadedWeights:
+    """A validated state_dict plus what is known about the checkpoint it came from."""
+
+    state_dict: dict[str, torch.Tensor]
+    source: str
+    sha256: str | None
+    mean: tuple[float, float, float] | None
+    std: tuple[float, float, float] | None
+
+
+def _read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise WeightsError(f"{path}: weights file not found")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for bad pickles/zips
+        text = " ".join(str(exc).split())
+        blocked = re.search(r"unsupported GLOBAL ([\w.]+)", text, re.IGNORECASE)
+        if blocked:
+            raise WeightsError(
+                f"{path}: refused to load: the file references Python object {blocked.group(1)} "
+                "(loading it could run code); save a plain state_dict of tensors instead"
+            ) from None
+        detail = re.search(r"WeightsUnpickler error: (.*?)(?: Check the documentation|$)", text)
+        reason = detail.group(1).strip() if detail else (text or exc.__class__.__name__)
+        raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({reason[:160]})") from None
+    return _extract_state_dict(obj, path)
+
+
+def _extract_state_dict(obj: object, path: Path) -> dict[str, torch.Tensor]:
+    if isinstance(obj, Mapping):
+        for key in ("state_dict", "model"):
+            if key in obj and isinstance(obj[key], Mapping):
+                obj = obj[key]
+                break
+    if not isinstance(obj, Mapping) or not obj:
+        raise WeightsError(f"{path}: expected a state_dict (or a dict with 'state_dict'/'model'), got {type(obj).__name__}")
+    state = dict(obj)
+    if all(isinstance(k, str) and k.startswith("module.") for k in state):
+        # Saved from DataParallel/DistributedDataParallel.
+        state = {k[len("module."):]: v for k, v in state.items()}
+    bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise WeightsError(f"{path}: entry {bad[0]!r} is not a tensor")
+    return state
+
+
+def check_state_dict(model: MobileNetV2, state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Raise WeightsError naming the first mismatches; never partially load."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong_shape = [
+        f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    problems = []
+    for label, items in (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", wrong_shape)):
+        if items:
+            more = f" (+{len(items) - MAX_REPORTED_MISMATCHES} more)" if len(items) > MAX_REPORTED_MISMATCHES else ""
+            problems.append(f"{label}: {', '.join(items[:MAX_REPORTED_MISMATCHES])}{more}")
+    if problems:
+        raise WeightsError(f"{source}: does not fit {model.config.name} "
+                           f"(classes={model.config.num_classes}): " + "; ".join(problems))
+    nonfinite = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if nonfinite:
+        raise WeightsError(f"{source}: tensor {nonfinite[0]!r} holds NaN or Inf values")
+
+
+def _download_imagenet(known: KnownWeights) -> Path:
+    """torchvision's checkpoint through the torch hub cache (hash-checked)."""
+    assert known.url is not None
+    filename = known.url.rsplit("/", 1)[1]
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / filename
+    if cached.is_file():
+        return cached
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # Writes to a temp file, checks the sha256 prefix, then renames: no partial file.
+        torch.hub.download_url_to_file(known.url, str(cached), hash_prefix=known.sha256_prefix, progress=False)
+    except Exception as exc:
+        raise DependencyError(
+            f"cannot download the 'imagenet' weights ({exc.__class__.__name__}: {str(exc)[:100]}); "
+            f"offline, put {filename} in {cached.parent} or pass --weights PATH"
+        ) from None
+    return cached
+
+
+def resolve_weights(spec: str) -> LoadedWeights | None:
+    """``random`` -> None (keep the seeded init); ``imagenet``/``sample`` or a path -> weights."""
+    if spec == "random":
+        return None
+    if spec == "imagenet":
+        known = KNOWN_WEIGHTS["imagenet"]
+        path = _download_imagenet(known)
+        digest = sha256_file(path)
+        if not digest.startswith(known.sha256_prefix):
+            raise WeightsError(f"{path}: sha256 {digest[:12]}... does not match torchvision's; delete it and retry")
+        return LoadedWeights(_read_checkpoint(path), "imagenet", digest, known.mean, known.std)
+    if spec == "sample":
+        path = data_root() / SAMPLE_WEIGHTS
+        known = KNOWN_WEIGHTS["sample"]
+        return LoadedWeights(_read_checkpoint(path), "sample", sha256_file(path), known.mean, known.std)
+    path = Path(spec)
+    if not path.exists() and "/" not in spec and "." not in spec:
+        names = ", ".join(["random", *KNOWN_WEIGHTS])
+        raise WeightsError(f"unknown weights {spec!r}: give a file path or one of {names}")
+    state = _read_checkpoint(path)
+    digest = sha256_file(path)
+    # A file that is byte-identical to a known checkpoint keeps its preprocessing.
+    known = next((w for w in KNOWN_WEIGHTS.values() if digest.startswith(w.sha256_prefix)), None)
+    return LoadedWeights(state, str(path), digest, known.mean if known else None, known.std if known else None)
+
+
+def build_model(config: MobileNetV2Config, weights: str) -> tuple[MobileNetV2, LoadedWeights | None]:
+    """A MobileNetV2 in eval mode with ``weights`` loaded (validated first)."""
+    torch.manual_seed(RANDOM_SEED)
+    model = MobileNetV2(config)
+    loaded = resolve_weights(weights)
+    if loaded is not None:
+        check_state_dict(model, loaded.state_dict, loaded.source)
+        model.load_state_dict(loaded.state_dict, strict=True)
+    return model.eval(), loaded
+

@@ -1,0 +1,203 @@
+"""The export pipeline: weights -> PyTorch -> ONNX -> simplified ONNX -> target artifact.
+
+Orders the steps, times them, checks parity and writes the manifest; it imports
+no conversion backend directly (targets name their converters). Everything is
+built in a private staging folder and moved into place only after every check
+passed, so a failed or interrupted export leaves no artifact behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from edgedeploy.artifacts import staging_dir
+from edgedeploy.datasets import ImageFolder
+from edgedeploy.exporters.context import ExportContext
+from edgedeploy.exporters.onnx import DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME, export_onnx, simplify_onnx
+from edgedeploy.hashing import sha256_file
+from edgedeploy.manifest import manifest_path, tool_versions, write_manifest
+from edgedeploy.models import MobileNetV2Config
+from edgedeploy.models.profile import profile_model
+from edgedeploy.parity import check_parity
+from edgedeploy.runtimes import LoadOptions, load_runner
+from edgedeploy.runtimes.torch_runtime import TorchRunner
+from edgedeploy.sample_data import CALIB_DIR, find_data_root
+from edgedeploy.spec import InputSpec, ModelIO, OutputSpec
+from edgedeploy.targets import ParityTolerance, get_target
+
+__all__ = ["ExportRequest", "ExportResult", "export", "DEFAULT_PARITY_IMAGES"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PARITY_IMAGES = 32
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    target: str
+    config: MobileNetV2Config = MobileNetV2Config()
+    weights: str = "sample"
+    out_dir: Path = Path("artifacts")
+    name: str | None = None
+    opset: int = DEFAULT_OPSET
+    dynamic_batch: bool = False
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    # None: the sample calib split if present, else random pixels.
+    parity_data: Path | None = None
+    parity_images: int = DEFAULT_PARITY_IMAGES
+    # Override the target's default tolerance.
+    parity_max_abs_diff: float | None = None
+    parity_min_agreement: float | None = None
+    threads: int = field(default_factory=lambda: os.cpu_count() or 1)
+
+
+@dataclass
+class ExportResult:
+    target: str
+    path: Path
+    manifest: Path
+    size_bytes: int
+    sha256: str
+    parity: dict[str, Any]
+    steps: dict[str, float]
+    details: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "path": str(self.path),
+            "manifest": str(self.manifest),
+            "size_bytes": self.size_bytes,
+            "sha256": self.sha256,
+            "parity": self.parity,
+            "seconds": round(sum(self.steps.values()), 3),
+            "steps": self.steps,
+            **self.details,
+        }
+
+
+class _Steps:
+    """Times each named step and reports it as it starts (for progress lines)."""
+
+    def __init__(self, on_step: Callable[[str], None] | None):
+        self.seconds: dict[str, float] = {}
+        self.on_step = on_step
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        if self.on_step:
+            self.on_step(name)
+        start = time.perf_counter()
+        yield
+        self.seconds[name] = round(time.perf_counter() - start, 3)
+
+
+def _parity_data(request: ExportRequest) -> ImageFolder | None:
+    if request.parity_data is not None:
+        return ImageFolder.open(request.parity_data)
+    root = find_data_root()
+    if root is not None and (root / CALIB_DIR).is_dir():
+        return ImageFolder.open(root / CALIB_DIR)
+    log.warning("no parity images found (pass --parity-data DIR): checking parity on random pixels")
+    return None
+
+
+def export(request: ExportRequest, on_step: Callable[[str], None] | None = None) -> ExportResult:
+    target = get_target(request.target)
+    convert = target.load_converter()
+    steps = _Steps(on_step)
+    config = request.config
+    stem = request.name or config.name
+    final = Path(request.out_dir) / target.artifact_name(stem)
+    options = LoadOptions(
+        threads=request.threads, mean=request.mean, std=request.std,
+        width=config.width, resolution=config.resolution, num_classes=config.num_classes,
+    )
+    with steps("load weights"):
+        reference = TorchRunner(request.weights, options)
+        complexity = profile_model(reference.model, config.resolution)
+    parity_data = _parity_data(request)
+    batch = -1 if request.dynamic_batch else 1
+    onnx_io = ModelIO(
+        input=InputSpec(INPUT_NAME, (batch, 3, config.resolution, config.resolution)),
+        output=OutputSpec(OUTPUT_NAME, config.num_classes),
+        preprocessing=reference.io.preprocessing,
+    )
+    with staging_dir(request.out_dir) as stage:
+        with steps("export onnx"):
+            export_onnx(reference.model, stage / "exported.onnx", config.resolution, request.opset, request.dynamic_batch)
+        with steps("simplify"):
+            graph = simplify_onnx(stage / "exported.onnx", stage / "simplified.onnx")
+        staged = stage / final.name
+        ctx = ExportContext(config=config, onnx_io=onnx_io, workdir=stage)
+        with steps(f"convert {target.name}"):
+            conversion = convert(stage / "simplified.onnx", staged, ctx)
+        manifest = {
+            "target": target.name,
+            "artifact": final.name,
+            "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "model": {
+                "arch": "mobilenet_v2", "width": config.width, "resolution": config.resolution,
+                "num_classes": config.num_classes, "params": complexity.params, "macs": complexity.macs,
+            },
+            "weights": {
+                "source": reference.weights.source if reference.weights else "random",
+                "sha256": reference.weights.sha256 if reference.weights else None,
+            },
+            "input": conversion.io.input.to_dict(),
+            "output": conversion.io.output.to_dict(),
+            "preprocessing": conversion.io.preprocessing.to_dict(),
+            "export": {
+                "exporter": "torch.onnx.export (TorchScript)", "opset": graph.opset,
+                "dynamic_batch": request.dynamic_batch,
+                "onnx_nodes_before_simplify": graph.nodes_before, "onnx_nodes_after_simplify": graph.nodes_after,
+                **conversion.details,
+            },
+            "tools": tool_versions(("torch", "onnx", "onnxruntime", "onnxsim", "numpy", *conversion.tools)),
+        }
+        # Parity runs on the staged artifact through its manifest, exactly as users will load it.
+        write_manifest(staged, manifest)
+        tolerance = ParityTolerance(
+            max_abs_diff=request.parity_max_abs_diff if request.parity_max_abs_diff is not None
+            else target.parity.max_abs_diff,
+            min_agreement=request.parity_min_agreement if request.parity_min_agreement is not None
+            else target.parity.min_agreement,
+        )
+        with steps("parity"):
+            candidate = load_runner(str(staged), LoadOptions(threads=request.threads), runtime=target.runtime)
+            report = check_parity(candidate, reference, parity_data, request.parity_images, tolerance)
+        report.verify(final.name)
+        manifest["parity"] = report.to_dict()
+        manifest["sha256"] = sha256_file(staged)
+        manifest["size_bytes"] = staged.stat().st_size
+        write_manifest(staged, manifest)
+        # Drop any manifest of an older artifact first, so the two never disagree.
+        manifest_path(final).unlink(missing_ok=True)
+        os.replace(staged, final)
+        os.replace(manifest_path(staged), manifest_path(final))
+    log.info("wrote %s (%d bytes)", final, manifest["size_bytes"])
+    return ExportResult(
+        target=target.name,
+        path=final,
+        manifest=manifest_path(final),
+        size_bytes=manifest["size_bytes"],
+        sha256=manifest["sha256"],
+        parity=manifest["parity"],
+        steps=steps.seconds,
+        details={
+            "onnx_nodes_before_simplify": graph.nodes_before,
+            "onnx_nodes_after_simplify": graph.nodes_after,
+            "opset": graph.opset,
+            "params": complexity.params,
+            "macs": complexity.macs,
+        },
+    )

@@ -1,0 +1,67 @@
+"""The one interface every runtime implements, and the options used to load a model."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgedeploy.errors import ConfigError
+from edgedeploy.spec import ModelIO
+
+__all__ = ["Runner", "LoadOptions"]
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How to load a model. The preprocessing overrides matter only for files without a manifest."""
+
+    threads: int = 1
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    raw_pixels: bool = False
+    # For PyTorch weights: the architecture they belong to.
+    width: float = 1.0
+    resolution: int = 224
+    num_classes: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.threads < 1:
+            raise ConfigError(f"--threads must be at least 1, got {self.threads}")
+        if (self.mean is None) != (self.std is None):
+            raise ConfigError("--mean and --std must be given together")
+
+
+class Runner(ABC):
+    """A loaded model: feed it preprocessed images, get class scores back."""
+
+    #: registry name of the runtime ("torch", "onnxruntime", ...)
+    runtime: str
+    io: ModelIO
+    source: str
+    #: fixed batch size of the model's input, or None if the batch dimension is dynamic
+    batch_size: int | None
+
+    @abstractmethod
+    def infer(self, tensor: np.ndarray) -> np.ndarray:
+        """Run one batch of the exact input tensor; return the raw output tensor."""
+
+    @abstractmethod
+    def versions(self) -> dict[str, str]:
+        """Versions of the runtime packages in use."""
+
+    @property
+    def size_bytes(self) -> int | None:
+        path = Path(self.source)
+        return path.stat().st_size if path.is_file() else None
+
+    def predict(self, images_hwc: np.ndarray) -> np.ndarray:
+        """Preprocessed float images (N, H, W, C) -> float class scores (N, classes)."""
+        step = self.batch_size or len(images_hwc)
+        outputs = [
+            self.io.output.read(self.infer(self.io.input.feed(images_hwc[i : i + step])))
+            for i in range(0, len(images_hwc), step)
+        ]
+        return np.concatenate(outputs)

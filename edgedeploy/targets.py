@@ -1,0 +1,83 @@
+"""The export-target registry: one row per target, so adding a format touches one place.
+
+Each row names the converter (``module:function``, imported lazily) that turns the
+simplified ONNX graph into the artifact, the runtime that loads the artifact, and
+the parity tolerance the artifact must meet against PyTorch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edgedeploy.errors import ConfigError, DependencyError
+
+if TYPE_CHECKING:
+    from edgedeploy.exporters.context import Conversion, ExportContext
+
+__all__ = ["ParityTolerance", "Target", "TARGETS", "get_target", "target_names"]
+
+
+@dataclass(frozen=True)
+class ParityTolerance:
+    """How close an artifact must stay to PyTorch on the parity images."""
+
+    # Largest allowed |logit difference| (None: not checked, e.g. for int8 targets).
+    max_abs_diff: float | None
+    # Smallest allowed top-1 agreement, percent.
+    min_agreement: float
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    description: str
+    # Appended to the model stem: "mobilenet_v2_1_224" + ".onnx"
+    file_suffix: str
+    runtime: str
+    converter: str
+    parity: ParityTolerance
+    extra: str | None = None
+
+    def artifact_name(self, stem: str) -> str:
+        return stem + self.file_suffix
+
+    def load_converter(self) -> Callable[[Path, Path, ExportContext], Conversion]:
+        module_name, func = self.converter.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            hint = f"pip install 'edgedeploy[{self.extra}]'" if self.extra else "reinstall edgedeploy"
+            raise DependencyError(f"target {self.name} needs {exc.name}: {hint}") from None
+        converter: Any = getattr(module, func)
+        return converter
+
+
+TARGETS: dict[str, Target] = {
+    t.name: t
+    for t in (
+        Target(
+            name="onnx",
+            description="ONNX fp32, simplified with onnxsim (ONNX Runtime)",
+            file_suffix=".onnx",
+            runtime="onnxruntime",
+            converter="edgedeploy.exporters.onnx:as_artifact",
+            # fp32 kernels differ only in summation order: ~1e-5 on logits of magnitude ~20.
+            parity=ParityTolerance(max_abs_diff=1e-3, min_agreement=99.0),
+        ),
+    )
+}
+
+
+def target_names() -> list[str]:
+    return list(TARGETS)
+
+
+def get_target(name: str) -> Target:
+    try:
+        return TARGETS[name]
+    except KeyError:
+        raise ConfigError(f"unknown target {name!r}; known targets: {', '.join(TARGETS)}") from None

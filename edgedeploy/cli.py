@@ -201,9 +201,9 @@ def eval_cmd(as_json: bool, model: str, data: Path, synsets: Path | None, limit:
     from edgedeploy.runtimes import load_runner
 
     options = _load_options(kw, kw["threads"] or get_device("cpu").default_threads())
-    dataset = ImageFolder.open(data, synsets).subset(limit)
     runner = load_runner(model, options)
     ref_runner = load_runner(reference, options) if reference else None
+    dataset = ImageFolder.open(data, synsets).subset(limit)
     with _progress(len(dataset), "eval") as bar:
         result = evaluate(runner, dataset, ref_runner, batch_size, on_progress=bar.update)
     out = {"model": model, "runtime": runner.runtime, **result.to_dict(), "data": str(data),

@@ -71,6 +71,7 @@ class LoadedWeights:
 
     state_dict: dict[str, torch.Tensor]
     source: str
+    path: Path
     sha256: str | None
     mean: tuple[float, float, float] | None
     std: tuple[float, float, float] | None
@@ -165,11 +166,11 @@ def resolve_weights(spec: str) -> LoadedWeights | None:
         digest = sha256_file(path)
         if not digest.startswith(known.sha256_prefix):
             raise WeightsError(f"{path}: sha256 {digest[:12]}... does not match torchvision's; delete it and retry")
-        return LoadedWeights(_read_checkpoint(path), "imagenet", digest, known.mean, known.std)
+        return LoadedWeights(_read_checkpoint(path), "imagenet", path, digest, known.mean, known.std)
     if spec == "sample":
         path = data_root() / SAMPLE_WEIGHTS
         known = KNOWN_WEIGHTS["sample"]
-        return LoadedWeights(_read_checkpoint(path), "sample", sha256_file(path), known.mean, known.std)
+        return LoadedWeights(_read_checkpoint(path), "sample", path, sha256_file(path), known.mean, known.std)
     path = Path(spec)
     if not path.exists() and "/" not in spec and "." not in spec:
         names = ", ".join(["random", *KNOWN_WEIGHTS])
@@ -178,7 +179,7 @@ def resolve_weights(spec: str) -> LoadedWeights | None:
     digest = sha256_file(path)
     # A file that is byte-identical to a known checkpoint keeps its preprocessing.
     known = next((w for w in KNOWN_WEIGHTS.values() if digest.startswith(w.sha256_prefix)), None)
-    return LoadedWeights(state, str(path), digest, known.mean if known else None, known.std if known else None)
+    return LoadedWeights(state, str(path), path, digest, known.mean if known else None, known.std if known else None)
 
 
 def build_model(config: MobileNetV2Config, weights: str) -> tuple[MobileNetV2, LoadedWeights | None]:

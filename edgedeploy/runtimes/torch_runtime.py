@@ -47,5 +47,9 @@ class TorchRunner(Runner):
         with torch.inference_mode():
             return self.model(torch.from_numpy(tensor)).numpy()
 
+    @property
+    def size_bytes(self) -> int | None:
+        return self.weights.path.stat().st_size if self.weights else None
+
     def versions(self) -> dict[str, str]:
         return {"torch": metadata.version("torch")}

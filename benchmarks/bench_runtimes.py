@@ -1,0 +1,108 @@
+"""Side-by-side latency and accuracy of every registered runtime on this CPU.
+
+Exports the sample weights to every registered target, then measures PyTorch and
+each artifact in one process, interleaved round by round (this machine is shared
+and noisy: interleaving spreads any disturbance over all rows). Each row reports
+the median of the per-round p50s. Writes benchmarks/RESULTS.md.
+
+    python benchmarks/bench_runtimes.py --threads 2 --rounds 5 --runs 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+from edgedeploy.bench import benchmark
+from edgedeploy.datasets import ImageFolder
+from edgedeploy.evaluate import evaluate
+from edgedeploy.manifest import tool_versions
+from edgedeploy.pipeline import ExportRequest, export
+from edgedeploy.render import table
+from edgedeploy.runtimes import LoadOptions, load_runner
+from edgedeploy.sample_data import VAL_DIR, data_root
+from edgedeploy.targets import TARGETS
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--no-accuracy", action="store_true", help="Skip the val-split accuracy column.")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args()
+
+    options = LoadOptions(threads=args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        models = {"torch (eager)": "sample"}
+        for name in TARGETS:
+            result = export(ExportRequest(target=name, out_dir=Path(tmp), threads=args.threads))
+            models[name] = str(result.path)
+        runners = {label: load_runner(model, options) for label, model in models.items()}
+        p50s: dict[str, list[float]] = {label: [] for label in runners}
+        for r in range(args.rounds):
+            for label, runner in runners.items():
+                p50s[label].append(benchmark(runner, args.runs, args.warmup).latency_ms["p50"])
+            print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{k} {v[-1]:.2f} ms" for k, v in p50s.items()),
+                  file=sys.stderr)
+        accuracy: dict[str, tuple[float | None, float | None]] = {}
+        if not args.no_accuracy:
+            val = ImageFolder.open(data_root() / VAL_DIR)
+            for label, runner in runners.items():
+                res = evaluate(runner, val)
+                accuracy[label] = (res.top1, res.top5)
+        base = statistics.median(p50s["torch (eager)"])
+        rows = []
+        for label, runner in runners.items():
+            median = statistics.median(p50s[label])
+            top1, top5 = accuracy.get(label, (None, None))
+            size = runner.size_bytes
+            rows.append([label, runner.runtime, f"{size / 2**20:.2f}" if size else "-", top1, top5,
+                         round(median, 2), round(min(p50s[label]), 2), f"{median / base:.2f}x"])
+
+    headers = ["model", "runtime", "size MiB", "top-1 %", "top-5 %", "p50 ms (median)", "p50 ms (best)", "vs torch"]
+    versions = tool_versions()
+    text = f"""# Benchmark results
+
+Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by `benchmarks/bench_runtimes.py`.
+
+- Machine: {_cpu_name()}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}
+- Settings: {args.threads} threads, batch 1, {args.rounds} interleaved rounds x {args.runs} timed runs
+  (+{args.warmup} warm-up); latency is the median over rounds of each round's p50.
+- Accuracy: `imagenet-subset/val` (600 images), Resize 256 + CenterCrop 224, mean/std 0.5.
+- Versions: {", ".join(f"{k} {v}" for k, v in versions.items())}
+
+{table(headers, rows)}
+
+Reproduce:
+
+```
+python benchmarks/bench_runtimes.py --threads {args.threads} --rounds {args.rounds} --runs {args.runs}
+```
+"""
+    args.output.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

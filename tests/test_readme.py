@@ -1,0 +1,29 @@
+"""The README's install and test commands are exactly what CI runs."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _code_after(heading: str, text: str) -> str:
+    section = text.split(f"## {heading}\n", 1)[1]
+    return re.search(r"```\n(.*?)\n```", section, re.S).group(1).strip()
+
+
+def test_ci_runs_the_readme_install_and_test_commands():
+    readme = (ROOT / "README.md").read_text()
+    ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    install, test = _code_after("Install", readme), _code_after("Tests", readme)
+    assert install == 'python -m pip install "torch==2.13.0" -e ".[test]"'
+    assert install in ci_lines and test in ci_lines
+    assert ci_lines.index(install) < ci_lines.index(test)
+    assert "python3 -m venv .ci-venv" in ci_lines
+
+
+def test_readme_targets_table_lists_every_registered_target():
+    from edgedeploy.targets import TARGETS
+
+    readme = (ROOT / "README.md").read_text()
+    for name in TARGETS:
+        assert re.search(rf"\| `{name}` \|.*\| available \|", readme), name

@@ -9,11 +9,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from PIL import Image
 
 from edgedeploy.errors import ConfigError
 from edgedeploy.runtimes.base import Runner
 
-__all__ = ["BenchResult", "benchmark", "MAX_RUNS", "MAX_WARMUP", "synthetic_images", "rss_mb"]
+__all__ = ["BenchResult", "benchmark", "MAX_RUNS", "MAX_WARMUP", "synthetic_images", "synthetic_pil_images", "rss_mb"]
 
 MAX_RUNS = 100_000
 MAX_WARMUP = 10_000
@@ -48,19 +49,18 @@ def _peak_rss_mb() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
 
 
+def synthetic_pil_images(count: int, size: int, seed: int = 0) -> list[Image.Image]:
+    """``count`` seeded random-pixel RGB images of ``size`` x ``size``."""
+    rng = np.random.default_rng(seed)
+    return [Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)) for _ in range(count)]
+
+
 def synthetic_images(runner: Runner, batch: int = 1, seed: int = 0) -> np.ndarray:
     """Seeded random pixels through the model's own preprocessing (latency is data-independent)."""
-    from PIL import Image
-
     from edgedeploy.preprocess import preprocess
 
-    rng = np.random.default_rng(seed)
-    size = runner.io.preprocessing.resize
-    images = [
-        preprocess(Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)), runner.io.preprocessing)
-        for _ in range(batch)
-    ]
-    return np.stack(images)
+    spec = runner.io.preprocessing
+    return np.stack([preprocess(image, spec) for image in synthetic_pil_images(batch, spec.resize, seed)])
 
 
 def benchmark(

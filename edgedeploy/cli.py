@@ -95,6 +95,7 @@ def _model_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--std", type=float, nargs=3, default=None, help="Normalization std (R G B), for models without a manifest."),
         click.option("--raw-pixels", is_flag=True, help="Feed raw 0-255 pixels (models with normalization folded in)."),
         click.option("--threads", type=int, default=None, help="Inference threads [default: the device's]."),
+        click.option("--no-xnnpack", is_flag=True, help="LiteRT: run the builtin kernels without the XNNPACK delegate."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -106,7 +107,7 @@ def _load_options(kw: dict[str, Any], threads: int) -> Any:
 
     return LoadOptions(
         threads=threads, mean=kw["mean"], std=kw["std"], raw_pixels=kw["raw_pixels"],
-        width=kw["width"], resolution=kw["resolution"], num_classes=kw["num_classes"],
+        width=kw["width"], resolution=kw["resolution"], num_classes=kw["num_classes"], xnnpack=not kw["no_xnnpack"],
     )
 
 
@@ -148,6 +149,12 @@ def _target_choices() -> list[str]:
 @click.option("--parity-min-agreement", type=click.FloatRange(0, 100), default=None,
               help="Min top-1 agreement with PyTorch, percent [default: per target].")
 @click.option("--threads", type=click.IntRange(1), default=None, help="Threads for the parity run.")
+@click.option("--calib", "calib_dir", type=click.Path(path_type=Path), default=None,
+              help="Calibration images for int8 targets (ImageFolder or flat) [default: the sample calib split].")
+@click.option("--calib-size", type=int, default=200, show_default=True, help="Calibration images to use.")
+@click.option("--calib-seed", type=int, default=0, show_default=True, help="Seed of the class-stratified sample.")
+@click.option("--io-dtype", type=click.Choice(["int8", "uint8", "float32"]), default=None,
+              help="Input/output dtype of integer targets [default: int8]; uint8 takes raw 0-255 pixels.")
 @_json_option
 def export(as_json: bool, target: str, width: float, resolution: int, num_classes: int, out_dir: Path, **kw: Any) -> None:
     """Export MobileNetV2 to TARGET, check parity with PyTorch, write artifact + manifest."""
@@ -164,6 +171,7 @@ def export(as_json: bool, target: str, width: float, resolution: int, num_classe
         parity_data=kw["parity_data"], parity_images=kw["parity_images"],
         parity_max_abs_diff=kw["parity_atol"], parity_min_agreement=kw["parity_min_agreement"],
         threads=kw["threads"] or get_device("cpu").default_threads(),
+        calib_dir=kw["calib_dir"], calib_size=kw["calib_size"], calib_seed=kw["calib_seed"], io_dtype=kw["io_dtype"],
     )
     result = run_export(request, on_step=lambda step: log.info("%s ...", step)).to_dict()
     if as_json:
@@ -178,6 +186,7 @@ def export(as_json: bool, target: str, width: float, resolution: int, num_classe
         ("parity", f"max |diff| {parity['max_abs_diff']:.3g}, top-1 agreement {parity['top1_agreement']:.1f}% "
                    f"on {parity['images']} images"),
         ("manifest", result["manifest"]),
+        *([("log", result["log"])] if result.get("log") else []),
         ("time", f"{result['seconds']:.1f} s"),
     ]))
 

@@ -10,7 +10,7 @@ from edgedeploy.errors import InputFileError
 from edgedeploy.manifest import read_manifest
 from edgedeploy.runtimes.base import LoadOptions
 
-__all__ = ["inspect_torch", "inspect_onnx"]
+__all__ = ["inspect_torch", "inspect_onnx", "inspect_tflite", "tflite_graph_summary"]
 
 
 def inspect_torch(model: str, options: LoadOptions) -> dict[str, Any]:
@@ -75,3 +75,51 @@ def _numel(dims: Any) -> int:
     for d in dims:
         n *= int(d)
     return n
+
+
+def tflite_graph_summary(path: str | Path) -> dict[str, Any]:
+    """Op histogram, tensor dtypes and the ops that compute in float (a fully-integer model has none)."""
+    import numpy as np
+
+    from edgedeploy.runtimes.litert_runtime import open_interpreter
+
+    interpreter = open_interpreter(Path(path))
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    ops = interpreter._get_ops_details()  # LiteRT's Python API exposes ops only through this accessor
+    float_ops = []
+    for op in ops:
+        indices = [i for i in (*op["inputs"], *op["outputs"]) if i >= 0]
+        if any(np.dtype(tensors[i]["dtype"]).kind == "f" for i in indices if i in tensors):
+            float_ops.append(op["op_name"])
+    dtypes = Counter(np.dtype(t["dtype"]).name for t in tensors.values())
+    return {
+        "ops": dict(Counter(op["op_name"] for op in ops).most_common()),
+        "tensor_dtypes": dict(dtypes.most_common()),
+        "float_ops": float_ops,
+        "integer_only": not float_ops,
+    }
+
+
+def inspect_tflite(model: str, options: LoadOptions) -> dict[str, Any]:
+    from edgedeploy.runtimes.litert_runtime import open_interpreter
+
+    path = Path(model)
+    interpreter = open_interpreter(path)
+
+    def describe(d: dict[str, Any]) -> dict[str, Any]:
+        scale, zero_point = d["quantization"]
+        q = {"scale": float(scale), "zero_point": int(zero_point)} if scale else None
+        return {"name": d["name"], "shape": [int(x) for x in d["shape"]], "dtype": d["dtype"].__name__, "quantization": q}
+
+    summary = tflite_graph_summary(path)
+    manifest = read_manifest(path)
+    return {
+        "model": str(path),
+        "runtime": "litert",
+        "size_bytes": path.stat().st_size,
+        "inputs": [describe(d) for d in interpreter.get_input_details()],
+        "outputs": [describe(d) for d in interpreter.get_output_details()],
+        "nodes": sum(summary["ops"].values()),
+        **summary,
+        "manifest": manifest.data if manifest else None,
+    }

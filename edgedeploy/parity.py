@@ -65,8 +65,9 @@ def check_parity(
         inputs = f"images from {data.root}"
     else:
         acc = MetricAccumulator()
-        batch = synthetic_images(candidate, images, seed=PARITY_SEED)
-        acc.update(candidate.predict(batch), [None] * images, reference.predict(batch))
+        # The same random images, each preprocessed as its model expects (they may differ: raw pixels).
+        acc.update(candidate.predict(synthetic_images(candidate, images, seed=PARITY_SEED)), [None] * images,
+                   reference.predict(synthetic_images(reference, images, seed=PARITY_SEED)))
         res = acc.result(0, 0.0, with_reference=True)
         inputs = "random pixels (no parity data found)"
     assert res.max_abs_diff is not None and res.agreement is not None and res.mean_abs_diff is not None

@@ -13,25 +13,28 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from edgedeploy.artifacts import staging_dir
+from edgedeploy.calibration import DEFAULT_CALIB_SEED, DEFAULT_CALIB_SIZE, load_calibration
 from edgedeploy.datasets import ImageFolder
+from edgedeploy.errors import ConfigError, DataError, EdgeDeployError
 from edgedeploy.exporters.context import ExportContext
 from edgedeploy.exporters.onnx import DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME, export_onnx, simplify_onnx
 from edgedeploy.hashing import sha256_file
 from edgedeploy.manifest import manifest_path, tool_versions, write_manifest
 from edgedeploy.models import MobileNetV2Config
 from edgedeploy.models.profile import profile_model
+from edgedeploy.models.wrappers import RawPixelInput
 from edgedeploy.parity import check_parity
 from edgedeploy.runtimes import LoadOptions, load_runner
 from edgedeploy.runtimes.torch_runtime import TorchRunner
 from edgedeploy.sample_data import CALIB_DIR, find_data_root
 from edgedeploy.spec import InputSpec, ModelIO, OutputSpec
-from edgedeploy.targets import ParityTolerance, get_target
+from edgedeploy.targets import ParityTolerance, Target, get_target
 
 __all__ = ["ExportRequest", "ExportResult", "export", "DEFAULT_PARITY_IMAGES"]
 
@@ -58,6 +61,12 @@ class ExportRequest:
     parity_max_abs_diff: float | None = None
     parity_min_agreement: float | None = None
     threads: int = field(default_factory=lambda: os.cpu_count() or 1)
+    # Calibrated (int8) targets: None = the sample calib split if present, else an error.
+    calib_dir: Path | None = None
+    calib_size: int = DEFAULT_CALIB_SIZE
+    calib_seed: int = DEFAULT_CALIB_SEED
+    # Integer targets: the artifact's input/output dtype (None: the target's default).
+    io_dtype: str | None = None
 
 
 @dataclass
@@ -111,8 +120,27 @@ def _parity_data(request: ExportRequest) -> ImageFolder | None:
     return None
 
 
+def _io_dtype(target: Target, requested: str | None) -> str | None:
+    if requested is None:
+        return target.io_dtypes[0] if target.io_dtypes else None
+    if requested not in target.io_dtypes:
+        allowed = ", ".join(target.io_dtypes) if target.io_dtypes else "none (its IO is float32)"
+        raise ConfigError(f"--io-dtype {requested} does not apply to {target.name}; allowed: {allowed}")
+    return requested
+
+
+def _calibration_dir(request: ExportRequest) -> Path:
+    if request.calib_dir is not None:
+        return request.calib_dir
+    root = find_data_root()
+    if root is not None and (root / CALIB_DIR).is_dir():
+        return root / CALIB_DIR
+    raise DataError(f"{request.target} needs calibration images: pass --calib DIR")
+
+
 def export(request: ExportRequest, on_step: Callable[[str], None] | None = None) -> ExportResult:
     target = get_target(request.target)
+    io_dtype = _io_dtype(target, request.io_dtype)
     convert = target.load_converter()
     steps = _Steps(on_step)
     config = request.config
@@ -126,21 +154,39 @@ def export(request: ExportRequest, on_step: Callable[[str], None] | None = None)
         reference = TorchRunner(request.weights, options)
         complexity = profile_model(reference.model, config.resolution)
     parity_data = _parity_data(request)
+    # uint8 IO means camera bytes in: normalization moves into the graph.
+    raw_pixels = io_dtype == "uint8"
+    pre = reference.io.preprocessing
+    graph_model = RawPixelInput(reference.model, pre.mean, pre.std).eval() if raw_pixels else reference.model
     batch = -1 if request.dynamic_batch else 1
     onnx_io = ModelIO(
         input=InputSpec(INPUT_NAME, (batch, 3, config.resolution, config.resolution)),
         output=OutputSpec(OUTPUT_NAME, config.num_classes),
-        preprocessing=reference.io.preprocessing,
+        preprocessing=replace(pre, raw_pixels=True) if raw_pixels else pre,
     )
+    calibration = None
+    if target.calibrated:
+        with steps("calibration"):
+            calibration = load_calibration(_calibration_dir(request), onnx_io.preprocessing,
+                                           request.calib_size, request.calib_seed)
     with staging_dir(request.out_dir) as stage:
         with steps("export onnx"):
-            export_onnx(reference.model, stage / "exported.onnx", config.resolution, request.opset, request.dynamic_batch)
+            export_onnx(graph_model, stage / "exported.onnx", config.resolution, request.opset, request.dynamic_batch)
         with steps("simplify"):
             graph = simplify_onnx(stage / "exported.onnx", stage / "simplified.onnx")
         staged = stage / final.name
-        ctx = ExportContext(config=config, onnx_io=onnx_io, workdir=stage)
-        with steps(f"convert {target.name}"):
-            conversion = convert(stage / "simplified.onnx", staged, ctx)
+        log_path = stage / f"{final.name}.log"
+        ctx = ExportContext(config=config, onnx_io=onnx_io, workdir=stage, log_path=log_path,
+                            sample_images=parity_data, calibration=calibration, options={"io_dtype": io_dtype})
+        try:
+            with steps(f"convert {target.name}"):
+                conversion = convert(stage / "simplified.onnx", staged, ctx)
+        except EdgeDeployError as exc:
+            # Keep the converter's log where the user can read it; it is not an artifact.
+            if log_path.is_file():
+                os.replace(log_path, final.with_name(log_path.name))
+                raise type(exc)(f"{exc} (log: {final.with_name(log_path.name)})") from None
+            raise
         manifest = {
             "target": target.name,
             "artifact": final.name,
@@ -184,6 +230,8 @@ def export(request: ExportRequest, on_step: Callable[[str], None] | None = None)
         manifest_path(final).unlink(missing_ok=True)
         os.replace(staged, final)
         os.replace(manifest_path(staged), manifest_path(final))
+        if log_path.is_file():
+            os.replace(log_path, final.with_name(log_path.name))
     log.info("wrote %s (%d bytes)", final, manifest["size_bytes"])
     return ExportResult(
         target=target.name,
@@ -199,5 +247,7 @@ def export(request: ExportRequest, on_step: Callable[[str], None] | None = None)
             "opset": graph.opset,
             "params": complexity.params,
             "macs": complexity.macs,
+            "log": str(final.with_name(log_path.name)) if final.with_name(log_path.name).is_file() else None,
+            **conversion.details,
         },
     )

@@ -41,6 +41,10 @@ class Target:
     converter: str
     parity: ParityTolerance
     extra: str | None = None
+    # Needs a calibration set (post-training quantization of activations).
+    calibrated: bool = False
+    # Accepted --io-dtype values, first is the default; empty: the IO stays float32.
+    io_dtypes: tuple[str, ...] = ()
 
     def artifact_name(self, stem: str) -> str:
         return stem + self.file_suffix
@@ -67,6 +71,46 @@ TARGETS: dict[str, Target] = {
             converter="edgedeploy.exporters.onnx:as_artifact",
             # fp32 kernels differ only in summation order: ~1e-5 on logits of magnitude ~20.
             parity=ParityTolerance(max_abs_diff=1e-3, min_agreement=99.0),
+        ),
+        Target(
+            name="tflite-fp32",
+            description="TFLite fp32 via onnx2tf, NHWC input (LiteRT)",
+            file_suffix="_float32.tflite",
+            runtime="litert",
+            converter="edgedeploy.exporters.tflite:to_tflite_fp32",
+            parity=ParityTolerance(max_abs_diff=1e-3, min_agreement=99.0),
+            extra="tflite",
+        ),
+        Target(
+            name="tflite-fp16",
+            description="TFLite with fp16 weights, float compute (LiteRT)",
+            file_suffix="_float16.tflite",
+            runtime="litert",
+            converter="edgedeploy.exporters.tflite:to_tflite_fp16",
+            # fp16 rounding of weights moves logits by ~0.05; near-ties may flip.
+            parity=ParityTolerance(max_abs_diff=0.5, min_agreement=95.0),
+            extra="tflite",
+        ),
+        Target(
+            name="tflite-dynamic",
+            description="TFLite dynamic range: int8 weights, float activations (LiteRT)",
+            file_suffix="_dynamic.tflite",
+            runtime="litert",
+            converter="edgedeploy.exporters.tflite:to_tflite_dynamic",
+            parity=ParityTolerance(max_abs_diff=None, min_agreement=90.0),
+            extra="tflite",
+        ),
+        Target(
+            name="tflite-int8",
+            description="TFLite full-integer PTQ: int8 per-channel weights and activations (LiteRT)",
+            file_suffix="_int8.tflite",
+            runtime="litert",
+            converter="edgedeploy.exporters.tflite:to_tflite_int8",
+            # On 32 parity images one flipped near-tie is 3 points; the val-split bar (95%) lives in the tests.
+            parity=ParityTolerance(max_abs_diff=None, min_agreement=85.0),
+            extra="tflite",
+            calibrated=True,
+            io_dtypes=("int8", "uint8", "float32"),
         ),
     )
 }

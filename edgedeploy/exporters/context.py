@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from edgedeploy.models import MobileNetV2Config
 from edgedeploy.spec import ModelIO
+
+if TYPE_CHECKING:
+    from edgedeploy.calibration import CalibrationSet
+    from edgedeploy.datasets import ImageFolder
 
 __all__ = ["ExportContext", "Conversion"]
 
@@ -17,7 +22,13 @@ class ExportContext:
     # How the float ONNX graph is fed; converters derive their artifact's IO from it.
     onnx_io: ModelIO
     # Scratch folder private to this export (removed afterwards).
-    workdir: Any
+    workdir: Path
+    # Converter and tool logs; kept beside the artifact.
+    log_path: Path
+    # Real images for tools that want examples (not calibration); None if none were found.
+    sample_images: ImageFolder | None = None
+    calibration: CalibrationSet | None = None
+    # Target-specific options (e.g. io_dtype).
     options: dict[str, Any] = field(default_factory=dict)
 
 

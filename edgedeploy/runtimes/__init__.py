@@ -38,6 +38,9 @@ RUNTIMES: dict[str, RuntimeInfo] = {
                     description="PyTorch eager (weights file or name: sample, imagenet, random)"),
         RuntimeInfo("onnxruntime", (".onnx",), "edgedeploy.runtimes.onnxruntime_runtime:OnnxRuntimeRunner",
                     "onnxruntime", "edgedeploy.inspect:inspect_onnx", description="ONNX Runtime, CPU execution provider"),
+        RuntimeInfo("litert", (".tflite",), "edgedeploy.runtimes.litert_runtime:LiteRTRunner", "ai-edge-litert",
+                    "edgedeploy.inspect:inspect_tflite", extra="tflite",
+                    description="LiteRT (TFLite) interpreter, XNNPACK delegate unless --no-xnnpack"),
     )
 }
 

@@ -26,6 +26,8 @@ class LoadOptions:
     width: float = 1.0
     resolution: int = 224
     num_classes: int = 1000
+    # LiteRT: use the XNNPACK CPU delegate (the default everywhere LiteRT ships).
+    xnnpack: bool = True
 
     def __post_init__(self) -> None:
         if self.threads < 1:

@@ -1,0 +1,52 @@
+"""Run loud third-party code (TensorFlow, onnx2tf) with its output sent to a log file.
+
+Redirects the process-level file descriptors 1 and 2, so C++ logging from
+TensorFlow and plain print() calls both land in the log, and stdout stays clean
+for --json.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+__all__ = ["captured_output", "log_tail", "quiet_tensorflow_env"]
+
+
+def quiet_tensorflow_env() -> None:
+    # Must be set before TensorFlow is imported; the log file still gets errors.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+
+@contextmanager
+def captured_output(log_path: Path) -> Iterator[None]:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with log_path.open("ab") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def log_tail(log_path: Path, lines: int = 3) -> str:
+    """The last meaningful lines of a log, joined into one line for an error message."""
+    try:
+        text = log_path.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    kept = [line.strip() for line in text if line.strip() and not line.startswith(("W0000", "I0000"))]
+    return " | ".join(kept[-lines:])[-400:]

@@ -1,0 +1,220 @@
+"""Simplified ONNX -> TFLite: onnx2tf builds the TensorFlow graph, TF's converter quantizes it.
+
+onnx2tf (NCHW ONNX -> NHWC TensorFlow without transpose chains) runs once per
+distinct ONNX graph; its SavedModel and float tflite files are cached by the ONNX
+file's hash. Quantized variants come from ``tf.lite.TFLiteConverter`` on that
+SavedModel, so only the requested variant is built (onnx2tf's own int8 path
+builds every variant and takes ~100 s instead of ~20 s).
+
+onnx2tf downloads a sample-image file into its working directory when none is
+there; it runs here in a private folder that already holds one, made from real
+images, so conversion never touches the network.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from contextlib import contextmanager
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from edgedeploy.cache import cache_dir, content_key
+from edgedeploy.errors import ConfigError, DataError, ValidationError
+from edgedeploy.exporters.capture import captured_output, log_tail, quiet_tensorflow_env
+from edgedeploy.exporters.context import Conversion, ExportContext
+from edgedeploy.hashing import sha256_file
+from edgedeploy.inspect import tflite_graph_summary
+from edgedeploy.spec import InputSpec, ModelIO, OutputSpec
+
+__all__ = ["to_tflite_fp32", "to_tflite_fp16", "to_tflite_dynamic", "to_tflite_int8", "IO_DTYPES", "TOOLS"]
+
+TOOLS = ("tensorflow", "onnx2tf", "ai-edge-litert")
+IO_DTYPES = ("int8", "uint8", "float32")
+# The file onnx2tf fetches from the internet if its working directory lacks it.
+ONNX2TF_SAMPLE = "calibration_image_sample_data_20x128x128x3_float32.npy"
+ONNX2TF_SAMPLE_SHAPE = (20, 128, 128, 3)
+_FINISHED = "complete"
+
+
+@contextmanager
+def _cwd(path: Path) -> Iterator[None]:
+    old = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)
+
+
+def _onnx2tf_sample(ctx: ExportContext) -> np.ndarray:
+    """20 real images at 128x128, pixels in [0, 1], as onnx2tf expects its sample file."""
+    from edgedeploy.bench import synthetic_pil_images
+    from edgedeploy.preprocess import preprocess
+    from edgedeploy.spec import Preprocessing
+
+    spec = Preprocessing.for_resolution(128, raw_pixels=True)
+    if ctx.sample_images is not None:
+        images = [item.image for _, item in zip(range(ONNX2TF_SAMPLE_SHAPE[0]), ctx.sample_images)]
+    else:
+        images = []
+    # Pad with seeded random pixels if fewer than 20 real images exist (onnx2tf only validates with them).
+    images += synthetic_pil_images(ONNX2TF_SAMPLE_SHAPE[0] - len(images), 146, seed=0)
+    return (np.stack([preprocess(im, spec) for im in images]) / 255.0).astype(np.float32)
+
+
+def _tensorflow_graph(src: Path, ctx: ExportContext) -> Path:
+    """onnx2tf output (SavedModel + float32/float16 tflite) for ``src``, built once per graph."""
+    key = content_key(sha256_file(src), {t: metadata.version(t) for t in ("onnx2tf", "tensorflow")})
+    done = cache_dir("onnx2tf") / key
+    if (done / _FINISHED).is_file():
+        _append_log(ctx, f"onnx2tf: reused cached conversion {done}\n")
+        return done
+    quiet_tensorflow_env()
+    build = Path(tempfile.mkdtemp(prefix=".tmp-", dir=done.parent))
+    try:
+        work = build / "work"
+        work.mkdir()
+        np.save(work / ONNX2TF_SAMPLE, _onnx2tf_sample(ctx))
+        shutil.copyfile(src, work / "model.onnx")
+        with captured_output(ctx.log_path), _cwd(work):
+            import onnx2tf
+
+            try:
+                onnx2tf.convert(
+                    input_onnx_file_path="model.onnx",
+                    output_folder_path=str(build / "out"),
+                    copy_onnx_input_output_names_to_tflite=True,
+                    output_signaturedefs=True,
+                    not_use_onnxsim=True,  # already simplified
+                    non_verbose=True,
+                )
+            except SystemExit as exc:  # onnx2tf exits the process on conversion errors
+                raise ValidationError(f"onnx2tf failed (exit {exc.code}): {log_tail(ctx.log_path)}") from None
+        for name in ("model_float32.tflite", "model_float16.tflite", "saved_model.pb"):
+            if not (build / "out" / name).is_file():
+                raise ValidationError(f"onnx2tf produced no {name}: {log_tail(ctx.log_path)}")
+        (build / "out" / _FINISHED).write_text(key)
+        shutil.rmtree(done, ignore_errors=True)
+        os.replace(build / "out", done)
+    finally:
+        shutil.rmtree(build, ignore_errors=True)
+    return done
+
+
+def _append_log(ctx: ExportContext, text: str) -> None:
+    with ctx.log_path.open("a") as f:
+        f.write(text)
+
+
+def _artifact_io(path: Path, ctx: ExportContext) -> ModelIO:
+    """Read the converted model's real IO (NHWC, dtype, quantization) from LiteRT."""
+    from edgedeploy.runtimes.litert_runtime import open_interpreter, quantization_of
+
+    interpreter = open_interpreter(path)
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    return ModelIO(
+        input=InputSpec(inp["name"], tuple(int(d) for d in inp["shape"]), np.dtype(inp["dtype"]).name, "NHWC",
+                        quantization_of(inp)),
+        output=OutputSpec(out["name"], ctx.config.num_classes, dtype=np.dtype(out["dtype"]).name,
+                          quantization=quantization_of(out)),
+        preprocessing=ctx.onnx_io.preprocessing,
+    )
+
+
+def _check_batch(ctx: ExportContext) -> None:
+    if ctx.onnx_io.input.shape[0] != 1:
+        raise ConfigError("TFLite targets need a fixed batch of 1: drop --dynamic-batch")
+
+
+def _copy_float(variant: str) -> Callable[[Path, Path, ExportContext], Conversion]:
+    def convert(src: Path, dst: Path, ctx: ExportContext) -> Conversion:
+        _check_batch(ctx)
+        shutil.copyfile(_tensorflow_graph(src, ctx) / f"model_{variant}.tflite", dst)
+        return Conversion(io=_artifact_io(dst, ctx), details={"converter": "onnx2tf", "weights": variant},
+                          tools=TOOLS)
+
+    return convert
+
+
+to_tflite_fp32 = _copy_float("float32")
+to_tflite_fp16 = _copy_float("float16")
+
+
+def _quantize(src: Path, dst: Path, ctx: ExportContext, configure: Callable[[Any, Any], None]) -> None:
+    """Run TF's TFLiteConverter on the cached SavedModel with ``configure(converter, tf)`` applied."""
+    saved_model = _tensorflow_graph(src, ctx)
+    quiet_tensorflow_env()
+    with captured_output(ctx.log_path):
+        import tensorflow as tf
+
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+        configure(converter, tf)
+        try:
+            dst.write_bytes(converter.convert())
+        except Exception as exc:
+            raise ValidationError(f"TFLite converter failed ({exc.__class__.__name__}): {log_tail(ctx.log_path)}") from None
+
+
+def to_tflite_dynamic(src: Path, dst: Path, ctx: ExportContext) -> Conversion:
+    """int8 weights, float activations (dynamic-range quantization): no calibration needed."""
+    _check_batch(ctx)
+
+    def configure(converter: Any, tf: Any) -> None:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+
+    _quantize(src, dst, ctx, configure)
+    return Conversion(io=_artifact_io(dst, ctx), details={"converter": "onnx2tf + TFLiteConverter",
+                                                          "weights": "int8", "activations": "float32"}, tools=TOOLS)
+
+
+def to_tflite_int8(src: Path, dst: Path, ctx: ExportContext) -> Conversion:
+    """Full-integer PTQ: int8 per-channel weights, int8 activations, integer-only builtin ops."""
+    _check_batch(ctx)
+    calibration = ctx.calibration
+    if calibration is None:
+        raise DataError("tflite-int8 needs a calibration set: pass --calib DIR")
+    io_dtype = ctx.options.get("io_dtype") or "int8"
+    if io_dtype not in IO_DTYPES:
+        raise ConfigError(f"--io-dtype must be one of {', '.join(IO_DTYPES)}, got {io_dtype!r}")
+    images = calibration.images
+
+    def representative_dataset() -> Iterator[list[np.ndarray]]:
+        for i in range(len(images)):
+            yield [images[i : i + 1]]
+
+    def configure(converter: Any, tf: Any) -> None:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative_dataset
+        # Integer-only builtins: conversion fails instead of silently keeping a float op.
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = getattr(tf, io_dtype)
+        converter.inference_output_type = getattr(tf, io_dtype)
+
+    _quantize(src, dst, ctx, configure)
+    summary = tflite_graph_summary(dst)
+    allowed = {"QUANTIZE", "DEQUANTIZE"} if io_dtype == "float32" else set()
+    stray = [op for op in summary["float_ops"] if op not in allowed]
+    if stray:
+        raise ValidationError(f"tflite-int8 still computes in float: {', '.join(sorted(set(stray)))}")
+    io = _artifact_io(dst, ctx)
+    q = io.input.quantization
+    return Conversion(
+        io=io,
+        details={
+            "converter": "onnx2tf + TFLiteConverter",
+            "weights": "int8 per-channel",
+            "activations": "int8",
+            "io_dtype": io_dtype,
+            "integer_only": not summary["float_ops"],
+            "raw_pixel_input": bool(ctx.onnx_io.preprocessing.raw_pixels and q and abs(q.scale - 1.0) < 1e-6
+                                    and q.zero_point == 0),
+            "calibration": calibration.describe(),
+        },
+        tools=TOOLS,
+    )

@@ -1,9 +1,10 @@
-"""Side-by-side latency and accuracy of every registered runtime on this CPU.
+"""Side-by-side latency, accuracy and size of every export target on this CPU.
 
-Exports the sample weights to every registered target, then measures PyTorch and
-each artifact in one process, interleaved round by round (this machine is shared
-and noisy: interleaving spreads any disturbance over all rows). Each row reports
-the median of the per-round p50s. Writes benchmarks/RESULTS.md.
+Exports the sample weights to every registered target, then measures PyTorch, each
+artifact and Google's two published int8 MobileNetV2 models in one process,
+interleaved round by round (this machine is shared and noisy: interleaving spreads
+any disturbance over all rows). Each row reports the median of the per-round p50s.
+Writes benchmarks/RESULTS.md.
 
     python benchmarks/bench_runtimes.py --threads 2 --rounds 5 --runs 50
 """
@@ -30,6 +31,13 @@ from edgedeploy.sample_data import VAL_DIR, data_root
 from edgedeploy.targets import TARGETS
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
+# Google's own int8 MobileNetV2 1.0/224 (TF asymmetric padding: ~2 points more top-1 than our float weights).
+GOOGLE_REFERENCES = {
+    "google tf2 PTQ int8": "tf2_mobilenet_v2_1.0_224_ptq.tflite",
+    "google tf1 QAT uint8": "mobilenet_v2_1.0_224_quant.tflite",
+}
+# Latency ratios the TFLite acceptance criteria are stated in.
+RATIOS = (("tflite-int8", "google tf2 PTQ int8"), ("tflite-int8", "tflite-fp32"), ("onnx", "torch (eager)"))
 
 
 def _cpu_name() -> str:
@@ -58,6 +66,9 @@ def main() -> None:
         for name in TARGETS:
             result = export(ExportRequest(target=name, out_dir=Path(tmp), threads=args.threads))
             models[name] = str(result.path)
+            print(f"exported {name} in {result.to_dict()['seconds']:.1f} s", file=sys.stderr)
+        for label, filename in GOOGLE_REFERENCES.items():
+            models[label] = str(data_root() / "reference" / filename)
         runners = {label: load_runner(model, options) for label, model in models.items()}
         p50s: dict[str, list[float]] = {label: [] for label in runners}
         for r in range(args.rounds):
@@ -80,8 +91,12 @@ def main() -> None:
             rows.append([label, runner.runtime, f"{size / 2**20:.2f}" if size else "-", top1, top5,
                          round(median, 2), round(min(p50s[label]), 2), f"{median / base:.2f}x"])
 
+    medians = {label: statistics.median(v) for label, v in p50s.items()}
+    ratio_lines = "\n".join(
+        f"- {a} / {b}: {medians[a] / medians[b]:.2f}x" for a, b in RATIOS if a in medians and b in medians
+    )
     headers = ["model", "runtime", "size MiB", "top-1 %", "top-5 %", "p50 ms (median)", "p50 ms (best)", "vs torch"]
-    versions = tool_versions()
+    versions = tool_versions(("torch", "onnx", "onnxruntime", "onnxsim", "tensorflow", "onnx2tf", "ai-edge-litert"))
     text = f"""# Benchmark results
 
 Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by `benchmarks/bench_runtimes.py`.
@@ -89,10 +104,15 @@ Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by `benchmarks/bench_r
 - Machine: {_cpu_name()}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}
 - Settings: {args.threads} threads, batch 1, {args.rounds} interleaved rounds x {args.runs} timed runs
   (+{args.warmup} warm-up); latency is the median over rounds of each round's p50.
-- Accuracy: `imagenet-subset/val` (600 images), Resize 256 + CenterCrop 224, mean/std 0.5.
+- Accuracy: `imagenet-subset/val` (600 images), Resize 256 + CenterCrop 224, each model fed as its manifest says
+  (Google's models: raw uint8 pixels, 1001 classes with background dropped).
 - Versions: {", ".join(f"{k} {v}" for k, v in versions.items())}
 
 {table(headers, rows)}
+
+Latency ratios (medians above):
+
+{ratio_lines}
 
 Reproduce:
 

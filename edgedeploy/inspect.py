@@ -81,11 +81,10 @@ def tflite_graph_summary(path: str | Path) -> dict[str, Any]:
     """Op histogram, tensor dtypes and the ops that compute in float (a fully-integer model has none)."""
     import numpy as np
 
-    from edgedeploy.runtimes.litert_runtime import open_interpreter
+    from edgedeploy.runtimes.litert_runtime import graph_ops
 
-    interpreter = open_interpreter(Path(path))
-    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
-    ops = interpreter._get_ops_details()  # LiteRT's Python API exposes ops only through this accessor
+    ops, tensor_list = graph_ops(Path(path))
+    tensors = {t["index"]: t for t in tensor_list}
     float_ops = []
     for op in ops:
         indices = [i for i in (*op["inputs"], *op["outputs"]) if i >= 0]

@@ -9,6 +9,59 @@ import pytest
 from edgedeploy.sample_data import CALIB_DIR, SAMPLE_WEIGHTS, SYNSETS, VAL_DIR, find_data_root
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every test session starts with an empty edgedeploy cache (cold-start behaviour is tested)."""
+    path = tmp_path_factory.mktemp("edgedeploy-cache")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("EDGEDEPLOY_CACHE", str(path))
+    yield path
+    mp.undo()
+
+
+def offline():
+    """A context in which every attempt to open a network connection fails (as on an air-gapped CI)."""
+    import socket
+
+    mp = pytest.MonkeyPatch()
+
+    def refuse(*_args, **_kwargs):
+        raise OSError("network access blocked by the test")
+
+    mp.setattr(socket.socket, "connect", refuse)
+    mp.setattr(socket, "create_connection", refuse)
+    mp.setattr(socket, "getaddrinfo", refuse)
+    return mp
+
+
+@pytest.fixture()
+def no_network():
+    blocked = offline()
+    yield
+    blocked.undo()
+
+
+@pytest.fixture(scope="session")
+def tflite_int8(tmp_path_factory: pytest.TempPathFactory, data_root: Path):
+    """The default tflite-int8 export of the sample weights, converted with the network blocked."""
+    pytest.importorskip("onnx2tf", reason="needs the [tflite] extra")
+    from edgedeploy.pipeline import ExportRequest, export
+
+    blocked = offline()
+    try:
+        return export(ExportRequest(target="tflite-int8", out_dir=tmp_path_factory.mktemp("int8"), threads=2))
+    finally:
+        blocked.undo()
+
+
+@pytest.fixture(scope="session")
+def tflite_fp32(tmp_path_factory: pytest.TempPathFactory, data_root: Path):
+    pytest.importorskip("onnx2tf", reason="needs the [tflite] extra")
+    from edgedeploy.pipeline import ExportRequest, export
+
+    return export(ExportRequest(target="tflite-fp32", out_dir=tmp_path_factory.mktemp("fp32"), threads=2))
+
+
 @pytest.fixture(scope="session")
 def data_root() -> Path:
     root = find_data_root()

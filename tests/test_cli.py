@@ -88,7 +88,7 @@ def _wrong_keys(tmp_path: Path) -> str:
         (["export", "--target", "onnx", "--weights", "random", "--opset", "5"], 2, "opset 5 is not supported"),
         (["eval", "random", "--data", "{tmp}/nothing"], 3, "image folder not found"),
         (["eval", "random", "--data", "{tmp}"], 3, "no image files found"),
-        (["eval", "{tmp}/model.tflite", "--data", "{tmp}"], 2, "unknown model format"),
+        (["eval", "{tmp}/model.caffemodel", "--data", "{tmp}"], 2, "unknown model format"),
         (["bench", "random", "--device", "pixel9"], 2, "unknown device 'pixel9'; known devices: cpu"),
         (["bench", "random", "--runs", "100000000"], 2, "--runs must be between 1 and 100000"),
         (["bench", "{tmp}/missing.onnx"], 3, "model file not found"),

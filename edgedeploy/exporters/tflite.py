@@ -24,6 +24,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from edgedeploy.artifacts import atomic_path
 from edgedeploy.cache import cache_dir, content_key
 from edgedeploy.errors import ConfigError, DataError, ValidationError
 from edgedeploy.exporters.capture import captured_output, log_tail, quiet_tensorflow_env
@@ -96,6 +97,8 @@ def _tensorflow_graph(src: Path, ctx: ExportContext) -> Path:
                 )
             except SystemExit as exc:  # onnx2tf exits the process on conversion errors
                 raise ValidationError(f"onnx2tf failed (exit {exc.code}): {log_tail(ctx.log_path)}") from None
+            except Exception as exc:
+                raise ValidationError(f"onnx2tf failed ({exc.__class__.__name__}: {str(exc)[:160]})") from None
         for name in ("model_float32.tflite", "model_float16.tflite", "saved_model.pb"):
             if not (build / "out" / name).is_file():
                 raise ValidationError(f"onnx2tf produced no {name}: {log_tail(ctx.log_path)}")
@@ -146,9 +149,18 @@ to_tflite_fp32 = _copy_float("float32")
 to_tflite_fp16 = _copy_float("float16")
 
 
-def _quantize(src: Path, dst: Path, ctx: ExportContext, configure: Callable[[Any, Any], None]) -> None:
-    """Run TF's TFLiteConverter on the cached SavedModel with ``configure(converter, tf)`` applied."""
+def _quantize(src: Path, dst: Path, ctx: ExportContext, configure: Callable[[Any, Any], None], recipe: dict[str, Any]) -> None:
+    """Run TF's TFLiteConverter on the cached SavedModel with ``configure(converter, tf)`` applied.
+
+    ``recipe`` names everything ``configure`` depends on (variant, calibration key, IO
+    dtype); with the SavedModel's key it addresses the cached result.
+    """
     saved_model = _tensorflow_graph(src, ctx)
+    cached = cache_dir("tflite") / f"{content_key(saved_model.name, recipe)}.tflite"
+    if cached.is_file():
+        _append_log(ctx, f"TFLiteConverter: reused cached result {cached}\n")
+        shutil.copyfile(cached, dst)
+        return
     quiet_tensorflow_env()
     with captured_output(ctx.log_path):
         import tensorflow as tf
@@ -159,6 +171,8 @@ def _quantize(src: Path, dst: Path, ctx: ExportContext, configure: Callable[[Any
             dst.write_bytes(converter.convert())
         except Exception as exc:
             raise ValidationError(f"TFLite converter failed ({exc.__class__.__name__}): {log_tail(ctx.log_path)}") from None
+    with atomic_path(cached) as tmp:
+        shutil.copyfile(dst, tmp)
 
 
 def to_tflite_dynamic(src: Path, dst: Path, ctx: ExportContext) -> Conversion:
@@ -168,7 +182,7 @@ def to_tflite_dynamic(src: Path, dst: Path, ctx: ExportContext) -> Conversion:
     def configure(converter: Any, tf: Any) -> None:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
 
-    _quantize(src, dst, ctx, configure)
+    _quantize(src, dst, ctx, configure, {"variant": "dynamic"})
     return Conversion(io=_artifact_io(dst, ctx), details={"converter": "onnx2tf + TFLiteConverter",
                                                           "weights": "int8", "activations": "float32"}, tools=TOOLS)
 
@@ -196,7 +210,7 @@ def to_tflite_int8(src: Path, dst: Path, ctx: ExportContext) -> Conversion:
         converter.inference_input_type = getattr(tf, io_dtype)
         converter.inference_output_type = getattr(tf, io_dtype)
 
-    _quantize(src, dst, ctx, configure)
+    _quantize(src, dst, ctx, configure, {"variant": "int8", "calibration": calibration.key, "io_dtype": io_dtype})
     summary = tflite_graph_summary(dst)
     allowed = {"QUANTIZE", "DEQUANTIZE"} if io_dtype == "float32" else set()
     stray = [op for op in summary["float_ops"] if op not in allowed]

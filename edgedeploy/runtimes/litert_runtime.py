@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -9,12 +10,13 @@ from typing import Any
 import numpy as np
 
 from edgedeploy.errors import InputFileError
+from edgedeploy.exporters.capture import captured_output, log_tail
 from edgedeploy.manifest import read_manifest
 from edgedeploy.runtimes.base import LoadOptions, Runner
 from edgedeploy.runtimes.io_inference import infer_model_io
 from edgedeploy.spec import ModelIO, Quantization
 
-__all__ = ["LiteRTRunner", "open_interpreter", "quantization_of"]
+__all__ = ["LiteRTRunner", "open_interpreter", "graph_ops", "quantization_of"]
 
 
 def open_interpreter(path: Path, threads: int = 1, xnnpack: bool = True) -> Any:
@@ -25,13 +27,29 @@ def open_interpreter(path: Path, threads: int = 1, xnnpack: bool = True) -> Any:
         raise InputFileError(f"{path}: model file not found")
     # BUILTIN_WITHOUT_DEFAULT_DELEGATES is the documented way to run without XNNPACK.
     resolver = OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    try:
-        interpreter = Interpreter(model_path=str(path), num_threads=threads, experimental_op_resolver_type=resolver)
-        interpreter.allocate_tensors()
-    except (ValueError, RuntimeError) as exc:
-        text = " ".join(str(exc).split())
-        raise InputFileError(f"{path}: LiteRT cannot load it ({text[:160] or exc.__class__.__name__})") from None
+    # LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate" on stderr for every
+    # interpreter: keep it (and any loader chatter) out of the terminal, but in the error if loading fails.
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "litert.log"
+        try:
+            with captured_output(log):
+                interpreter = Interpreter(model_path=str(path), num_threads=threads,
+                                          experimental_op_resolver_type=resolver)
+                interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            text = " ".join(str(exc).split()) or log_tail(log) or exc.__class__.__name__
+            raise InputFileError(f"{path}: LiteRT cannot load it ({text[:160]})") from None
     return interpreter
+
+
+def graph_ops(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The model's own ops and tensors, in graph order.
+
+    Read from an interpreter without delegates: once XNNPACK is applied, the ops it
+    took are listed as a single DELEGATE node.
+    """
+    interpreter = open_interpreter(path, xnnpack=False)
+    return interpreter._get_ops_details(), interpreter.get_tensor_details()  # the only op listing LiteRT offers
 
 
 def quantization_of(detail: dict[str, Any]) -> Quantization | None:
@@ -61,7 +79,7 @@ class LiteRTRunner(Runner):
             input_dtype=np.dtype(inp["dtype"]).name,
             output_name=out["name"],
             num_outputs=int(out["shape"][-1]),
-            output_is_softmax=self._ends_in_softmax(),
+            output_is_softmax=_ends_in_softmax(path, out["index"]),
             options=options,
             input_quantization=quantization_of(inp),
             output_dtype=np.dtype(out["dtype"]).name,
@@ -72,13 +90,6 @@ class LiteRTRunner(Runner):
             raise InputFileError(f"{path}: manifest input spec does not match the model's input "
                                  f"({np.dtype(inp['dtype']).name} {list(inp['shape'])})")
 
-    def _ends_in_softmax(self) -> bool:
-        ops = self.interpreter._get_ops_details()  # the only op listing LiteRT's Python API offers
-        out = self._output_index
-        return any(op["op_name"] == "SOFTMAX" and out in op["outputs"] for op in ops) or any(
-            op["op_name"] == "SOFTMAX" for op in ops[-2:]  # a trailing QUANTIZE may follow the softmax
-        )
-
     def infer(self, tensor: np.ndarray) -> np.ndarray:
         self.interpreter.set_tensor(self._input_index, tensor)
         self.interpreter.invoke()
@@ -86,3 +97,11 @@ class LiteRTRunner(Runner):
 
     def versions(self) -> dict[str, str]:
         return {"ai-edge-litert": metadata.version("ai-edge-litert"), "xnnpack": "on" if self.xnnpack else "off"}
+
+
+def _ends_in_softmax(path: Path, output_index: int) -> bool:
+    ops, _ = graph_ops(path)
+    # A trailing QUANTIZE may follow the softmax in integer models.
+    return any(op["op_name"] == "SOFTMAX" and output_index in op["outputs"] for op in ops) or any(
+        op["op_name"] == "SOFTMAX" for op in ops[-2:]
+    )

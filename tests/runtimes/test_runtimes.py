@@ -62,11 +62,23 @@ def test_corrupt_manifest_is_reported(onnx_artifact, tmp_path):
         load_runner(str(copy), LoadOptions())
 
 
+# One real model per runtime; a new runtime fails here until it gets an entry.
+MODEL_FOR_RUNTIME = {"torch": None, "onnxruntime": "onnx_artifact", "litert": "tflite_fp32"}
+
+
 @pytest.mark.parametrize("name", list(RUNTIMES))
-def test_every_runtime_reports_versions(name, onnx_artifact):
-    model = "random" if name == "torch" else str(onnx_artifact.path)
+def test_every_runtime_loads_a_model_and_reports_versions(name, request):
+    fixture = MODEL_FOR_RUNTIME[name]
+    model = str(request.getfixturevalue(fixture).path) if fixture else "random"
     runner = load_runner(model, LoadOptions(threads=1), runtime=name)
-    assert runner.versions()
+    assert runner.runtime == name and runner.versions()
+    scores = runner.predict(np.zeros((1, *_hwc(runner)), np.float32))
+    assert scores.shape == (1, 1000) and np.isfinite(scores).all()
+
+
+def _hwc(runner):
+    r = runner.io.preprocessing.crop
+    return (r, r, 3)
 
 
 def test_invalid_load_options():

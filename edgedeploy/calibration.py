@@ -10,6 +10,8 @@ no fallback to random data: missing, empty, too-small or unreadable sets are err
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import random
 from collections import defaultdict
 from dataclasses import dataclass
@@ -17,14 +19,23 @@ from pathlib import Path
 
 import numpy as np
 
-from edgedeploy.artifacts import atomic_path
+from edgedeploy.artifacts import atomic_path, atomic_write_text
 from edgedeploy.cache import cache_dir, content_key
 from edgedeploy.datasets import ImageFolder
 from edgedeploy.errors import ConfigError, DataError
+from edgedeploy.hashing import sha256_file
 from edgedeploy.preprocess import load_and_preprocess
 from edgedeploy.spec import Preprocessing
 
-__all__ = ["CalibrationSet", "load_calibration", "select_files", "DEFAULT_CALIB_SIZE", "DEFAULT_CALIB_SEED"]
+__all__ = [
+    "CalibrationSet",
+    "load_calibration",
+    "select_files",
+    "open_calibration_source",
+    "write_definition",
+    "DEFAULT_CALIB_SIZE",
+    "DEFAULT_CALIB_SEED",
+]
 
 DEFAULT_CALIB_SIZE = 200
 DEFAULT_CALIB_SEED = 0
@@ -70,6 +81,76 @@ def select_files(dataset: ImageFolder, size: int, seed: int) -> list[Path]:
     return sorted(chosen)
 
 
+# A definition's root may start with this prefix: resolved against the sample data folder
+# ($EDGEDEPLOY_DATA, ./data, ../shared/data), so one file works on every checkout.
+DATA_PREFIX = "data:"
+DEFINITION_SCHEMA = 1
+
+
+def _resolve_root(root: str, definition: Path) -> Path:
+    if root.startswith(DATA_PREFIX):
+        from edgedeploy.sample_data import data_root
+
+        return data_root() / root[len(DATA_PREFIX):]
+    return (definition.parent / root).resolve()
+
+
+def _read_definition(path: Path) -> ImageFolder:
+    """A calibration-set definition (JSON: root + file list with sha256) -> the pinned images."""
+    try:
+        data = json.loads(path.read_text())
+        root = _resolve_root(str(data["root"]), path)
+        entries = [(str(e["path"]), str(e["sha256"])) for e in data["files"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{path}: not a calibration-set definition ({exc.__class__.__name__}: {str(exc)[:80]})") from None
+    if not entries:
+        raise DataError(f"{path}: the definition lists no images")
+    folders = sorted({Path(p).parent.as_posix() for p, _ in entries})
+    files: list[tuple[Path, int | None]] = []
+    for rel, digest in entries:
+        file = root / rel
+        if not file.is_file():
+            raise DataError(f"{path}: listed image {file} is missing")
+        if sha256_file(file) != digest:
+            raise DataError(f"{path}: listed image {file} has changed (sha256 differs): the set is no longer the same")
+        # Folder names stand in for classes: they only steer stratified sampling.
+        files.append((file, folders.index(Path(rel).parent.as_posix())))
+    return ImageFolder(root, files, f"definition {path.name}")
+
+
+def open_calibration_source(source: str | Path) -> ImageFolder:
+    """An image folder (ImageFolder layout or flat), or a ``.json`` calibration-set definition."""
+    source = Path(source)
+    if source.suffix == ".json" and source.is_file():
+        return _read_definition(source)
+    return ImageFolder.open(source)
+
+
+def write_definition(source: str | Path, out: str | Path, size: int, seed: int, name: str | None = None) -> dict[str, object]:
+    """Pin a seeded, stratified selection of ``size`` images from ``source`` into a definition file."""
+    from edgedeploy.sample_data import find_data_root
+
+    dataset = open_calibration_source(source)
+    files = select_files(dataset, size, seed)
+    root = dataset.root.resolve()
+    data = find_data_root()
+    if data is not None and root.is_relative_to(data):
+        root_text = DATA_PREFIX + root.relative_to(data).as_posix()
+    else:
+        root_text = os.path.relpath(root, Path(out).resolve().parent)
+    definition = {
+        "schema_version": DEFINITION_SCHEMA,
+        "name": name or Path(out).stem,
+        "root": root_text,
+        "selection": {"size": size, "seed": seed, "sampling": "class-stratified",
+                      "classes": len({label for p, label in dataset.files if p in set(files)})},
+        "files": [{"path": f.resolve().relative_to(root).as_posix(), "sha256": sha256_file(f)} for f in files],
+    }
+    atomic_write_text(out, json.dumps(definition, indent=1) + "\n")
+    return {"path": str(out), "name": definition["name"], "root": root_text, "images": len(files),
+            "classes": definition["selection"]["classes"]}  # type: ignore[index]
+
+
 def _files_digest(files: list[Path]) -> str:
     h = hashlib.sha256()
     for f in files:
@@ -81,9 +162,9 @@ def _files_digest(files: list[Path]) -> str:
 def load_calibration(
     root: str | Path, preprocessing: Preprocessing, size: int = DEFAULT_CALIB_SIZE, seed: int = DEFAULT_CALIB_SEED
 ) -> CalibrationSet:
-    """The calibration tensor for ``root`` (ImageFolder or flat folder), from cache when possible."""
-    root = Path(root)
-    dataset = ImageFolder.open(root)
+    """The calibration tensor for ``root`` (a folder or a definition file), from cache when possible."""
+    dataset = open_calibration_source(root)
+    root = dataset.root
     files = select_files(dataset, size, seed)
     key = content_key(_files_digest(files), preprocessing.to_dict(), size, seed)
     cached_file = cache_dir("calibration") / f"{key}.npy"

@@ -150,7 +150,8 @@ def _target_choices() -> list[str]:
               help="Min top-1 agreement with PyTorch, percent [default: per target].")
 @click.option("--threads", type=click.IntRange(1), default=None, help="Threads for the parity run.")
 @click.option("--calib", "calib_dir", type=click.Path(path_type=Path), default=None,
-              help="Calibration images for int8 targets (ImageFolder or flat) [default: the sample calib split].")
+              help="Calibration images for int8 targets: a folder or a calibration/*.json definition "
+                   "[default: the sample calib split].")
 @click.option("--calib-size", type=int, default=200, show_default=True, help="Calibration images to use.")
 @click.option("--calib-seed", type=int, default=0, show_default=True, help="Seed of the class-stratified sample.")
 @click.option("--io-dtype", type=click.Choice(["int8", "uint8", "float32"]), default=None,
@@ -284,6 +285,27 @@ def inspect(as_json: bool, model: str, **kw: Any) -> None:
             click.echo(f"{key[:-1]:<8}{v['name']}  {v['shape']}  {v['dtype']}")
     if info.get("ops"):
         click.echo(table(["op", "count"], list(info["ops"].items())))
+
+
+@cli.command()
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Definition file to write (.json).")
+@click.option("--size", type=int, default=200, show_default=True, help="Images to select.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the class-stratified selection.")
+@click.option("--name", default=None, help="Set name [default: the file stem].")
+@_json_option
+def calibration(as_json: bool, source: Path, output: Path, size: int, seed: int, name: str | None) -> None:
+    """Pin a calibration set: select images from SOURCE and write a definition (paths + sha256)."""
+    from edgedeploy.calibration import write_definition
+
+    if output.suffix != ".json":
+        raise click.BadParameter("the definition file must end in .json", param_hint="--output")
+    out = write_definition(source, output, size, seed, name)
+    if as_json:
+        _emit_json(out)
+        return
+    click.echo(f"wrote {out['path']}: {out['images']} images from {out['classes']} folders under {out['root']}")
 
 
 @cli.command("list")

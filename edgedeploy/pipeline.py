@@ -22,12 +22,19 @@ from edgedeploy.artifacts import staging_dir
 from edgedeploy.calibration import DEFAULT_CALIB_SEED, DEFAULT_CALIB_SIZE, load_calibration
 from edgedeploy.datasets import ImageFolder
 from edgedeploy.errors import ConfigError, DataError, EdgeDeployError
-from edgedeploy.exporters.context import ExportContext
-from edgedeploy.exporters.onnx import DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME, export_onnx, simplify_onnx
+from edgedeploy.exporters.context import Conversion, ExportContext
+from edgedeploy.exporters.onnx import (
+    DEFAULT_OPSET,
+    INPUT_NAME,
+    OUTPUT_NAME,
+    OnnxGraphStats,
+    export_onnx,
+    simplify_onnx,
+)
 from edgedeploy.hashing import sha256_file
 from edgedeploy.manifest import manifest_path, tool_versions, write_manifest
 from edgedeploy.models import MobileNetV2Config
-from edgedeploy.models.profile import profile_model
+from edgedeploy.models.profile import Complexity, profile_model
 from edgedeploy.models.wrappers import RawPixelInput
 from edgedeploy.parity import check_parity
 from edgedeploy.runtimes import LoadOptions, load_runner
@@ -138,6 +145,42 @@ def _calibration_dir(request: ExportRequest) -> Path:
     raise DataError(f"{request.target} needs calibration images: pass --calib DIR")
 
 
+def _manifest(
+    target: Target,
+    final: Path,
+    request: ExportRequest,
+    reference: TorchRunner,
+    complexity: Complexity,
+    graph: OnnxGraphStats,
+    conversion: Conversion,
+) -> dict[str, Any]:
+    """Everything known about the artifact before parity; parity, sha256 and size are added after."""
+    config = request.config
+    return {
+        "target": target.name,
+        "artifact": final.name,
+        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "model": {
+            "arch": "mobilenet_v2", "width": config.width, "resolution": config.resolution,
+            "num_classes": config.num_classes, "params": complexity.params, "macs": complexity.macs,
+        },
+        "weights": {
+            "source": reference.weights.source if reference.weights else "random",
+            "sha256": reference.weights.sha256 if reference.weights else None,
+        },
+        "input": conversion.io.input.to_dict(),
+        "output": conversion.io.output.to_dict(),
+        "preprocessing": conversion.io.preprocessing.to_dict(),
+        "export": {
+            "exporter": "torch.onnx.export (TorchScript)", "opset": graph.opset,
+            "dynamic_batch": request.dynamic_batch,
+            "onnx_nodes_before_simplify": graph.nodes_before, "onnx_nodes_after_simplify": graph.nodes_after,
+            **conversion.details,
+        },
+        "tools": tool_versions(("torch", "onnx", "onnxruntime", "onnxsim", "numpy", *conversion.tools)),
+    }
+
+
 def export(request: ExportRequest, on_step: Callable[[str], None] | None = None) -> ExportResult:
     target = get_target(request.target)
     io_dtype = _io_dtype(target, request.io_dtype)
@@ -187,29 +230,7 @@ def export(request: ExportRequest, on_step: Callable[[str], None] | None = None)
                 os.replace(log_path, final.with_name(log_path.name))
                 raise type(exc)(f"{exc} (log: {final.with_name(log_path.name)})") from None
             raise
-        manifest = {
-            "target": target.name,
-            "artifact": final.name,
-            "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "model": {
-                "arch": "mobilenet_v2", "width": config.width, "resolution": config.resolution,
-                "num_classes": config.num_classes, "params": complexity.params, "macs": complexity.macs,
-            },
-            "weights": {
-                "source": reference.weights.source if reference.weights else "random",
-                "sha256": reference.weights.sha256 if reference.weights else None,
-            },
-            "input": conversion.io.input.to_dict(),
-            "output": conversion.io.output.to_dict(),
-            "preprocessing": conversion.io.preprocessing.to_dict(),
-            "export": {
-                "exporter": "torch.onnx.export (TorchScript)", "opset": graph.opset,
-                "dynamic_batch": request.dynamic_batch,
-                "onnx_nodes_before_simplify": graph.nodes_before, "onnx_nodes_after_simplify": graph.nodes_after,
-                **conversion.details,
-            },
-            "tools": tool_versions(("torch", "onnx", "onnxruntime", "onnxsim", "numpy", *conversion.tools)),
-        }
+        manifest = _manifest(target, final, request, reference, complexity, graph, conversion)
         # Parity runs on the staged artifact through its manifest, exactly as users will load it.
         write_manifest(staged, manifest)
         tolerance = ParityTolerance(

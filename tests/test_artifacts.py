@@ -1,4 +1,5 @@
 import json
+import os
 
 import pytest
 
@@ -17,6 +18,13 @@ def test_atomic_path_publishes_only_on_success(tmp_path):
     with atomic_path(final) as tmp:
         tmp.write_bytes(b"whole")
     assert final.read_bytes() == b"whole" and list(tmp_path.iterdir()) == [final]
+    old = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "m.json") as tmp:
+            tmp.write_text("{}")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "m.json").stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
 
 
 def test_atomic_path_cleans_up_on_keyboard_interrupt(tmp_path):

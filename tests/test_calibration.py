@@ -1,3 +1,4 @@
+import json
 import shutil
 
 import numpy as np
@@ -55,3 +56,38 @@ def test_bad_calibration_sets(tmp_path, data_root):
         load_calibration(tmp_path, SPEC, size=2)
     with pytest.raises(ConfigError, match="--calib-size must be at least 1"):
         load_calibration(tmp_path, SPEC, size=0)
+
+
+def test_shipped_definition_pins_the_sample_calib_split(data_root):
+    from pathlib import Path
+
+    from edgedeploy.calibration import open_calibration_source
+
+    definition = Path(__file__).resolve().parents[1] / "calibration" / "imagenet-subset-calib-200.json"
+    ds = open_calibration_source(definition)
+    assert len(ds) == 200 and ds.root == (data_root / "imagenet-subset" / "calib").resolve()
+    calib = load_calibration(definition, SPEC, size=200)
+    assert calib.images.shape == (200, 96, 96, 3) and calib.classes == 185
+
+
+def test_definition_round_trip_and_tamper_detection(tmp_path, data_root):
+    from edgedeploy.calibration import open_calibration_source, write_definition
+
+    images = tmp_path / "imgs"
+    for wnid, name in (("a", "cat.bmp"), ("a", "parrot.jpg"), ("b", "grace_hopper.bmp")):
+        (images / wnid).mkdir(parents=True, exist_ok=True)
+        shutil.copy(data_root / "images" / name, images / wnid / name)
+    out = tmp_path / "defs" / "mine.json"
+    info = write_definition(images, out, size=2, seed=0)
+    assert info["images"] == 2 and info["classes"] == 2 and info["root"] == "../imgs"
+    assert len(open_calibration_source(out)) == 2
+    listed = json.loads(out.read_text())["files"][0]["path"]
+    (images / listed).write_bytes((images / listed).read_bytes() + b"\0")
+    with pytest.raises(DataError, match="has changed \\(sha256 differs\\)"):
+        open_calibration_source(out)
+    (images / listed).unlink()
+    with pytest.raises(DataError, match="is missing"):
+        open_calibration_source(out)
+    (tmp_path / "bad.json").write_text('{"root": "x"}')
+    with pytest.raises(DataError, match="not a calibration-set definition"):
+        open_calibration_source(tmp_path / "bad.json")

@@ -170,3 +170,20 @@ def test_cli_tflite_export_keeps_stdout_pure_json_and_terminal_quiet(tmp_path, t
     assert out["target"] == "tflite-fp32" and out["log"].endswith(".tflite.log")
     # TensorFlow, onnx2tf and LiteRT chatter goes to the log, not the terminal.
     assert "XNNPACK" not in proc.stderr and "tensorflow" not in proc.stderr.lower()
+
+
+def test_cli_int8_export_from_a_calibration_definition_is_identical(tmp_path, tflite_int8):
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from edgedeploy.cli import cli
+
+    definition = Path(__file__).resolve().parents[2] / "calibration" / "imagenet-subset-calib-200.json"
+    result = CliRunner().invoke(cli, ["export", "--target", "tflite-int8", "--calib", str(definition),
+                                      "--out", str(tmp_path), "--threads", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    # The definition pins the same 200 images the folder yields: same calibration, same bytes.
+    assert out["sha256"] == tflite_int8.sha256
+    assert out["calibration"]["images"] == 200 and out["io_dtype"] == "int8" and out["integer_only"] is True

@@ -14,7 +14,10 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 from datetime import datetime, timezone
@@ -37,7 +40,42 @@ GOOGLE_REFERENCES = {
     "google tf1 QAT uint8": "mobilenet_v2_1.0_224_quant.tflite",
 }
 # Latency ratios the TFLite acceptance criteria are stated in.
-RATIOS = (("tflite-int8", "google tf2 PTQ int8"), ("tflite-int8", "tflite-fp32"), ("onnx", "torch (eager)"))
+RATIOS = (
+    ("tflite-int8", "google tf2 PTQ int8"),
+    ("tflite-int8", "tflite-fp32"),
+    ("openvino-int8", "openvino-fp32"),
+    ("onnx-int8", "onnx"),
+    ("onnx", "torch (eager)"),
+)
+
+
+def benchmark_app_median(xml: str, threads: int, iterations: int) -> float:
+    """OpenVINO's own benchmark_app on the same IR, threads, latency hint and f32 precision: median ms."""
+    exe = shutil.which("benchmark_app") or str(Path(sys.executable).with_name("benchmark_app"))
+    out = subprocess.run(
+        [exe, "-m", xml, "-d", "CPU", "-hint", "latency", "-api", "sync", "-nthreads", str(threads),
+         "-infer_precision", "f32", "-niter", str(iterations)],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    match = re.search(r"Median:\s+([\d.]+) ms", out)
+    if not match:
+        raise RuntimeError(f"benchmark_app printed no median:\n{out[-2000:]}")
+    return float(match.group(1))
+
+
+def compare_with_benchmark_app(runners: dict, threads: int, runs: int, warmup: int, rounds: int) -> list[list]:
+    """Alternate our harness and benchmark_app on each OpenVINO model; medians of the per-round figures."""
+    rows = []
+    for label, runner in runners.items():
+        if runner.runtime != "openvino":
+            continue
+        ours, theirs = [], []
+        for _ in range(rounds):
+            ours.append(benchmark(runner, runs, warmup).latency_ms["p50"])
+            theirs.append(benchmark_app_median(runner.source, threads, runs))
+        a, b = statistics.median(ours), statistics.median(theirs)
+        rows.append([label, round(a, 2), round(b, 2), f"{(a - b) / b * 100:+.1f}%"])
+    return rows
 
 
 def _cpu_name() -> str:
@@ -82,6 +120,7 @@ def main() -> None:
             for label, runner in runners.items():
                 res = evaluate(runner, val)
                 accuracy[label] = (res.top1, res.top5)
+        app_rows = compare_with_benchmark_app(runners, args.threads, args.runs, args.warmup, 3)
         base = statistics.median(p50s["torch (eager)"])
         rows = []
         for label, runner in runners.items():
@@ -96,7 +135,8 @@ def main() -> None:
         f"- {a} / {b}: {medians[a] / medians[b]:.2f}x" for a, b in RATIOS if a in medians and b in medians
     )
     headers = ["model", "runtime", "size MiB", "top-1 %", "top-5 %", "p50 ms (median)", "p50 ms (best)", "vs torch"]
-    versions = tool_versions(("torch", "onnx", "onnxruntime", "onnxsim", "tensorflow", "onnx2tf", "ai-edge-litert"))
+    versions = tool_versions(("torch", "onnx", "onnxruntime", "onnxsim", "tensorflow", "onnx2tf", "ai-edge-litert",
+                              "openvino", "nncf"))
     text = f"""# Benchmark results
 
 Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by `benchmarks/bench_runtimes.py`.
@@ -113,6 +153,11 @@ Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by `benchmarks/bench_r
 Latency ratios (medians above):
 
 {ratio_lines}
+
+Our harness vs OpenVINO's own `benchmark_app` (same IR, {args.threads} threads, latency hint, f32,
+sync API; medians of 3 alternating rounds of {args.runs} runs):
+
+{table(["model", "edgedeploy p50 ms", "benchmark_app median ms", "difference"], app_rows)}
 
 Reproduce:
 

@@ -96,6 +96,8 @@ def _model_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--raw-pixels", is_flag=True, help="Feed raw 0-255 pixels (models with normalization folded in)."),
         click.option("--threads", type=int, default=None, help="Inference threads [default: the device's]."),
         click.option("--no-xnnpack", is_flag=True, help="LiteRT: run the builtin kernels without the XNNPACK delegate."),
+        click.option("--inference-precision", type=click.Choice(["f32", "bf16", "f16", "auto"]), default="f32",
+                     show_default=True, help="OpenVINO: CPU plugin precision (auto: the plugin's own choice)."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -108,6 +110,7 @@ def _load_options(kw: dict[str, Any], threads: int) -> Any:
     return LoadOptions(
         threads=threads, mean=kw["mean"], std=kw["std"], raw_pixels=kw["raw_pixels"],
         width=kw["width"], resolution=kw["resolution"], num_classes=kw["num_classes"], xnnpack=not kw["no_xnnpack"],
+        inference_precision=kw["inference_precision"],
     )
 
 
@@ -156,6 +159,12 @@ def _target_choices() -> list[str]:
 @click.option("--calib-seed", type=int, default=0, show_default=True, help="Seed of the class-stratified sample.")
 @click.option("--io-dtype", type=click.Choice(["int8", "uint8", "float32"]), default=None,
               help="Input/output dtype of integer targets [default: int8]; uint8 takes raw 0-255 pixels.")
+@click.option("--calib-method", type=click.Choice(["minmax", "percentile", "entropy"]), default=None,
+              help="onnx-int8: ONNX Runtime calibration method [default: minmax].")
+@click.option("--max-drop", type=float, default=None,
+              help="openvino-int8: accuracy-controlled quantization, max top-1 drop in points on --val.")
+@click.option("--val", "val_dir", type=click.Path(path_type=Path), default=None,
+              help="Labeled images for --max-drop.")
 @_json_option
 def export(as_json: bool, target: str, width: float, resolution: int, num_classes: int, out_dir: Path, **kw: Any) -> None:
     """Export MobileNetV2 to TARGET, check parity with PyTorch, write artifact + manifest."""
@@ -173,6 +182,7 @@ def export(as_json: bool, target: str, width: float, resolution: int, num_classe
         parity_max_abs_diff=kw["parity_atol"], parity_min_agreement=kw["parity_min_agreement"],
         threads=kw["threads"] or get_device("cpu").default_threads(),
         calib_dir=kw["calib_dir"], calib_size=kw["calib_size"], calib_seed=kw["calib_seed"], io_dtype=kw["io_dtype"],
+        calib_method=kw["calib_method"], max_drop=kw["max_drop"], val_dir=kw["val_dir"],
     )
     result = run_export(request, on_step=lambda step: log.info("%s ...", step)).to_dict()
     if as_json:
@@ -217,7 +227,8 @@ def eval_cmd(as_json: bool, model: str, data: Path, synsets: Path | None, limit:
     with _progress(len(dataset), "eval") as bar:
         result = evaluate(runner, dataset, ref_runner, batch_size, on_progress=bar.update)
     out = {"model": model, "runtime": runner.runtime, **result.to_dict(), "data": str(data),
-           "classes_from": dataset.class_source, "threads": options.threads, "versions": runner.versions()}
+           "classes_from": dataset.class_source, "threads": options.threads, "execution": runner.execution(),
+           "versions": runner.versions()}
     if reference:
         out["reference"] = reference
     if as_json:
@@ -252,12 +263,14 @@ def bench(as_json: bool, model: str, device: str, runs: int, warmup: int, **kw: 
         result = benchmark(runner, runs, warmup, on_progress=bar.update)
     out = {"model": model, "runtime": runner.runtime, "device": dev.name, "threads": options.threads,
            **result.to_dict(), "model_size_bytes": runner.size_bytes, "host": dev.describe_host(),
-           "versions": runner.versions()}
+           "execution": runner.execution(), "versions": runner.versions()}
     if as_json:
         _emit_json(out)
         return
     lat = result.latency_ms
+    execution = ", ".join(f"{k} {v}" for k, v in runner.execution().items())
     click.echo(key_values([("model", f"{model} ({runner.runtime})"), ("device", f"{dev.name}, {options.threads} threads"),
+                           *([("execution", execution)] if execution else []),
                            ("runs", f"{runs} (+{warmup} warm-up)")]))
     click.echo(table(["latency ms", "p50", "p90", "p99", "mean", "std", "min", "max"],
                      [["", lat["p50"], lat["p90"], lat["p99"], lat["mean"], lat["std"], lat["min"], lat["max"]]]))

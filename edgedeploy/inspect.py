@@ -10,7 +10,8 @@ from edgedeploy.errors import InputFileError
 from edgedeploy.manifest import read_manifest
 from edgedeploy.runtimes.base import LoadOptions
 
-__all__ = ["inspect_torch", "inspect_onnx", "inspect_tflite", "tflite_graph_summary"]
+__all__ = ["inspect_torch", "inspect_onnx", "inspect_tflite", "inspect_openvino", "tflite_graph_summary",
+           "openvino_quantized_convolutions"]
 
 
 def inspect_torch(model: str, options: LoadOptions) -> dict[str, Any]:
@@ -122,3 +123,51 @@ def inspect_tflite(model: str, options: LoadOptions) -> dict[str, Any]:
         **summary,
         "manifest": manifest.data if manifest else None,
     }
+
+
+def inspect_openvino(model: str, options: LoadOptions) -> dict[str, Any]:
+    """IR facts: IO, op histogram, and how many convolutions are preceded by FakeQuantize (int8)."""
+    from edgedeploy.runtimes.openvino_runtime import read_ir
+
+    path = Path(model)
+    ir = read_ir(path)
+    ops = ir.get_ordered_ops()
+    histogram = Counter(op.get_type_name() for op in ops)
+
+    def describe(port: Any) -> dict[str, Any]:
+        shape = [d.get_length() if d.is_static else "?" for d in port.get_partial_shape()]
+        return {"name": port.get_any_name(), "shape": shape, "dtype": port.get_element_type().get_type_name()}
+
+    quantized, total = openvino_quantized_convolutions(ir)
+    manifest = read_manifest(path)
+    return {
+        "model": str(path),
+        "runtime": "openvino",
+        "size_bytes": sum(p.stat().st_size for p in (path, path.with_suffix(".bin")) if p.is_file()),
+        "inputs": [describe(p) for p in ir.inputs],
+        "outputs": [describe(p) for p in ir.outputs],
+        "nodes": len(ops),
+        "ops": dict(histogram.most_common()),
+        "convolutions": total,
+        "quantized_convolutions": quantized,
+        "manifest": manifest.data if manifest else None,
+    }
+
+
+def openvino_quantized_convolutions(model: Any) -> tuple[int, int]:
+    """(convolutions fed by a FakeQuantize, all convolutions) in an OpenVINO model."""
+    convs = [op for op in model.get_ordered_ops() if op.get_type_name() in ("Convolution", "GroupConvolution")]
+    quantized = sum(
+        1 for op in convs
+        if any(_feeds_from(op.input_value(i).get_node(), "FakeQuantize") for i in range(op.get_input_size()))
+    )
+    return quantized, len(convs)
+
+
+def _feeds_from(node: Any, op_type: str, depth: int = 3) -> bool:
+    """Whether ``node`` is, or is fed through a few Convert/Reshape steps by, an op of ``op_type``."""
+    if node.get_type_name() == op_type:
+        return True
+    if depth == 0 or node.get_type_name() not in ("Convert", "Reshape", "Multiply", "Subtract"):
+        return False
+    return any(_feeds_from(node.input_value(i).get_node(), op_type, depth - 1) for i in range(node.get_input_size()))

@@ -74,6 +74,11 @@ class ExportRequest:
     calib_seed: int = DEFAULT_CALIB_SEED
     # Integer targets: the artifact's input/output dtype (None: the target's default).
     io_dtype: str | None = None
+    # Calibration method where the backend offers several (onnx-int8).
+    calib_method: str | None = None
+    # openvino-int8: accuracy-controlled quantization, max top-1 drop in points measured on val_dir.
+    max_drop: float | None = None
+    val_dir: Path | None = None
 
 
 @dataclass
@@ -125,6 +130,17 @@ def _parity_data(request: ExportRequest) -> ImageFolder | None:
         return ImageFolder.open(root / CALIB_DIR)
     log.warning("no parity images found (pass --parity-data DIR): checking parity on random pixels")
     return None
+
+
+def _check_options(target: Target, request: ExportRequest) -> None:
+    """Options that only some targets take are errors elsewhere, not silently ignored."""
+    if request.calib_method is not None and request.calib_method not in target.calib_methods:
+        allowed = ", ".join(target.calib_methods) or "none"
+        raise ConfigError(f"--calib-method {request.calib_method} does not apply to {target.name}; allowed: {allowed}")
+    if request.max_drop is not None and not target.accuracy_control:
+        raise ConfigError(f"--max-drop does not apply to {target.name} (only to openvino-int8)")
+    if request.max_drop is not None and request.max_drop <= 0:
+        raise ConfigError(f"--max-drop must be positive (top-1 points), got {request.max_drop}")
 
 
 def _io_dtype(target: Target, requested: str | None) -> str | None:
@@ -184,6 +200,7 @@ def _manifest(
 def export(request: ExportRequest, on_step: Callable[[str], None] | None = None) -> ExportResult:
     target = get_target(request.target)
     io_dtype = _io_dtype(target, request.io_dtype)
+    _check_options(target, request)
     convert = target.load_converter()
     steps = _Steps(on_step)
     config = request.config
@@ -220,7 +237,9 @@ def export(request: ExportRequest, on_step: Callable[[str], None] | None = None)
         staged = stage / final.name
         log_path = stage / f"{final.name}.log"
         ctx = ExportContext(config=config, onnx_io=onnx_io, workdir=stage, log_path=log_path,
-                            sample_images=parity_data, calibration=calibration, options={"io_dtype": io_dtype})
+                            sample_images=parity_data, calibration=calibration,
+                            options={"io_dtype": io_dtype, "calib_method": request.calib_method,
+                                     "max_drop": request.max_drop, "val_dir": request.val_dir})
         try:
             with steps(f"convert {target.name}"):
                 conversion = convert(stage / "simplified.onnx", staged, ctx)
@@ -243,12 +262,16 @@ def export(request: ExportRequest, on_step: Callable[[str], None] | None = None)
             candidate = load_runner(str(staged), LoadOptions(threads=request.threads), runtime=target.runtime)
             report = check_parity(candidate, reference, parity_data, request.parity_images, tolerance)
         report.verify(final.name)
+        files = (staged, *conversion.companions)
         manifest["parity"] = report.to_dict()
         manifest["sha256"] = sha256_file(staged)
-        manifest["size_bytes"] = staged.stat().st_size
+        manifest["size_bytes"] = sum(f.stat().st_size for f in files)
+        manifest["files"] = [{"name": f.name, "sha256": sha256_file(f), "size_bytes": f.stat().st_size} for f in files]
         write_manifest(staged, manifest)
         # Drop any manifest of an older artifact first, so the two never disagree.
         manifest_path(final).unlink(missing_ok=True)
+        for f in conversion.companions:  # companions first: the primary file appears last
+            os.replace(f, final.with_name(f.name))
         os.replace(staged, final)
         os.replace(manifest_path(staged), manifest_path(final))
         if log_path.is_file():

@@ -45,6 +45,10 @@ class Target:
     calibrated: bool = False
     # Accepted --io-dtype values, first is the default; empty: the IO stays float32.
     io_dtypes: tuple[str, ...] = ()
+    # Accepted --calib-method values, first is the default; empty: the backend's only method.
+    calib_methods: tuple[str, ...] = ()
+    # Takes --max-drop/--val (accuracy-controlled quantization).
+    accuracy_control: bool = False
 
     def artifact_name(self, stem: str) -> str:
         return stem + self.file_suffix
@@ -111,6 +115,45 @@ TARGETS: dict[str, Target] = {
             extra="tflite",
             calibrated=True,
             io_dtypes=("int8", "uint8", "float32"),
+        ),
+        Target(
+            name="openvino-fp32",
+            description="OpenVINO IR fp32 (.xml + .bin), CPU plugin",
+            file_suffix="_fp32.xml",
+            runtime="openvino",
+            converter="edgedeploy.exporters.openvino:to_openvino_fp32",
+            parity=ParityTolerance(max_abs_diff=1e-3, min_agreement=99.0),
+            extra="openvino",
+        ),
+        Target(
+            name="openvino-fp16",
+            description="OpenVINO IR with fp16-compressed weights, CPU plugin",
+            file_suffix="_fp16.xml",
+            runtime="openvino",
+            converter="edgedeploy.exporters.openvino:to_openvino_fp16",
+            parity=ParityTolerance(max_abs_diff=0.5, min_agreement=95.0),
+            extra="openvino",
+        ),
+        Target(
+            name="openvino-int8",
+            description="OpenVINO IR int8 via NNCF post-training quantization (--max-drop: accuracy control)",
+            file_suffix="_int8.xml",
+            runtime="openvino",
+            converter="edgedeploy.exporters.openvino:to_openvino_int8",
+            parity=ParityTolerance(max_abs_diff=None, min_agreement=85.0),
+            extra="openvino",
+            calibrated=True,
+            accuracy_control=True,
+        ),
+        Target(
+            name="onnx-int8",
+            description="ONNX QDQ int8 via ONNX Runtime static quantization, per-channel weights",
+            file_suffix="_int8.onnx",
+            runtime="onnxruntime",
+            converter="edgedeploy.exporters.onnx_int8:to_onnx_int8",
+            parity=ParityTolerance(max_abs_diff=None, min_agreement=85.0),
+            calibrated=True,
+            calib_methods=("minmax", "percentile", "entropy"),
         ),
     )
 }

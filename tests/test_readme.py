@@ -15,7 +15,7 @@ def test_ci_runs_the_readme_install_and_test_commands():
     readme = (ROOT / "README.md").read_text()
     ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
     install, test = _code_after("Install", readme), _code_after("Tests", readme)
-    assert install == 'python -m pip install "torch==2.13.0" -e ".[tflite,test]"'
+    assert install == 'python -m pip install "torch==2.13.0" -e ".[all,test]"'
     assert install in ci_lines and test in ci_lines
     assert ci_lines.index(install) < ci_lines.index(test)
     assert "python3 -m venv .ci-venv" in ci_lines

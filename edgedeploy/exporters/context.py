@@ -37,3 +37,5 @@ class Conversion:
     io: ModelIO
     details: dict[str, Any] = field(default_factory=dict)
     tools: tuple[str, ...] = ()
+    # Files that belong to the artifact and travel with it (OpenVINO's .bin beside the .xml).
+    companions: tuple[Path, ...] = ()

@@ -41,6 +41,9 @@ RUNTIMES: dict[str, RuntimeInfo] = {
         RuntimeInfo("litert", (".tflite",), "edgedeploy.runtimes.litert_runtime:LiteRTRunner", "ai-edge-litert",
                     "edgedeploy.inspect:inspect_tflite", extra="tflite",
                     description="LiteRT (TFLite) interpreter, XNNPACK delegate unless --no-xnnpack"),
+        RuntimeInfo("openvino", (".xml",), "edgedeploy.runtimes.openvino_runtime:OpenVINORunner", "openvino",
+                    "edgedeploy.inspect:inspect_openvino", extra="openvino",
+                    description="OpenVINO CPU plugin, latency hint, explicit inference precision"),
     )
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +29,8 @@ class LoadOptions:
     num_classes: int = 1000
     # LiteRT: use the XNNPACK CPU delegate (the default everywhere LiteRT ships).
     xnnpack: bool = True
+    # OpenVINO CPU plugin: requested inference precision (f32, bf16, f16, or auto = plugin default).
+    inference_precision: str = "f32"
 
     def __post_init__(self) -> None:
         if self.threads < 1:
@@ -53,6 +56,10 @@ class Runner(ABC):
     @abstractmethod
     def versions(self) -> dict[str, str]:
         """Versions of the runtime packages in use."""
+
+    def execution(self) -> dict[str, Any]:
+        """How the runtime actually executes the model (delegates, precision); reported with results."""
+        return {}
 
     @property
     def size_bytes(self) -> int | None:

@@ -96,7 +96,10 @@ class LiteRTRunner(Runner):
         return self.interpreter.get_tensor(self._output_index).copy()
 
     def versions(self) -> dict[str, str]:
-        return {"ai-edge-litert": metadata.version("ai-edge-litert"), "xnnpack": "on" if self.xnnpack else "off"}
+        return {"ai-edge-litert": metadata.version("ai-edge-litert")}
+
+    def execution(self) -> dict[str, Any]:
+        return {"delegate": "XNNPACK" if self.xnnpack else "none (builtin kernels)"}
 
 
 def _ends_in_softmax(path: Path, output_index: int) -> bool:

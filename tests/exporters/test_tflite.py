@@ -111,7 +111,7 @@ def test_fp16_and_dynamic_targets(tmp_path, target, max_mib):
 
 def test_xnnpack_can_be_disabled(tflite_fp32):
     runner = load_runner(str(tflite_fp32.path), LoadOptions(threads=1, xnnpack=False))
-    assert runner.versions()["xnnpack"] == "off"
+    assert runner.execution() == {"delegate": "none (builtin kernels)"}
     x = np.zeros((1, 224, 224, 3), np.float32)
     with_xnn = load_runner(str(tflite_fp32.path), LoadOptions(threads=1))
     np.testing.assert_allclose(runner.predict(x), with_xnn.predict(x), atol=1e-3)

@@ -95,7 +95,8 @@ def to_openvino_int8(src: Path, dst: Path, ctx: ExportContext) -> Conversion:
     # NNCF logs through `logging` and draws progress bars: all of it goes to the artifact's log.
     nncf_logger = logging.getLogger("nncf")
     with captured_output(ctx.log_path):
-        handler = logging.StreamHandler()
+        # Straight to the file: sys.stderr may be a wrapper that bypasses the redirected descriptor.
+        handler = logging.FileHandler(ctx.log_path)
         nncf_logger.addHandler(handler)
         try:
             if max_drop is None:
@@ -109,6 +110,7 @@ def to_openvino_int8(src: Path, dst: Path, ctx: ExportContext) -> Conversion:
                                   f"{' '.join(str(exc).split())[:160]}): {log_tail(ctx.log_path, 2)}") from None
         finally:
             nncf_logger.removeHandler(handler)
+            handler.close()
     quantized_convs, convs = openvino_quantized_convolutions(quantized)
     details["quantized_convolutions"] = f"{quantized_convs}/{convs}"
     if max_drop is None and quantized_convs != convs:

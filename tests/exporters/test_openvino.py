@@ -128,3 +128,25 @@ def test_ir_whose_input_does_not_match_its_manifest(tmp_path, ov_fp32):
     manifest.write_text(json.dumps(data))
     with pytest.raises(InputFileError, match="manifest input spec does not match the model's input"):
         load_runner(str(tmp_path / ov_fp32.path.name), LoadOptions())
+
+
+def test_nncf_failure_is_one_line_with_the_log_kept(tmp_path, monkeypatch, data_root):
+    import logging
+
+    import nncf
+
+    from edgedeploy.errors import ValidationError
+
+    def broken_quantize(*_args, **_kwargs):
+        logging.getLogger("nncf").error("statistics collection failed on node /features/features.3/conv")
+        raise RuntimeError("Could not collect statistics\n" + "  frame\n" * 200)
+
+    monkeypatch.setattr(nncf, "quantize", broken_quantize)
+    with pytest.raises(ValidationError) as err:
+        export(ExportRequest(target="openvino-int8", out_dir=tmp_path, calib_size=10, parity_images=2, threads=1))
+    message = str(err.value)
+    assert "\n" not in message and len(message) < 800
+    assert "NNCF quantization failed (RuntimeError: Could not collect statistics" in message
+    log = tmp_path / "mobilenet_v2_1.0_224_int8.xml.log"
+    assert f"(log: {log})" in message and "statistics collection failed" in log.read_text()
+    assert not any(p.suffix in (".xml", ".bin") for p in tmp_path.iterdir())

@@ -63,6 +63,15 @@ def tflite_fp32(tmp_path_factory: pytest.TempPathFactory, data_root: Path):
 
 
 @pytest.fixture(scope="session")
+def openvino_fp32(tmp_path_factory: pytest.TempPathFactory, data_root: Path):
+    pytest.importorskip("openvino", reason="needs the [openvino] extra")
+    from edgedeploy.pipeline import ExportRequest, export
+
+    return export(ExportRequest(target="openvino-fp32", out_dir=tmp_path_factory.mktemp("ov"), threads=2,
+                                parity_images=8))
+
+
+@pytest.fixture(scope="session")
 def data_root() -> Path:
     root = find_data_root()
     if root is None:

@@ -62,6 +62,30 @@ def tflite_fp32(tmp_path_factory: pytest.TempPathFactory, data_root: Path):
     return export(ExportRequest(target="tflite-fp32", out_dir=tmp_path_factory.mktemp("fp32"), threads=2))
 
 
+class ValAgainstTorch:
+    """Evaluate models on the val split against PyTorch; the float reference runs once per session."""
+
+    def __init__(self, val_dir: Path):
+        from edgedeploy.datasets import ImageFolder
+        from edgedeploy.evaluate import evaluate
+        from edgedeploy.runtimes import LoadOptions, load_runner
+
+        self._evaluate, self._load, self._options = evaluate, load_runner, LoadOptions(threads=2)
+        self.dataset = ImageFolder.open(val_dir)
+        self.reference = load_runner("sample", self._options)
+        self.torch = evaluate(self.reference, self.dataset)
+
+    def __call__(self, model=None, runner=None):
+        """Pass an artifact path (loaded as users load it) or an already-built runner."""
+        runner = runner or self._load(str(model), self._options)
+        return self._evaluate(runner, self.dataset, reference=self.reference)
+
+
+@pytest.fixture(scope="session")
+def val_against_torch(val_dir: Path) -> ValAgainstTorch:
+    return ValAgainstTorch(val_dir)
+
+
 @pytest.fixture(scope="session")
 def openvino_fp32(tmp_path_factory: pytest.TempPathFactory, data_root: Path):
     pytest.importorskip("openvino", reason="needs the [openvino] extra")

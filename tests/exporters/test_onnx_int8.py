@@ -6,9 +6,7 @@ from collections import Counter
 import onnx
 import pytest
 
-from edgedeploy.datasets import ImageFolder
 from edgedeploy.errors import ConfigError
-from edgedeploy.evaluate import evaluate
 from edgedeploy.pipeline import ExportRequest, export
 from edgedeploy.runtimes import LoadOptions, load_runner
 
@@ -18,7 +16,7 @@ def onnx_int8(tmp_path_factory, data_root):
     return export(ExportRequest(target="onnx-int8", out_dir=tmp_path_factory.mktemp("ort8"), threads=2))
 
 
-def test_quantization_parameters_cost_at_most_0_7_points(onnx_int8, val_dir):
+def test_quantization_parameters_cost_at_most_0_7_points(onnx_int8, val_against_torch):
     """The QDQ model's own numbers, executed as simulated quantization (no int8 kernel fusion).
 
     This isolates what the quantizer decided (scales, zero points, per-channel weights)
@@ -28,26 +26,21 @@ def test_quantization_parameters_cost_at_most_0_7_points(onnx_int8, val_dir):
 
     from edgedeploy.runtimes.onnxruntime_runtime import OnnxRuntimeRunner
 
-    ds = ImageFolder.open(val_dir)
-    torch_runner = load_runner("sample", LoadOptions(threads=2))
-    float_top1 = evaluate(torch_runner, ds).top1
     runner = load_runner(str(onnx_int8.path), LoadOptions(threads=2))
     assert isinstance(runner, OnnxRuntimeRunner)
     so = ort.SessionOptions()
     so.intra_op_num_threads = 2
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     runner.session = ort.InferenceSession(str(onnx_int8.path), so, providers=["CPUExecutionProvider"])
-    res = evaluate(runner, ds, reference=torch_runner)
-    assert float_top1 - res.top1 <= 0.7
+    res = val_against_torch(runner=runner)
+    assert val_against_torch.torch.top1 - res.top1 <= 0.7
     assert res.agreement >= 90.0
 
 
-def test_int8_kernels_on_this_cpu_stay_within_4_points(onnx_int8, val_dir):
+def test_int8_kernels_on_this_cpu_stay_within_4_points(onnx_int8, val_against_torch):
     """ORT's fused int8 kernels as deployed. On AVX2 without VNNI, U8S8 saturates: 73.50 measured."""
-    ds = ImageFolder.open(val_dir)
-    float_top1 = evaluate(load_runner("sample", LoadOptions(threads=2)), ds).top1
-    res = evaluate(load_runner(str(onnx_int8.path), LoadOptions(threads=2)), ds)
-    assert float_top1 - res.top1 <= 4.0
+    res = val_against_torch(onnx_int8.path)
+    assert val_against_torch.torch.top1 - res.top1 <= 4.0
 
 
 def test_qdq_graph_with_per_channel_int8_weights(onnx_int8):

@@ -20,13 +20,9 @@ MAX_INT8_BYTES = 4.2e6
 
 
 @pytest.fixture(scope="module")
-def val_results(val_dir, tflite_fp32, tflite_int8):
-    ds = ImageFolder.open(val_dir)
-    torch_runner = load_runner("sample", LoadOptions(threads=2))
-    out = {"torch": evaluate(torch_runner, ds)}
-    for name, artifact in (("fp32", tflite_fp32), ("int8", tflite_int8)):
-        out[name] = evaluate(load_runner(str(artifact.path), LoadOptions(threads=2)), ds, reference=torch_runner)
-    return out
+def val_results(val_against_torch, tflite_fp32, tflite_int8):
+    return {"torch": val_against_torch.torch, "fp32": val_against_torch(tflite_fp32.path),
+            "int8": val_against_torch(tflite_int8.path)}
 
 
 def test_fp32_matches_pytorch_on_val(val_results):

@@ -28,9 +28,14 @@ class BenchResult:
     throughput_ips: float
     peak_rss_mb: float
     rss_after_load_mb: float | None
+    # Every timed run, in order (for distribution plots); left out of to_dict() by default.
+    samples_ms: list[float]
 
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+    def to_dict(self, samples: bool = False) -> dict[str, object]:
+        out = asdict(self)
+        if not samples:
+            del out["samples_ms"]
+        return out
 
 
 def rss_mb() -> float | None:
@@ -99,4 +104,5 @@ def benchmark(
         throughput_ips=round(1000.0 * batch / latency["mean"], 2),
         peak_rss_mb=round(_peak_rss_mb(), 1),
         rss_after_load_mb=round(rss_after_load, 1) if rss_after_load is not None else None,
+        samples_ms=[round(float(t), 4) for t in times],
     )

@@ -9,7 +9,6 @@ no fallback to random data: missing, empty, too-small or unreadable sets are err
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -23,7 +22,7 @@ from edgedeploy.artifacts import atomic_path, atomic_write_text
 from edgedeploy.cache import cache_dir, content_key
 from edgedeploy.datasets import ImageFolder
 from edgedeploy.errors import ConfigError, DataError
-from edgedeploy.hashing import sha256_file
+from edgedeploy.hashing import sha256_file, sha256_files
 from edgedeploy.preprocess import load_and_preprocess
 from edgedeploy.spec import Preprocessing
 
@@ -33,6 +32,7 @@ __all__ = [
     "select_files",
     "open_calibration_source",
     "write_definition",
+    "calibration_fingerprint",
     "DEFAULT_CALIB_SIZE",
     "DEFAULT_CALIB_SEED",
 ]
@@ -151,12 +151,10 @@ def write_definition(source: str | Path, out: str | Path, size: int, seed: int, 
             "classes": definition["selection"]["classes"]}  # type: ignore[index]
 
 
-def _files_digest(files: list[Path]) -> str:
-    h = hashlib.sha256()
-    for f in files:
-        h.update(f.name.encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()
+def calibration_fingerprint(root: str | Path, size: int = DEFAULT_CALIB_SIZE, seed: int = DEFAULT_CALIB_SEED) -> str:
+    """A digest of exactly the images a calibration with these settings would use."""
+    dataset = open_calibration_source(root)
+    return sha256_files([(f.name, f) for f in select_files(dataset, size, seed)])
 
 
 def load_calibration(
@@ -166,7 +164,7 @@ def load_calibration(
     dataset = open_calibration_source(root)
     root = dataset.root
     files = select_files(dataset, size, seed)
-    key = content_key(_files_digest(files), preprocessing.to_dict(), size, seed)
+    key = content_key(sha256_files([(f.name, f) for f in files]), preprocessing.to_dict(), size, seed)
     cached_file = cache_dir("calibration") / f"{key}.npy"
     chosen = set(files)
     classes = len({label for path, label in dataset.files if path in chosen})

@@ -15,6 +15,7 @@ from pathlib import Path
 from PIL import Image
 
 from edgedeploy.errors import DataError
+from edgedeploy.hashing import sha256_files
 from edgedeploy.preprocess import load_image
 
 __all__ = ["ImageFolder", "LabeledImage", "read_synsets"]
@@ -112,6 +113,10 @@ class ImageFolder:
             raise DataError(f"--limit must be at least 1, got {limit}")
         files = random.Random(seed).sample(self.files, limit) if seed is not None else self.files[:limit]
         return ImageFolder(self.root, files, self.class_source, list(self.skipped))
+
+    def fingerprint(self) -> str:
+        """A digest of the files and their labels: equal fingerprints, equal evaluation data."""
+        return sha256_files([(f"{p.relative_to(self.root).as_posix()}:{label}", p) for p, label in self.files])
 
     def __iter__(self) -> Iterator[LabeledImage]:
         """Decode images one at a time (memory stays flat); undecodable files are skipped."""

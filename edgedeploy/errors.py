@@ -1,16 +1,30 @@
 """One exception hierarchy; each class carries the CLI exit code for its concern.
 
 Exit codes (documented in the README):
-  1  unexpected internal error (a bug: rerun with --debug for the traceback)
-  2  usage error (bad option values, unknown target/device/runtime)
+  1  the gate found a regression (a threshold exceeded); nothing went wrong
+  2  usage error (bad option values, bad recipe, unknown target/device/runtime)
   3  bad input file or data (missing, corrupt, wrong keys or shapes, no images)
   4  validation failed (parity or accuracy outside the allowed tolerance)
   5  a required optional dependency or resource is missing (extra, network)
+  6  incomplete: a target of a run failed to build or measure (the gate fails closed)
+  70 unexpected internal error (a bug: rerun with --debug for the traceback)
+  130 interrupted
+Code 1 is kept for "the check said no", as grep and diff do, so CI can tell a
+regression from a broken run.
 """
 
 from __future__ import annotations
 
+EXIT_REGRESSION = 1
+EXIT_INCOMPLETE = 6
+EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130
+
 __all__ = [
+    "EXIT_REGRESSION",
+    "EXIT_INCOMPLETE",
+    "EXIT_INTERNAL",
+    "EXIT_INTERRUPTED",
     "EdgeDeployError",
     "ConfigError",
     "InputFileError",

@@ -123,11 +123,17 @@ def _batches(images: Iterable[LabeledImage], size: int) -> Iterator[list[Labeled
 def evaluate(
     runner: Runner,
     dataset: ImageFolder,
-    reference: Runner | None = None,
+    reference: Runner | np.ndarray | None = None,
     batch_size: int = DEFAULT_BATCH,
     on_progress: Callable[[int], None] | None = None,
+    on_scores: Callable[[np.ndarray], None] | None = None,
 ) -> EvalResult:
-    """Top-1/top-5 of ``runner`` (if labeled) and, with ``reference``, agreement, KL and cosine."""
+    """Top-1/top-5 of ``runner`` (if labeled) and, with ``reference``, agreement, KL and cosine.
+
+    ``reference`` is a runner, or the logits a runner produced on this same dataset
+    (rows in iteration order), so one reference pass can serve many models.
+    ``on_scores`` receives each batch's scores as they are computed.
+    """
     acc = MetricAccumulator()
     skipped_before = len(dataset.skipped)
     start = time.perf_counter()
@@ -141,13 +147,20 @@ def evaluate(
             return cache[spec]
 
         scores = runner.predict(inputs(runner.io.preprocessing))
-        ref_scores = reference.predict(inputs(reference.io.preprocessing)) if reference else None
-        acc.update(
-            scores,
-            [item.label for item in batch],
-            ref_scores,
-            (runner.io.output.probabilities, reference.io.output.probabilities if reference else False),
-        )
+        if on_scores:
+            on_scores(scores)
+        ref_probabilities = False
+        if isinstance(reference, np.ndarray):
+            ref_scores = reference[acc.n:acc.n + len(batch)]
+            if len(ref_scores) != len(batch):
+                raise DataError(f"{dataset.root}: the reference scores cover {len(reference)} images, the data has more")
+        elif reference is not None:
+            ref_scores = reference.predict(inputs(reference.io.preprocessing))
+            ref_probabilities = reference.io.output.probabilities
+        else:
+            ref_scores = None
+        acc.update(scores, [item.label for item in batch], ref_scores,
+                   (runner.io.output.probabilities, ref_probabilities))
         if on_progress:
             on_progress(len(batch))
     if acc.n == 0:

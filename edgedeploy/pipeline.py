@@ -132,26 +132,6 @@ def _parity_data(request: ExportRequest) -> ImageFolder | None:
     return None
 
 
-def _check_options(target: Target, request: ExportRequest) -> None:
-    """Options that only some targets take are errors elsewhere, not silently ignored."""
-    if request.calib_method is not None and request.calib_method not in target.calib_methods:
-        allowed = ", ".join(target.calib_methods) or "none"
-        raise ConfigError(f"--calib-method {request.calib_method} does not apply to {target.name}; allowed: {allowed}")
-    if request.max_drop is not None and not target.accuracy_control:
-        raise ConfigError(f"--max-drop does not apply to {target.name} (only to openvino-int8)")
-    if request.max_drop is not None and request.max_drop <= 0:
-        raise ConfigError(f"--max-drop must be positive (top-1 points), got {request.max_drop}")
-
-
-def _io_dtype(target: Target, requested: str | None) -> str | None:
-    if requested is None:
-        return target.io_dtypes[0] if target.io_dtypes else None
-    if requested not in target.io_dtypes:
-        allowed = ", ".join(target.io_dtypes) if target.io_dtypes else "none (its IO is float32)"
-        raise ConfigError(f"--io-dtype {requested} does not apply to {target.name}; allowed: {allowed}")
-    return requested
-
-
 def _calibration_dir(request: ExportRequest) -> Path:
     if request.calib_dir is not None:
         return request.calib_dir
@@ -199,8 +179,8 @@ def _manifest(
 
 def export(request: ExportRequest, on_step: Callable[[str], None] | None = None) -> ExportResult:
     target = get_target(request.target)
-    io_dtype = _io_dtype(target, request.io_dtype)
-    _check_options(target, request)
+    io_dtype = target.io_dtype(request.io_dtype)
+    target.check_options(request.calib_method, request.max_drop)
     convert = target.load_converter()
     steps = _Steps(on_step)
     config = request.config

@@ -144,3 +144,55 @@ def image_folder(tmp_path: Path, data_root: Path) -> Path:
         shutil.copy(data_root / "images" / photo, root / wnid / photo)
     (root / "n02123045" / "notes.txt").write_text("not an image")
     return root
+
+
+def _write_recipe(folder: Path, name: str, body: str) -> Path:
+    """A recipe file in ``folder``: common sections plus ``body`` (its targets and thresholds)."""
+    from edgedeploy.sample_data import data_root
+
+    root = data_root()
+    path = folder / f"{name}.yaml"
+    path.write_text(
+        f"name: {name}\nmodel: {{weights: sample}}\n"
+        f"calibration: {{data: {root / CALIB_DIR}, size: 200}}\n"
+        f"evaluation: {{data: {root / VAL_DIR}, limit: 300}}\n"
+        "bench: {runs: 20, warmup: 2, threads: 2}\n" + body
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def write_recipe(data_root: Path):
+    """``write_recipe(folder, name, body)``: a recipe on the sample data with ``body``'s targets."""
+    return _write_recipe
+
+
+@pytest.fixture(scope="session")
+def blank_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Eight uniform grey images: a calibration set that ruins int8 activation ranges."""
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("blank")
+    for i in range(8):
+        Image.new("RGB", (64, 64), (128, 128, 128)).save(folder / f"{i}.png")
+    return folder
+
+
+SMALL_RECIPE = """thresholds: {max_top1_drop: 1.5, min_agreement: 93, max_top1_regression: 0.3}
+targets:
+  onnx: {thresholds: {max_top1_drop: 0.1, max_size_mb: 14}}
+  tflite-fp32: {}
+  tflite-int8: {thresholds: {max_size_mb: 4}}
+"""
+
+
+@pytest.fixture(scope="session")
+def recipe_run(tmp_path_factory: pytest.TempPathFactory, data_root: Path):
+    """One real run of a small recipe (onnx, tflite-fp32, tflite-int8 on 300 val images)."""
+    pytest.importorskip("onnx2tf", reason="needs the [tflite] extra")
+    from edgedeploy.recipe import load_recipe
+    from edgedeploy.workflow import run_recipe
+
+    folder = tmp_path_factory.mktemp("recipe")
+    recipe = load_recipe(_write_recipe(folder, "small", SMALL_RECIPE))
+    return recipe, run_recipe(recipe, folder / "out"), folder / "out"

@@ -124,3 +124,28 @@ def test_console_script_as_subprocess_keeps_stdout_pure_json(onnx_artifact, tmp_
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 3
     assert bad.stderr.strip().count("\n") == 0 and bad.stderr.startswith("error: ")
+
+
+def test_run_with_a_bad_recipe_is_one_line_exit_2(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("name: r\nevaluation: {data: v}\ntargets:\n  onnx: {bogus: 1}\n")
+    for command in ("run", "gate"):
+        result = run(command, str(recipe))
+        assert result.exit_code == 2
+        assert result.stderr == f"error: {recipe}:4: targets.onnx.bogus: unknown key\n"
+
+
+def test_gate_refuses_run_options_with_results(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("name: r\nevaluation: {data: v}\ntargets: {onnx: }\n")
+    result = run("gate", str(recipe), "--results", str(tmp_path / "results.json"), "--force")
+    assert result.exit_code == 2 and "--force and --out apply only" in result.output
+
+
+def test_run_human_output_is_a_table_with_every_target(recipe_run, tmp_path):
+    recipe, _, _ = recipe_run
+    result = run("run", str(recipe.path), "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    for name in ("pytorch (reference)", "onnx", "tflite-fp32", "tflite-int8", "speed-up vs float"):
+        assert name in result.stdout
+    assert "[3/3] tflite-int8: done (ok)" in result.stderr

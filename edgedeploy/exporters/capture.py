@@ -7,6 +7,7 @@ for --json.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Iterator
@@ -28,18 +29,21 @@ def captured_output(log_path: Path) -> Iterator[None]:
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
-    with log_path.open("ab") as log:
+    with log_path.open("ab") as log, log_path.open("a", buffering=1, errors="replace") as text_log:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
+        # The Python-level streams too: under a harness (click's CliRunner, pytest, Jupyter)
+        # sys.stdout is not file descriptor 1, and progress bars (NNCF's rich) write to it.
+        with contextlib.redirect_stdout(text_log), contextlib.redirect_stderr(text_log):
+            try:
+                yield
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os.dup2(saved[0], 1)
+                os.dup2(saved[1], 2)
+                os.close(saved[0])
+                os.close(saved[1])
 
 
 def log_tail(log_path: Path, lines: int = 3) -> str:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
+from edgedeploy.errors import ConfigError
+
 __all__ = [
     "MobileNetV2",
     "MobileNetV2Config",
@@ -62,10 +64,6 @@ class MobileNetV2Config:
     dropout: float = 0.2
 
     def __post_init__(self) -> None:
-        # Imported lazily to keep this module free of the package's error layer
-        # at import time would be fine too; the import is cheap and avoids cycles.
-        from edgedeploy.errors import ConfigError
-
         if not MIN_WIDTH <= self.width <= MAX_WIDTH:
             raise ConfigError(
                 f"width multiplier {self.width} is outside [{MIN_WIDTH}, {MAX_WIDTH}]"

@@ -20,7 +20,10 @@ from edgedeploy.models.mobilenet_v2 import MobileNetV2, MobileNetV2Config
 from edgedeploy.sample_data import SAMPLE_WEIGHTS, data_root
 from edgedeploy.spec import IMAGENET_MEAN, IMAGENET_STD
 
-__all__ = ["LoadedWeights", "KnownWeights", "KNOWN_WEIGHTS", "resolve_weights", "build_model", "RANDOM_SEED"]
+__all__ = [
+    "LoadedWeights", "KnownWeights", "KNOWN_WEIGHTS", "resolve_weights", "build_model", "weights_fingerprint",
+    "RANDOM_SEED",
+]
 
 RANDOM_SEED = 0
 # Print at most this many mismatching keys: enough to diagnose, short enough for one line.
@@ -180,6 +183,19 @@ def resolve_weights(spec: str) -> LoadedWeights | None:
     # A file that is byte-identical to a known checkpoint keeps its preprocessing.
     known = next((w for w in KNOWN_WEIGHTS.values() if digest.startswith(w.sha256_prefix)), None)
     return LoadedWeights(state, str(path), path, digest, known.mean if known else None, known.std if known else None)
+
+
+def weights_fingerprint(spec: str) -> str:
+    """What ``spec`` loads, as a digest, without loading it (for build caches)."""
+    if spec == "random":
+        return f"random:{RANDOM_SEED}"
+    if spec == "imagenet":
+        # Downloads are checked against this prefix, so it names the content.
+        return f"imagenet:{KNOWN_WEIGHTS['imagenet'].sha256_prefix}"
+    path = data_root() / SAMPLE_WEIGHTS if spec == "sample" else Path(spec)
+    if not path.is_file():
+        raise WeightsError(f"{path}: weights file not found")
+    return sha256_file(path)
 
 
 def build_model(config: MobileNetV2Config, weights: str) -> tuple[MobileNetV2, LoadedWeights | None]:

@@ -66,5 +66,5 @@ def test_percentile_calibration_is_selectable(tmp_path, data_root):
 
 
 def test_calib_method_only_where_offered(tmp_path):
-    with pytest.raises(ConfigError, match="--calib-method entropy does not apply to tflite-int8"):
+    with pytest.raises(ConfigError, match="calibration method entropy does not apply to tflite-int8"):
         export(ExportRequest(target="tflite-int8", calib_method="entropy", out_dir=tmp_path))

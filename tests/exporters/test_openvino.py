@@ -96,7 +96,7 @@ def test_accuracy_control_keeps_the_drop_within_max_drop(tmp_path, val_dir, syns
 
 
 def test_option_errors(tmp_path):
-    with pytest.raises(ConfigError, match="--max-drop does not apply to openvino-fp32"):
+    with pytest.raises(ConfigError, match="max drop \\(accuracy control\\) does not apply to openvino-fp32"):
         export(ExportRequest(target="openvino-fp32", max_drop=1.0, out_dir=tmp_path))
     with pytest.raises(ConfigError, match="--max-drop needs --val DIR"):
         export(ExportRequest(target="openvino-int8", max_drop=1.0, out_dir=tmp_path, calib_size=10, parity_images=2))

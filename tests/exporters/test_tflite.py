@@ -133,7 +133,7 @@ def test_inspect_google_int8_models(data_root, name):
 
 
 def test_io_dtype_only_for_integer_targets(tmp_path):
-    with pytest.raises(ConfigError, match="--io-dtype uint8 does not apply to tflite-fp32"):
+    with pytest.raises(ConfigError, match="io dtype uint8 does not apply to tflite-fp32"):
         export(ExportRequest(target="tflite-fp32", io_dtype="uint8", out_dir=tmp_path))
 
 

@@ -1,0 +1,332 @@
+"""Deployment recipes: one YAML file that describes a whole deployment, loaded and validated.
+
+YAML is read with the safe loader (plain data only, never Python objects) and a
+duplicate key is an error rather than a silent overwrite. The schema (pydantic,
+strict types, unknown keys forbidden) and the checks against the target and device
+registries report the first problem as ``file:line: key.path: message``. Paths in a
+recipe are relative to the recipe file; ``data:PATH`` is relative to the sample data
+folder ($EDGEDEPLOY_DATA or ../shared/data), so one recipe works on every checkout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ValidationError as SchemaError
+
+from edgedeploy.bench import MAX_RUNS, MAX_WARMUP
+from edgedeploy.calibration import DATA_PREFIX, DEFAULT_CALIB_SEED, DEFAULT_CALIB_SIZE
+from edgedeploy.errors import ConfigError, InputFileError
+from edgedeploy.hashing import sha256_file
+from edgedeploy.models import MobileNetV2Config
+from edgedeploy.pipeline import DEFAULT_PARITY_IMAGES, ExportRequest
+from edgedeploy.runtimes import LoadOptions
+from edgedeploy.targets import get_target
+
+__all__ = ["Recipe", "RecipeSpec", "TargetSpec", "Thresholds", "load_recipe", "RecipeError", "WEIGHT_KEYWORDS"]
+
+WEIGHT_KEYWORDS = ("sample", "imagenet", "random")
+
+
+class RecipeError(ConfigError):
+    """A recipe that cannot be used as written (syntax, schema, unknown target...)."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class ModelSpec(_Section):
+    arch: Literal["mobilenet_v2"] = "mobilenet_v2"
+    width: float = 1.0
+    resolution: int = 224
+    num_classes: int = Field(1000, ge=1)
+    # sample | imagenet | random | a checkpoint path (relative to the recipe)
+    weights: str = "sample"
+
+
+class PreprocessingSpec(_Section):
+    """Overrides of the weights' normalization (R, G, B); by default the weights' own."""
+
+    mean: list[float] | None = Field(None, min_length=3, max_length=3)
+    std: list[float] | None = Field(None, min_length=3, max_length=3)
+
+
+class CalibrationSpec(_Section):
+    # A folder of images or a calibration/*.json definition.
+    data: str
+    size: int = Field(DEFAULT_CALIB_SIZE, ge=1)
+    seed: int = DEFAULT_CALIB_SEED
+
+
+class EvaluationSpec(_Section):
+    # A labeled image folder (<wnid>/<image>).
+    data: str
+    synsets: str | None = None
+    limit: int | None = Field(None, ge=1)
+    batch_size: int = Field(16, ge=1, le=1024)
+
+
+class BenchSpec(_Section):
+    runs: int = Field(100, ge=1, le=MAX_RUNS)
+    warmup: int = Field(10, ge=0, le=MAX_WARMUP)
+    # None: the device's default.
+    threads: int | None = Field(None, ge=1)
+
+
+class Thresholds(_Section):
+    """What the gate enforces; unset fields are not checked."""
+
+    # Top-1 points lost against the float (PyTorch) model on the evaluation data.
+    max_top1_drop: float | None = Field(None, ge=0)
+    # Top-1 agreement with the float model, percent.
+    min_agreement: float | None = Field(None, ge=0, le=100)
+    # p50 latency on every bench device.
+    max_latency_ms: float | None = Field(None, gt=0)
+    # Artifact size (all its files), MiB.
+    max_size_mb: float | None = Field(None, gt=0)
+    # Top-1 points lost against the baseline results (gate --baseline).
+    max_top1_regression: float | None = Field(None, ge=0)
+
+    def merged(self, override: Thresholds) -> Thresholds:
+        """These thresholds with the fields ``override`` sets explicitly replaced."""
+        return self.model_copy(update={k: getattr(override, k) for k in override.model_fields_set})
+
+
+class ParitySpec(_Section):
+    max_abs_diff: float | None = Field(None, gt=0)
+    min_agreement: float | None = Field(None, ge=0, le=100)
+    images: int = Field(DEFAULT_PARITY_IMAGES, ge=1, le=10_000)
+    # Images for the parity check; default: the evaluation data.
+    data: str | None = None
+
+
+class TargetSpec(_Section):
+    io_dtype: Literal["int8", "uint8", "float32"] | None = None
+    calib_method: Literal["minmax", "percentile", "entropy"] | None = None
+    # openvino-int8 accuracy control: max top-1 drop, measured on accuracy_data.
+    max_drop: float | None = Field(None, gt=0)
+    accuracy_data: str | None = None
+    # Overrides the recipe's calibration section for this target.
+    calibration: CalibrationSpec | None = None
+    parity: ParitySpec = ParitySpec()
+    thresholds: Thresholds = Thresholds()
+
+
+class RecipeSpec(_Section):
+    # Also the default output folder's name, so it may not hold a path.
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=100)
+    description: str = ""
+    model: ModelSpec = ModelSpec()
+    preprocessing: PreprocessingSpec = PreprocessingSpec()
+    calibration: CalibrationSpec | None = None
+    evaluation: EvaluationSpec
+    targets: dict[str, TargetSpec] = Field(min_length=1)
+    devices: list[str] = Field(["cpu"], min_length=1)
+    bench: BenchSpec = BenchSpec()
+    thresholds: Thresholds = Thresholds()
+
+    @field_validator("targets", mode="before")
+    @classmethod
+    def _empty_target_means_defaults(cls, value: Any) -> Any:
+        # "tflite-int8:" with nothing under it is YAML null: the target with default options.
+        if isinstance(value, dict):
+            return {k: ({} if v is None else v) for k, v in value.items()}
+        return value
+
+
+# ---------------------------------------------------------------- YAML with line numbers
+
+
+class _Lines:
+    """Maps a key path (as pydantic reports it) to its line in the YAML source."""
+
+    def __init__(self, root: yaml.Node):
+        self.root = root
+
+    def line(self, loc: Sequence[str | int]) -> int:
+        node = self.root
+        for depth, part in enumerate(loc):
+            child = None
+            if isinstance(node, yaml.MappingNode):
+                # The last key points at its own line (an unknown key has no useful value line).
+                last = depth == len(loc) - 1
+                child = next((k if last else v for k, v in node.value if k.value == str(part)), None)
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+                child = node.value[part]
+            if child is None:
+                break
+            node = child
+        return node.start_mark.line + 1
+
+
+def _duplicate_key(node: yaml.Node) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key, value in node.value:
+            if key.value in seen:
+                return key
+            seen.add(key.value)
+            found = _duplicate_key(value)
+            if found is not None:
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            found = _duplicate_key(item)
+            if found is not None:
+                return found
+    return None
+
+
+def _parse(path: Path) -> tuple[dict[str, Any], _Lines]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputFileError(f"{path}: recipe not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputFileError(f"{path}: cannot read recipe ({exc.__class__.__name__})") from None
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise RecipeError(f"{where}: not valid YAML: {problem}") from None
+    if not isinstance(data, dict) or root is None:
+        raise RecipeError(f"{path}: a recipe is a YAML mapping (name:, model:, targets: ...)")
+    duplicate = _duplicate_key(root)
+    if duplicate is not None:
+        raise RecipeError(f"{path}:{duplicate.start_mark.line + 1}: duplicate key {duplicate.value!r}")
+    return data, _Lines(root)
+
+
+def _schema_message(path: Path, lines: _Lines, exc: SchemaError) -> str:
+    errors = exc.errors()
+    first = errors[0]
+    loc = list(first["loc"])
+    dotted = ".".join(str(p) for p in loc) or "(top level)"
+    if first["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif first["type"] == "missing":
+        message = "required key is missing"
+    else:
+        message = f"{first['msg']} (got {str(first.get('input'))[:60]!r})"
+    more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+    return f"{path}:{lines.line(loc)}: {dotted}: {message}{more}"
+
+
+# ---------------------------------------------------------------- the loaded recipe
+
+
+@dataclass(frozen=True)
+class Recipe:
+    spec: RecipeSpec
+    path: Path
+    sha256: str
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def config(self) -> MobileNetV2Config:
+        m = self.spec.model
+        return MobileNetV2Config(width=m.width, resolution=m.resolution, num_classes=m.num_classes)
+
+    @property
+    def weights(self) -> str:
+        w = self.spec.model.weights
+        return w if w in WEIGHT_KEYWORDS else str(self.resolve(w))
+
+    def resolve(self, value: str) -> Path:
+        """A path as written in the recipe -> a path usable from any working directory."""
+        if value.startswith(DATA_PREFIX):
+            from edgedeploy.sample_data import data_root
+
+            return data_root() / value[len(DATA_PREFIX):]
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else (self.path.parent / path).resolve()
+
+    @property
+    def mean_std(self) -> tuple[tuple[float, ...] | None, tuple[float, ...] | None]:
+        pre = self.spec.preprocessing
+        return (tuple(pre.mean) if pre.mean else None), (tuple(pre.std) if pre.std else None)
+
+    def reference_options(self, threads: int) -> LoadOptions:
+        """How to load the float (PyTorch) model the recipe describes."""
+        mean, std = self.mean_std
+        c = self.config
+        return LoadOptions(threads=threads, mean=mean, std=std, width=c.width, resolution=c.resolution,
+                           num_classes=c.num_classes)
+
+    def thresholds(self, target: str) -> Thresholds:
+        return self.spec.thresholds.merged(self.spec.targets[target].thresholds)
+
+    def calibration(self, target: str) -> CalibrationSpec | None:
+        return self.spec.targets[target].calibration or self.spec.calibration
+
+    def export_request(self, target: str, out_dir: Path, threads: int) -> ExportRequest:
+        t = self.spec.targets[target]
+        calibration = self.calibration(target) if get_target(target).calibrated else None
+        mean, std = self.mean_std
+        return ExportRequest(
+            target=target, config=self.config, weights=self.weights, out_dir=out_dir, mean=mean, std=std,
+            parity_data=self.resolve(t.parity.data or self.spec.evaluation.data), parity_images=t.parity.images,
+            parity_max_abs_diff=t.parity.max_abs_diff, parity_min_agreement=t.parity.min_agreement,
+            threads=threads,
+            calib_dir=self.resolve(calibration.data) if calibration else None,
+            calib_size=calibration.size if calibration else DEFAULT_CALIB_SIZE,
+            calib_seed=calibration.seed if calibration else DEFAULT_CALIB_SEED,
+            io_dtype=t.io_dtype, calib_method=t.calib_method, max_drop=t.max_drop,
+            val_dir=self.resolve(t.accuracy_data) if t.accuracy_data else None,
+        )
+
+
+def _check_semantics(spec: RecipeSpec, path: Path, lines: _Lines) -> None:
+    """What the schema cannot know: the registries and the options each target takes."""
+    from edgedeploy.devices import get_device
+
+    def fail(loc: Sequence[str | int], message: str) -> None:
+        raise RecipeError(f"{path}:{lines.line(loc)}: {'.'.join(map(str, loc))}: {message}")
+
+    if (spec.preprocessing.mean is None) != (spec.preprocessing.std is None):
+        fail(["preprocessing"], "give mean and std together")
+    try:
+        MobileNetV2Config(width=spec.model.width, resolution=spec.model.resolution,
+                          num_classes=spec.model.num_classes)
+    except ConfigError as exc:
+        fail(["model"], str(exc))
+    for i, device in enumerate(spec.devices):
+        try:
+            get_device(device)
+        except ConfigError as exc:
+            fail(["devices", i], str(exc))
+    for name, options in spec.targets.items():
+        try:
+            target = get_target(name)
+            target.io_dtype(options.io_dtype)
+            target.check_options(options.calib_method, options.max_drop)
+        except ConfigError as exc:
+            fail(["targets", name], str(exc))
+        if options.max_drop is not None and options.accuracy_data is None:
+            fail(["targets", name, "max_drop"], "needs accuracy_data: a labeled image folder to measure the drop on")
+        if target.calibrated and options.calibration is None and spec.calibration is None:
+            fail(["targets", name], "an int8 target needs a calibration set: add a calibration: section")
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Read, validate and check a recipe file; errors are RecipeError/InputFileError with file:line."""
+    path = Path(path)
+    data, lines = _parse(path)
+    try:
+        spec = RecipeSpec.model_validate(data)
+    except SchemaError as exc:
+        raise RecipeError(_schema_message(path, lines, exc)) from None
+    _check_semantics(spec, path, lines)
+    return Recipe(spec=spec, path=path.resolve(), sha256=sha256_file(path))

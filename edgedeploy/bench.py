@@ -14,7 +14,7 @@ from PIL import Image
 from edgedeploy.errors import ConfigError
 from edgedeploy.runtimes.base import Runner
 
-__all__ = ["BenchResult", "benchmark", "MAX_RUNS", "MAX_WARMUP", "synthetic_images", "synthetic_pil_images", "rss_mb"]
+__all__ = ["BenchResult", "benchmark", "check_run_counts", "MAX_RUNS", "MAX_WARMUP", "synthetic_images", "synthetic_pil_images", "rss_mb"]
 
 MAX_RUNS = 100_000
 MAX_WARMUP = 10_000
@@ -68,14 +68,18 @@ def synthetic_images(runner: Runner, batch: int = 1, seed: int = 0) -> np.ndarra
     return np.stack([preprocess(image, spec) for image in synthetic_pil_images(batch, spec.resize, seed)])
 
 
-def benchmark(
-    runner: Runner, runs: int = 100, warmup: int = 10, on_progress: Callable[[int], None] | None = None
-) -> BenchResult:
-    """Time ``runs`` single-batch inferences after ``warmup`` untimed ones."""
+def check_run_counts(runs: int, warmup: int) -> None:
     if not 1 <= runs <= MAX_RUNS:
         raise ConfigError(f"--runs must be between 1 and {MAX_RUNS}, got {runs}")
     if not 0 <= warmup <= MAX_WARMUP:
         raise ConfigError(f"--warmup must be between 0 and {MAX_WARMUP}, got {warmup}")
+
+
+def benchmark(
+    runner: Runner, runs: int = 100, warmup: int = 10, on_progress: Callable[[int], None] | None = None
+) -> BenchResult:
+    """Time ``runs`` single-batch inferences after ``warmup`` untimed ones."""
+    check_run_counts(runs, warmup)
     rss_after_load = rss_mb()
     tensor = runner.io.input.feed(synthetic_images(runner, runner.batch_size or 1))
     for _ in range(warmup):

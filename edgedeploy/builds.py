@@ -2,8 +2,8 @@
 
 The key covers everything that decides the artifact's bytes and manifest: the export
 request (options, parity settings), the weights' content, the calibration images'
-content, the accuracy-control data's content, and the versions of edgedeploy and of
-every package the target's conversion uses. An entry is reused only if every file
+content, the accuracy-control data's content, the versions of every package the
+target's conversion uses, and a digest of edgedeploy's own source. An entry is reused only if every file
 still matches the sha256 its manifest records; it is then copied into the output folder.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from edgedeploy.artifacts import atomic_path, atomic_write_text
-from edgedeploy.cache import cache_dir, content_key
+from edgedeploy.cache import cache_dir, code_fingerprint, content_key
 from edgedeploy.calibration import calibration_fingerprint
 from edgedeploy.datasets import ImageFolder
 from edgedeploy.hashing import sha256_file
@@ -59,7 +59,7 @@ def build_key(request: ExportRequest) -> str:
                    if target.calibrated and request.calib_dir is not None else None)
     accuracy_data = ImageFolder.open(request.val_dir).fingerprint() if request.val_dir is not None else None
     return content_key(options, weights_fingerprint(request.weights), calibration, accuracy_data,
-                       tool_versions(conversion_packages(target.extra)))
+                       tool_versions(conversion_packages(target.extra)), code_fingerprint())
 
 
 def _entry_is_intact(entry: Path) -> dict[str, Any] | None:

@@ -6,13 +6,14 @@ delete at any time. Location: $EDGEDEPLOY_CACHE, else ~/.cache/edgedeploy.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["cache_dir", "content_key"]
+__all__ = ["cache_dir", "content_key", "code_fingerprint"]
 
 
 def cache_dir(kind: str) -> Path:
@@ -26,3 +27,15 @@ def content_key(*parts: Any) -> str:
     """A stable hex key for JSON-serialisable parts (dicts are key-sorted)."""
     blob = json.dumps(parts, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:32]
+
+
+@functools.cache
+def code_fingerprint() -> str:
+    """A digest of edgedeploy's own source: an editable install keeps its version number while
+    its code changes, and a cached build or accuracy figure must not outlive the code that made it."""
+    package = Path(__file__).parent
+    h = hashlib.sha256()
+    for path in sorted(package.rglob("*")):
+        if path.suffix in (".py", ".yaml") and path.is_file():
+            h.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:16]

@@ -101,6 +101,11 @@ def _model_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
+def _devices_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--devices", "devices_file", type=click.Path(dir_okay=False), default=None,
+                        help="A YAML file of extra device profiles [default: $EDGEDEPLOY_DEVICES].")(f)
+
+
 def _load_options(kw: dict[str, Any], threads: int) -> Any:
     from edgedeploy.runtimes import LoadOptions
 
@@ -207,23 +212,30 @@ def export(as_json: bool, target: str, width: float, resolution: int, num_classe
 @click.option("--limit", type=click.IntRange(1), default=None, help="Evaluate the first N images only.")
 @click.option("--reference", default=None, help="Compare with this model: agreement, KL, cosine.")
 @click.option("--batch-size", type=click.IntRange(1, 1024), default=16, show_default=True)
+@click.option("--device", default="cpu", show_default=True,
+              help="Where MODEL runs: cpu, gpu, or arm64-emu (LiteRT's aarch64 build under qemu); "
+                   "--reference always runs on this host's CPU.")
+@_devices_option
 @_model_options
 @_json_option
 def eval_cmd(as_json: bool, model: str, data: Path, synsets: Path | None, limit: int | None, reference: str | None,
-             batch_size: int, **kw: Any) -> None:
+             batch_size: int, device: str, devices_file: str | None, **kw: Any) -> None:
     """Accuracy of MODEL (a .onnx/.pth file or weights name) on an image folder."""
     from edgedeploy.datasets import ImageFolder
     from edgedeploy.devices import get_device
     from edgedeploy.evaluate import evaluate
+    from edgedeploy.measure import eval_runner
     from edgedeploy.runtimes import load_runner
 
-    options = _load_options(kw, kw["threads"] or get_device("cpu").default_threads())
-    runner = load_runner(model, options)
-    ref_runner = load_runner(reference, options) if reference else None
+    dev = get_device(device, devices_file)
+    options = _load_options(kw, kw["threads"] or dev.default_threads())
+    runner = eval_runner(model, dev, options)
+    ref_runner = load_runner(reference, _load_options(kw, kw["threads"] or get_device("cpu").default_threads())) \
+        if reference else None
     dataset = ImageFolder.open(data, synsets).subset(limit)
     with _progress(len(dataset), "eval") as bar:
         result = evaluate(runner, dataset, ref_runner, batch_size, on_progress=bar.update)
-    out = {"model": model, "runtime": runner.runtime, **result.to_dict(), "data": str(data),
+    out = {"model": model, "runtime": runner.runtime, "device": dev.name, **result.to_dict(), "data": str(data),
            "classes_from": dataset.class_source, "threads": options.threads, "execution": runner.execution(),
            "versions": runner.versions()}
     if reference:
@@ -242,36 +254,68 @@ def eval_cmd(as_json: bool, model: str, data: Path, synsets: Path | None, limit:
 
 @cli.command()
 @click.argument("model")
-@click.option("--device", default="cpu", show_default=True, help="Where to run (see the README's device table).")
+@click.option("--device", default="cpu", show_default=True, help="Where to run: see `edgedeploy devices`.")
 @click.option("--runs", type=int, default=100, show_default=True, help="Timed runs.")
 @click.option("--warmup", type=int, default=10, show_default=True, help="Untimed runs first.")
+@click.option("--delegate", type=click.Choice(["xnnpack", "cpu", "gpu", "nnapi"]), default=None,
+              help="LiteRT delegate where the device offers it [default: xnnpack].")
+@click.option("--benchmark-binary", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Remote devices: LiteRT's benchmark_model for the device [default: the cached download].")
+@click.option("--op-profiling", is_flag=True, help="Remote devices: per-op timings and where each op ran.")
+@_devices_option
 @_model_options
 @_json_option
-def bench(as_json: bool, model: str, device: str, runs: int, warmup: int, **kw: Any) -> None:
-    """Latency of MODEL: percentiles, throughput, memory."""
-    from edgedeploy.bench import benchmark
+def bench(as_json: bool, model: str, device: str, runs: int, warmup: int, delegate: str | None,
+          benchmark_binary: Path | None, op_profiling: bool, devices_file: str | None, **kw: Any) -> None:
+    """Latency of MODEL on a device: percentiles, throughput, memory, and how it really ran."""
     from edgedeploy.devices import get_device
-    from edgedeploy.runtimes import load_runner
+    from edgedeploy.measure import bench_on_device
 
-    dev = get_device(device)
+    dev = get_device(device, devices_file)
     options = _load_options(kw, kw["threads"] or dev.default_threads())
-    runner = load_runner(model, options)
-    with _progress(runs, "bench") as bar:
-        result = benchmark(runner, runs, warmup, on_progress=bar.update)
-    out = {"model": model, "runtime": runner.runtime, "device": dev.name, "threads": options.threads,
-           **result.to_dict(), "model_size_bytes": runner.size_bytes, "host": dev.describe_host(),
-           "execution": runner.execution(), "versions": runner.versions()}
+    with _progress(runs if dev.in_process else 0, "bench") as bar:
+        result = bench_on_device(model, dev, options, runs, warmup, delegate, benchmark_binary, op_profiling,
+                                 on_progress=bar.update)
+    samples = result.pop("samples_ms", None)
+    out = {"model": model, "runtime": _runtime_name(model), "device": dev.name, **result,
+           "host": dev.describe_host() if dev.in_process else None}
     if as_json:
         _emit_json(out)
         return
-    lat = result.latency_ms
-    execution = ", ".join(f"{k} {v}" for k, v in runner.execution().items())
-    click.echo(key_values([("model", f"{model} ({runner.runtime})"), ("device", f"{dev.name}, {options.threads} threads"),
+    lat = out["latency_ms"]
+    execution = ", ".join(f"{k} {v}" for k, v in (out.get("execution") or {}).items())
+    click.echo(key_values([("model", f"{model} ({out['runtime']})"), ("device", f"{dev.name}, {out['threads']} threads"),
                            *([("execution", execution)] if execution else []),
-                           ("runs", f"{runs} (+{warmup} warm-up)")]))
-    click.echo(table(["latency ms", "p50", "p90", "p99", "mean", "std", "min", "max"],
-                     [["", lat["p50"], lat["p90"], lat["p99"], lat["mean"], lat["std"], lat["min"], lat["max"]]]))
-    click.echo(key_values([("throughput", f"{result.throughput_ips:.1f} img/s"), ("peak RSS", f"{result.peak_rss_mb:.0f} MiB")]))
+                           ("runs", f"{out['runs']} (+{warmup} warm-up)")]))
+    if samples is not None:
+        click.echo(table(["latency ms", "p50", "p90", "p99", "mean", "std", "min", "max"],
+                         [["", lat["p50"], lat["p90"], lat["p99"], lat["mean"], lat["std"], lat["min"], lat["max"]]]))
+        click.echo(key_values([("throughput", f"{out['throughput_ips']:.1f} img/s"),
+                               ("peak RSS", f"{out['peak_rss_mb']:.0f} MiB")]))
+        return
+    if out.get("emulated"):
+        click.echo(table(["EMULATED latency ms (not device latency)", "p50", "p90", "mean", "min", "max"],
+                         [["", lat["p50"], lat["p90"], lat["mean"], lat["min"], lat["max"]]]))
+        return
+    click.echo(table(["latency ms", "median", "mean", "std", "min", "max", "first", "init"],
+                     [["", lat["median"], lat["mean"], lat["std"], lat["min"], lat["max"], out["first_inference_ms"],
+                       out["init_ms"]]]))
+    coverage = out["delegate"]
+    if coverage.get("status") == "partial":
+        taken = (f"{coverage['nodes_delegated']} of {coverage['nodes_total']} nodes" if coverage.get("nodes_total")
+                 else f"{coverage['kernels']} delegate kernels")
+        click.echo(f"WARNING: the {coverage['requested']} delegate took only {taken}; the rest ran on the CPU"
+                   + (f": {', '.join(coverage['cpu_ops'])}" if coverage.get("cpu_ops") else ""), err=True)
+    mem = out["memory_mb"]
+    click.echo(key_values([("delegate", f"{coverage['requested']}: {coverage.get('status')}"),
+                           ("memory", f"init {fmt(mem['init'])} MiB, overall {fmt(mem['overall'])} MiB, "
+                                      f"peak {fmt(mem['peak'])} MiB")]))
+
+
+def _runtime_name(model: str) -> str:
+    from edgedeploy.runtimes import runtime_for
+
+    return runtime_for(model).name
 
 
 @cli.command()
@@ -463,6 +507,56 @@ def report(as_json: bool, results_file: Path, out_dir: Path | None) -> None:
     click.echo(key_values([(k, str(v)) for k, v in paths.items()]))
 
 
+@cli.group("devices", invoke_without_command=True)
+@_devices_option
+@_json_option
+@click.pass_context
+def devices_cmd(ctx: click.Context, as_json: bool, devices_file: str | None) -> None:
+    """List device profiles and whether each is reachable now (and why not)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from edgedeploy.devices import load_devices
+    from edgedeploy.devices.probe import probe
+
+    rows = []
+    for dev in load_devices(devices_file).values():
+        state = probe(dev)
+        rows.append({"name": dev.name, "transport": dev.transport, "abi": dev.abi, "runtimes": dev.runtimes,
+                     "delegates": dev.delegates, "reachable": state.reachable, "detail": state.detail,
+                     "description": dev.description})
+    if as_json:
+        _emit_json({"devices": rows})
+        return
+    click.echo(table(["device", "transport", "runtimes", "reachable", "detail"],
+                     [[r["name"], r["transport"], ",".join(r["runtimes"]), "yes" if r["reachable"] else "no",
+                       r["detail"]] for r in rows]))
+
+
+@devices_cmd.command("setup")
+@click.argument("name")
+@_devices_option
+@_json_option
+def devices_setup(as_json: bool, name: str, devices_file: str | None) -> None:
+    """Prepare device NAME: build the arm64-emu root, or download benchmark_model for an adb/ssh device."""
+    from edgedeploy.devices import get_device
+
+    dev = get_device(name, devices_file)
+    if dev.in_process:
+        raise click.UsageError(f"device {name} runs in this process: nothing to set up")
+    if dev.transport == "qemu":
+        from edgedeploy.devices.emulator import setup_emulator
+
+        out = setup_emulator(on_step=lambda step: click.echo(f"{name}: {step} ...", err=True))
+    else:
+        from edgedeploy.devices.remote import download_benchmark_binary
+
+        out = {"benchmark_model": str(download_benchmark_binary(dev))}
+    if as_json:
+        _emit_json({"device": name, **out})
+        return
+    click.echo(key_values([(k, v if not isinstance(v, list) else ", ".join(v)) for k, v in out.items()]))
+
+
 @cli.command("list")
 @_json_option
 def list_cmd(as_json: bool) -> None:
@@ -474,7 +568,7 @@ def list_cmd(as_json: bool) -> None:
     out = {
         "targets": {t.name: {"runtime": t.runtime, "suffix": t.file_suffix, "description": t.description} for t in TARGETS.values()},
         "runtimes": {r.name: {"suffixes": list(r.suffixes), "description": r.description} for r in RUNTIMES.values()},
-        "devices": {d.name: {"description": d.description} for d in DEVICES.values()},
+        "devices": {d.name: {"transport": d.transport, "description": d.description} for d in DEVICES.values()},
     }
     if as_json:
         _emit_json(out)

@@ -139,8 +139,14 @@ def check_results(recipe: Recipe, results: dict[str, Any], baseline: dict[str, A
                   only: list[str] | None = None) -> GateReport:
     """Every check for every recipe target (or ``only`` those), in recipe order."""
     _same_origin(recipe, results, baseline)
+    unknown = [n for n in only or [] if n not in recipe.spec.targets]
+    if unknown:
+        raise ConfigError(f"--targets {', '.join(unknown)}: not in {recipe.path.name} "
+                          f"(it has: {', '.join(recipe.spec.targets)})")
     names = [n for n in recipe.spec.targets if not only or n in only]
-    unchecked = [n for n in names if not recipe.thresholds(n).model_dump(exclude_none=True)]
+    # max_top1_regression alone does not count: without a baseline it checks nothing.
+    unchecked = [n for n in names
+                 if not recipe.thresholds(n).model_dump(exclude_none=True, exclude={"max_top1_regression"})]
     if unchecked:
         raise ConfigError(f"{recipe.path.name}: no thresholds for {', '.join(unchecked)}: "
                           "the gate would pass them unchecked (set thresholds: in the recipe)")
@@ -151,6 +157,8 @@ def check_results(recipe: Recipe, results: dict[str, Any], baseline: dict[str, A
             checks.append(Check(name, "build", "error", message="not in the results (was it run?)"))
             continue
         checks.extend(_target_checks(name, entry, recipe.thresholds(name), baseline))
+    if not checks:
+        checks.append(Check("(all)", "checks", "error", message="nothing was checked"))
     return GateReport(recipe.name, checks)
 
 

@@ -1,11 +1,11 @@
 """Deployment recipes: one YAML file that describes a whole deployment, loaded and validated.
 
-YAML is read with the safe loader (plain data only, never Python objects) and a
-duplicate key is an error rather than a silent overwrite. The schema (pydantic,
-strict types, unknown keys forbidden) and the checks against the target and device
-registries report the first problem as ``file:line: key.path: message``. Paths in a
+Loaded through edgedeploy.yamlfile (safe YAML, duplicate keys refused, strict schema);
+the schema and the checks against the target and device registries report the first
+problem as ``file:line: key.path: message``. Paths in a
 recipe are relative to the recipe file; ``data:PATH`` is relative to the sample data
-folder ($EDGEDEPLOY_DATA or ../shared/data), so one recipe works on every checkout.
+folder ($EDGEDEPLOY_DATA, else ./data or ../shared/data from the working directory),
+so one recipe works on every checkout.
 """
 
 from __future__ import annotations
@@ -15,33 +15,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-from pydantic import ValidationError as SchemaError
+from pydantic import Field, field_validator
 
 from edgedeploy.bench import MAX_RUNS, MAX_WARMUP
 from edgedeploy.calibration import DATA_PREFIX, DEFAULT_CALIB_SEED, DEFAULT_CALIB_SIZE
-from edgedeploy.errors import ConfigError, InputFileError
+from edgedeploy.errors import ConfigError
 from edgedeploy.hashing import sha256_file
 from edgedeploy.models import MobileNetV2Config
 from edgedeploy.pipeline import DEFAULT_PARITY_IMAGES, ExportRequest
 from edgedeploy.runtimes import LoadOptions
-from edgedeploy.targets import get_target
+from edgedeploy.targets import TARGETS, get_target
+from edgedeploy.yamlfile import ConfigFileError as RecipeError
+from edgedeploy.yamlfile import Lines, Section, load_yaml, validate
 
 __all__ = ["Recipe", "RecipeSpec", "TargetSpec", "Thresholds", "load_recipe", "RecipeError", "WEIGHT_KEYWORDS"]
 
 WEIGHT_KEYWORDS = ("sample", "imagenet", "random")
 
 
-class RecipeError(ConfigError):
-    """A recipe that cannot be used as written (syntax, schema, unknown target...)."""
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-class ModelSpec(_Section):
+class ModelSpec(Section):
     arch: Literal["mobilenet_v2"] = "mobilenet_v2"
     width: float = 1.0
     resolution: int = 224
@@ -50,21 +42,21 @@ class ModelSpec(_Section):
     weights: str = "sample"
 
 
-class PreprocessingSpec(_Section):
+class PreprocessingSpec(Section):
     """Overrides of the weights' normalization (R, G, B); by default the weights' own."""
 
     mean: list[float] | None = Field(None, min_length=3, max_length=3)
     std: list[float] | None = Field(None, min_length=3, max_length=3)
 
 
-class CalibrationSpec(_Section):
+class CalibrationSpec(Section):
     # A folder of images or a calibration/*.json definition.
     data: str
     size: int = Field(DEFAULT_CALIB_SIZE, ge=1)
     seed: int = DEFAULT_CALIB_SEED
 
 
-class EvaluationSpec(_Section):
+class EvaluationSpec(Section):
     # A labeled image folder (<wnid>/<image>).
     data: str
     synsets: str | None = None
@@ -72,14 +64,14 @@ class EvaluationSpec(_Section):
     batch_size: int = Field(16, ge=1, le=1024)
 
 
-class BenchSpec(_Section):
+class BenchSpec(Section):
     runs: int = Field(100, ge=1, le=MAX_RUNS)
     warmup: int = Field(10, ge=0, le=MAX_WARMUP)
     # None: the device's default.
     threads: int | None = Field(None, ge=1)
 
 
-class Thresholds(_Section):
+class Thresholds(Section):
     """What the gate enforces; unset fields are not checked."""
 
     # Top-1 points lost against the float (PyTorch) model on the evaluation data.
@@ -98,7 +90,7 @@ class Thresholds(_Section):
         return self.model_copy(update={k: getattr(override, k) for k in override.model_fields_set})
 
 
-class ParitySpec(_Section):
+class ParitySpec(Section):
     max_abs_diff: float | None = Field(None, gt=0)
     min_agreement: float | None = Field(None, ge=0, le=100)
     images: int = Field(DEFAULT_PARITY_IMAGES, ge=1, le=10_000)
@@ -106,7 +98,7 @@ class ParitySpec(_Section):
     data: str | None = None
 
 
-class TargetSpec(_Section):
+class TargetSpec(Section):
     io_dtype: Literal["int8", "uint8", "float32"] | None = None
     calib_method: Literal["minmax", "percentile", "entropy"] | None = None
     # openvino-int8 accuracy control: max top-1 drop, measured on accuracy_data.
@@ -118,7 +110,7 @@ class TargetSpec(_Section):
     thresholds: Thresholds = Thresholds()
 
 
-class RecipeSpec(_Section):
+class RecipeSpec(Section):
     # Also the default output folder's name, so it may not hold a path.
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=100)
     description: str = ""
@@ -138,87 +130,6 @@ class RecipeSpec(_Section):
         if isinstance(value, dict):
             return {k: ({} if v is None else v) for k, v in value.items()}
         return value
-
-
-# ---------------------------------------------------------------- YAML with line numbers
-
-
-class _Lines:
-    """Maps a key path (as pydantic reports it) to its line in the YAML source."""
-
-    def __init__(self, root: yaml.Node):
-        self.root = root
-
-    def line(self, loc: Sequence[str | int]) -> int:
-        node = self.root
-        for depth, part in enumerate(loc):
-            child = None
-            if isinstance(node, yaml.MappingNode):
-                # The last key points at its own line (an unknown key has no useful value line).
-                last = depth == len(loc) - 1
-                child = next((k if last else v for k, v in node.value if k.value == str(part)), None)
-            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-                child = node.value[part]
-            if child is None:
-                break
-            node = child
-        return node.start_mark.line + 1
-
-
-def _duplicate_key(node: yaml.Node) -> yaml.Node | None:
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key, value in node.value:
-            if key.value in seen:
-                return key
-            seen.add(key.value)
-            found = _duplicate_key(value)
-            if found is not None:
-                return found
-    elif isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            found = _duplicate_key(item)
-            if found is not None:
-                return found
-    return None
-
-
-def _parse(path: Path) -> tuple[dict[str, Any], _Lines]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputFileError(f"{path}: recipe not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputFileError(f"{path}: cannot read recipe ({exc.__class__.__name__})") from None
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise RecipeError(f"{where}: not valid YAML: {problem}") from None
-    if not isinstance(data, dict) or root is None:
-        raise RecipeError(f"{path}: a recipe is a YAML mapping (name:, model:, targets: ...)")
-    duplicate = _duplicate_key(root)
-    if duplicate is not None:
-        raise RecipeError(f"{path}:{duplicate.start_mark.line + 1}: duplicate key {duplicate.value!r}")
-    return data, _Lines(root)
-
-
-def _schema_message(path: Path, lines: _Lines, exc: SchemaError) -> str:
-    errors = exc.errors()
-    first = errors[0]
-    loc = list(first["loc"])
-    dotted = ".".join(str(p) for p in loc) or "(top level)"
-    if first["type"] == "extra_forbidden":
-        message = "unknown key"
-    elif first["type"] == "missing":
-        message = "required key is missing"
-    else:
-        message = f"{first['msg']} (got {str(first.get('input'))[:60]!r})"
-    more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
-    return f"{path}:{lines.line(loc)}: {dotted}: {message}{more}"
 
 
 # ---------------------------------------------------------------- the loaded recipe
@@ -288,12 +199,12 @@ class Recipe:
         )
 
 
-def _check_semantics(spec: RecipeSpec, path: Path, lines: _Lines) -> None:
+def _check_semantics(spec: RecipeSpec, lines: Lines) -> None:
     """What the schema cannot know: the registries and the options each target takes."""
     from edgedeploy.devices import get_device
 
     def fail(loc: Sequence[str | int], message: str) -> None:
-        raise RecipeError(f"{path}:{lines.line(loc)}: {'.'.join(map(str, loc))}: {message}")
+        raise lines.error(loc, message)
 
     if (spec.preprocessing.mean is None) != (spec.preprocessing.std is None):
         fail(["preprocessing"], "give mean and std together")
@@ -304,9 +215,16 @@ def _check_semantics(spec: RecipeSpec, path: Path, lines: _Lines) -> None:
         fail(["model"], str(exc))
     for i, device in enumerate(spec.devices):
         try:
-            get_device(device)
+            profile = get_device(device)
         except ConfigError as exc:
             fail(["devices", i], str(exc))
+        if profile.emulated:
+            fail(["devices", i], f"{device} is emulated: its latency is not device latency, so it is kept out of "
+                                 "recipe results (use `edgedeploy eval/bench --device` on it)")
+        missing = sorted({get_target(t).runtime for t in spec.targets if t in TARGETS} - set(profile.runtimes))
+        if missing:
+            fail(["devices", i], f"{device} does not run {', '.join(missing)} models, which targets here need "
+                                 f"(it runs {', '.join(profile.runtimes)})")
     for name, options in spec.targets.items():
         try:
             target = get_target(name)
@@ -323,10 +241,7 @@ def _check_semantics(spec: RecipeSpec, path: Path, lines: _Lines) -> None:
 def load_recipe(path: str | Path) -> Recipe:
     """Read, validate and check a recipe file; errors are RecipeError/InputFileError with file:line."""
     path = Path(path)
-    data, lines = _parse(path)
-    try:
-        spec = RecipeSpec.model_validate(data)
-    except SchemaError as exc:
-        raise RecipeError(_schema_message(path, lines, exc)) from None
-    _check_semantics(spec, path, lines)
+    data, lines = load_yaml(path, "recipe")
+    spec = validate(RecipeSpec, data, lines)
+    _check_semantics(spec, lines)
     return Recipe(spec=spec, path=path.resolve(), sha256=sha256_file(path))

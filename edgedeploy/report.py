@@ -34,7 +34,7 @@ def report_rows(results: dict[str, Any]) -> list[list[str]]:
     ref = results["reference"]
     for device, lat in ref["latency"].items():
         rows.append(["pytorch (reference)", ref["runtime"], device, "-", _num(ref["accuracy"]["top1"]), "-", "-",
-                     _num(lat["latency_ms"]["p50"]), _num(lat["latency_ms"]["p90"]), "-"])
+                     _num(lat["latency_ms"]["p50"]), _num(lat["latency_ms"].get("p90")), "-"])
     for name, t in results["targets"].items():
         if t["status"] != "ok":
             rows.append([name, t["runtime"], "-", "-", "-", "-", "-", "-", "-", f"FAILED ({t['stage']})"])
@@ -45,7 +45,7 @@ def report_rows(results: dict[str, Any]) -> list[list[str]]:
             ratio = speedup.get(device)
             rows.append([
                 name, t["runtime"], device, _num(t["size_bytes"] / 2**20), _num(acc["top1"]), _num(acc["top1_drop"]),
-                _num(acc["agreement"]), _num(lat["latency_ms"]["p50"]), _num(lat["latency_ms"]["p90"]),
+                _num(acc["agreement"]), _num(lat["latency_ms"]["p50"]), _num(lat["latency_ms"].get("p90")),
                 "-" if ratio is None else f"{ratio:.2f}x vs {speedup['baseline']}",
             ])
     return rows
@@ -81,10 +81,16 @@ def _figures(results: dict[str, Any]) -> dict[str, bytes]:
     fig.tight_layout()
     pngs["accuracy_vs_latency"] = _png(fig)
 
+    # Remote devices report summary statistics only (benchmark_model), so they have no samples to draw.
     series = [(f"{name} [{device}]", lat[device]["samples_ms"]) for name, _, lat in points
-              for device in results["devices"] if device in lat]
+              for device in results["devices"] if "samples_ms" in lat.get(device, {})]
     fig = Figure(figsize=(7.5, 0.45 * len(series) + 1.4), dpi=110)
     ax = fig.subplots()
+    if not series:
+        ax.text(0.5, 0.5, "no per-run samples: remote devices report summary statistics only",
+                ha="center", va="center", transform=ax.transAxes)
+        pngs["latency_distribution"] = _png(fig)
+        return pngs
     ax.boxplot([s for _, s in series], orientation="horizontal", showfliers=True, flierprops={"markersize": 2})
     ax.set_yticks(range(1, len(series) + 1), [label for label, _ in series], fontsize=8)
     _log_ms_axis(ax)

@@ -21,14 +21,14 @@ from typing import Any
 import numpy as np
 
 from edgedeploy.artifacts import atomic_path, atomic_write_text
-from edgedeploy.bench import benchmark
 from edgedeploy.builds import cached_export, conversion_packages
-from edgedeploy.cache import cache_dir, content_key
+from edgedeploy.cache import cache_dir, code_fingerprint, content_key
 from edgedeploy.datasets import ImageFolder
 from edgedeploy.devices import Device, get_device
 from edgedeploy.errors import EXIT_INTERNAL, ConfigError, EdgeDeployError
-from edgedeploy.evaluate import EvalResult, evaluate
+from edgedeploy.evaluate import evaluate
 from edgedeploy.manifest import tool_versions
+from edgedeploy.measure import bench_on_device
 from edgedeploy.models.weights import weights_fingerprint
 from edgedeploy.recipe import Recipe
 from edgedeploy.runtimes import LoadOptions, Runner, load_runner
@@ -77,7 +77,7 @@ class _Evaluator:
         self.force = force
         self.reference_key = content_key("reference", weights_fingerprint(recipe.weights), recipe.config.name,
                                          recipe.spec.preprocessing.model_dump(), self.data_key,
-                                         tool_versions(("torch",)))
+                                         tool_versions(("torch",)), code_fingerprint())
         self._scores_file = cache_dir("evals") / f"{self.reference_key}.npy"
         self._reference_scores: np.ndarray | None = None
 
@@ -107,9 +107,10 @@ class _Evaluator:
         self._write(self.reference_key, result)
         return result, False
 
-    def target(self, runner: Runner, sha256: str) -> tuple[dict[str, Any], bool]:
-        key = content_key("target", sha256, runner.runtime, runner.execution(), self.reference_key,
-                          {**runner.versions(), **tool_versions(())})
+    def target(self, runner: Runner, build_key: str) -> tuple[dict[str, Any], bool]:
+        # The build key, not the primary file's sha256: an IR's .bin can change while its .xml does not.
+        key = content_key("target", build_key, runner.runtime, runner.execution(), self.reference_key,
+                          {**runner.versions(), **tool_versions(())}, code_fingerprint())
         cached = self._read(key)
         if cached is not None:
             return cached, True
@@ -120,14 +121,10 @@ class _Evaluator:
         return result, False
 
 
-def _bench(model: str, runtime: str | None, device: Device, recipe: Recipe, options: LoadOptions) -> dict[str, Any]:
-    if device.runtimes is not None and runtime not in device.runtimes:
-        raise ConfigError(f"device {device.name} does not run {runtime} models")
+def _bench(model: str, device: Device, recipe: Recipe, options: LoadOptions) -> dict[str, Any]:
     spec = recipe.spec.bench
     threads = spec.threads or device.default_threads()
-    runner = load_runner(model, replace(options, threads=threads))
-    result = benchmark(runner, spec.runs, spec.warmup)
-    return {"threads": threads, **result.to_dict(samples=True), "execution": runner.execution()}
+    return bench_on_device(model, device, replace(options, threads=threads), spec.runs, spec.warmup)
 
 
 def _relative(path: str | Path, out_dir: Path) -> str:
@@ -154,14 +151,14 @@ def _run_target(
         progress(stage, "")
         options = LoadOptions(threads=threads)
         runner = load_runner(build["path"], options, runtime=entry["runtime"])
-        accuracy, cached = evaluator.target(runner, build["sha256"])
+        accuracy, cached = evaluator.target(runner, build["build_key"])
         drop = round(reference_top1 - accuracy["top1"], 4) if reference_top1 is not None and accuracy["top1"] is not None else None
         entry["accuracy"] = {**accuracy, "top1_drop": drop, "cached": cached}
         stage = "bench"
         entry["latency"] = {}
         for device in devices:
             progress(stage, device.name)
-            entry["latency"][device.name] = _bench(build["path"], entry["runtime"], device, recipe, options)
+            entry["latency"][device.name] = _bench(build["path"], device, recipe, options)
     except EdgeDeployError as exc:
         entry.update(status="failed", stage=stage, error=" ".join(str(exc).split()), exit_code=exc.exit_code)
     except Exception as exc:  # one target's bug must not cost the others their results
@@ -180,7 +177,9 @@ def _speedups(targets: dict[str, dict[str, Any]]) -> None:
         entry["speedup_vs_float"] = {
             "baseline": float_counterpart(name),
             **{d: round(baseline["latency"][d]["latency_ms"]["p50"] / lat["latency_ms"]["p50"], 3)
-               for d, lat in entry["latency"].items() if d in baseline["latency"]},
+               for d, lat in entry["latency"].items()
+               if d in baseline["latency"] and lat["latency_ms"].get("p50") and
+               baseline["latency"][d]["latency_ms"].get("p50")},
         }
 
 
@@ -209,8 +208,9 @@ def run_recipe(
     reference: dict[str, Any] = {"runtime": "torch", "weights": recipe.spec.model.weights,
                                  "accuracy": {**ref_accuracy, "cached": ref_cached}, "latency": {}}
     for device in devices:
-        emitter(REFERENCE, 0)("bench", device.name)
-        reference["latency"][device.name] = _bench(recipe.weights, "torch", device, recipe, ref_options)
+        if "torch" in device.runtimes:  # the float reference is benched where PyTorch runs
+            emitter(REFERENCE, 0)("bench", device.name)
+            reference["latency"][device.name] = _bench(recipe.weights, device, recipe, ref_options)
 
     targets: dict[str, dict[str, Any]] = {}
     for index, name in enumerate(names, 1):

@@ -168,3 +168,15 @@ def test_report_dict_is_json_serialisable(recipe):
     report = check_results(recipe, copy.deepcopy(results(onnx=target(77.0, 100.0))))
     data = json.loads(json.dumps(report.to_dict()))
     assert data["exit_code"] == 6 and data["counts"]["error"] == 1 and not data["passed"]
+
+
+def test_unknown_target_names_are_refused_not_silently_skipped(recipe):
+    with pytest.raises(ConfigError, match="--targets onnx-int9: not in g.yaml"):
+        check_results(recipe, results(onnx=target(77.0, 100.0)), only=["onnx-int9"])
+
+
+def test_a_regression_allowance_alone_is_not_a_check(tmp_path):
+    path = tmp_path / "g.yaml"
+    path.write_text("name: g\nevaluation: {data: v}\nthresholds: {max_top1_regression: 0.3}\ntargets: {onnx: }\n")
+    with pytest.raises(ConfigError, match="no thresholds for onnx"):
+        check_results(load_recipe(path), results(onnx=target(77.0, 100.0)))

@@ -115,3 +115,11 @@ def test_target_thresholds_override_field_by_field(tmp_path):
                                + "thresholds: {max_top1_drop: 1.0, min_agreement: 99}\n"))
     limits = recipe.thresholds("onnx")
     assert (limits.max_top1_drop, limits.min_agreement, limits.max_latency_ms) == (1.0, 50, None)
+
+
+def test_devices_must_run_the_recipes_targets(tmp_path):
+    with pytest.raises(RecipeError, match=r"recipe.yaml:3: devices.0: gpu does not run litert models"):
+        load_recipe(write(tmp_path, "name: r\nevaluation: {data: v}\ndevices: [gpu]\ntargets: {onnx: , tflite-fp32: }\n"))
+    # A phone runs a TFLite-only recipe (the float reference is benched only where PyTorch runs).
+    assert load_recipe(write(tmp_path, "name: r\nevaluation: {data: v}\ndevices: [cpu, pixel]\n"
+                                       "targets: {tflite-fp32: }\n")).spec.devices == ["cpu", "pixel"]

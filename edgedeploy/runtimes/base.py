@@ -31,6 +31,8 @@ class LoadOptions:
     xnnpack: bool = True
     # OpenVINO CPU plugin: requested inference precision (f32, bf16, f16, or auto = plugin default).
     inference_precision: str = "f32"
+    # cpu, or gpu: ONNX Runtime's CUDA/TensorRT execution providers, OpenVINO's GPU plugin.
+    accelerator: str = "cpu"
 
     def __post_init__(self) -> None:
         if self.threads < 1:

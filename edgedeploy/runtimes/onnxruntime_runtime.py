@@ -1,14 +1,20 @@
-"""ONNX Runtime (CPU execution provider)."""
+"""ONNX Runtime: the CPU execution provider, or CUDA/TensorRT for ``accelerator="gpu"``.
+
+ONNX Runtime silently falls back to the CPU when a GPU provider cannot start (no
+driver, no device); the runner checks the provider the session really uses and
+refuses to report CPU figures as GPU ones.
+"""
 
 from __future__ import annotations
 
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
 
-from edgedeploy.errors import InputFileError
+from edgedeploy.errors import DependencyError, InputFileError
 from edgedeploy.manifest import read_manifest
 from edgedeploy.runtimes.base import LoadOptions, Runner
 from edgedeploy.runtimes.io_inference import infer_model_io
@@ -16,7 +22,22 @@ from edgedeploy.spec import ModelIO
 
 __all__ = ["OnnxRuntimeRunner"]
 
+GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 _ORT_DTYPES = {"tensor(float)": "float32", "tensor(uint8)": "uint8", "tensor(int8)": "int8", "tensor(float16)": "float16"}
+
+
+def execution_providers(accelerator: str) -> list[str]:
+    """The providers to ask for: the GPU ones this onnxruntime build has, then the CPU."""
+    import onnxruntime as ort
+
+    if accelerator != "gpu":
+        return ["CPUExecutionProvider"]
+    available = ort.get_available_providers()
+    gpu = [p for p in GPU_PROVIDERS if p in available]
+    if not gpu:
+        raise DependencyError(f"--device gpu: this onnxruntime ({metadata.version('onnxruntime')}) has no CUDA or "
+                              f"TensorRT execution provider (it has {', '.join(available)}): install onnxruntime-gpu")
+    return [*gpu, "CPUExecutionProvider"]
 
 
 class OnnxRuntimeRunner(Runner):
@@ -35,10 +56,14 @@ class OnnxRuntimeRunner(Runner):
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.log_severity_level = 3
+        providers = execution_providers(options.accelerator)
         try:
-            self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(str(path), so, providers=providers)
         except Exception as exc:
             raise InputFileError(f"{path}: ONNX Runtime cannot load it ({_first_line(exc)})") from None
+        if options.accelerator == "gpu" and self.session.get_providers()[0] not in GPU_PROVIDERS:
+            raise DependencyError(f"{providers[0]} could not start (no usable NVIDIA GPU or driver?): ONNX Runtime "
+                                  "fell back to the CPU, so no GPU figures")
         inp, out = self.session.get_inputs(), self.session.get_outputs()
         if len(inp) != 1 or len(out) != 1:
             raise InputFileError(f"{path}: expected one input and one output, found {len(inp)} and {len(out)}")
@@ -63,6 +88,9 @@ class OnnxRuntimeRunner(Runner):
 
     def versions(self) -> dict[str, str]:
         return {"onnxruntime": metadata.version("onnxruntime")}
+
+    def execution(self) -> dict[str, Any]:
+        return {"provider": self.session.get_providers()[0]}
 
 
 def _ends_in_softmax(path: Path, output_name: str) -> bool:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from edgedeploy.errors import ConfigError, InputFileError
+from edgedeploy.errors import ConfigError, DependencyError, InputFileError
 from edgedeploy.manifest import read_manifest
 from edgedeploy.runtimes.base import LoadOptions, Runner
 from edgedeploy.runtimes.io_inference import infer_model_io
@@ -70,13 +70,21 @@ class OpenVINORunner(Runner):
         if manifest and tuple(self.io.input.shape) != shape:
             raise InputFileError(f"{path}: manifest input spec does not match the model's input "
                                  f"({list(self.io.input.shape)} vs {list(shape)})")
-        config: dict[str, Any] = {"INFERENCE_NUM_THREADS": options.threads, "PERFORMANCE_HINT": "LATENCY"}
+        core = ov.Core()
+        self.plugin = "GPU" if options.accelerator == "gpu" else "CPU"
+        config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
+        if self.plugin == "CPU":
+            config["INFERENCE_NUM_THREADS"] = options.threads
+        elif not any(d.split(".")[0] == "GPU" for d in core.available_devices):
+            raise DependencyError(f"--device gpu: OpenVINO sees no GPU (its devices: {', '.join(core.available_devices)}); "
+                                  "the GPU plugin needs an Intel GPU and its compute runtime")
         if options.inference_precision != "auto":
             config["INFERENCE_PRECISION_HINT"] = options.inference_precision
         try:
-            self.compiled = ov.Core().compile_model(model, "CPU", config)
+            self.compiled = core.compile_model(model, self.plugin, config)
         except Exception as exc:
-            raise InputFileError(f"{path}: the CPU plugin cannot compile it ({' '.join(str(exc).split())[:160]})") from None
+            raise InputFileError(f"{path}: the {self.plugin} plugin cannot compile it "
+                                 f"({' '.join(str(exc).split())[:160]})") from None
         self.request = self.compiled.create_infer_request()
         self.threads = options.threads
 
@@ -91,12 +99,14 @@ class OpenVINORunner(Runner):
 
     def execution(self) -> dict[str, Any]:
         precision = self.compiled.get_property("INFERENCE_PRECISION_HINT")
-        return {
-            "device": "CPU plugin",
+        out = {
+            "device": f"{self.plugin} plugin",
             "inference_precision": getattr(precision, "get_type_name", lambda: str(precision))(),
             "performance_hint": str(self.compiled.get_property("PERFORMANCE_HINT")),
-            "threads": int(self.compiled.get_property("INFERENCE_NUM_THREADS")),
         }
+        if self.plugin == "CPU":
+            out["threads"] = int(self.compiled.get_property("INFERENCE_NUM_THREADS"))
+        return out
 
     def versions(self) -> dict[str, str]:
         return {"openvino": metadata.version("openvino")}

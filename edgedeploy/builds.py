@@ -10,8 +10,10 @@ still matches the sha256 its manifest records; it is then copied into the output
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from importlib import metadata
@@ -102,8 +104,19 @@ def cached_export(
     record = None if force else _entry_is_intact(entry)
     cached = record is not None
     if record is None:
-        shutil.rmtree(entry, ignore_errors=True)
-        result = export(replace(request, out_dir=entry), on_step=on_step).to_dict()
-        record = {**result, "artifact": Path(result["path"]).name, "build_key": key}
-        atomic_write_text(entry / RECORD, json.dumps(record, indent=1))
+        # Built in a private folder and renamed into place: two runs building the same key at
+        # once never see each other's half-built entry; the first to finish publishes it.
+        staging = Path(tempfile.mkdtemp(prefix=f".tmp-{key}-", dir=entry.parent))
+        try:
+            result = export(replace(request, out_dir=staging), on_step=on_step).to_dict()
+            record = {**result, "artifact": Path(result["path"]).name, "build_key": key}
+            atomic_write_text(staging / RECORD, json.dumps(record, indent=1))
+            if _entry_is_intact(entry) is None or force:
+                shutil.rmtree(entry, ignore_errors=True)
+                try:
+                    os.rename(staging, entry)
+                except OSError:
+                    pass  # another process published this key meanwhile: the same inputs, the same build
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return _publish(entry, record, Path(request.out_dir)), cached

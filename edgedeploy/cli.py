@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 import click
 
 from edgedeploy import __version__
-from edgedeploy.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EdgeDeployError
+from edgedeploy.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED, EdgeDeployError, Terminated
 from edgedeploy.render import fmt, key_values, table
 
 log = logging.getLogger("edgedeploy")
@@ -36,6 +37,8 @@ class _Cli(click.Group):
             raise
         except KeyboardInterrupt:
             self._fail(ctx, "interrupted", EXIT_INTERRUPTED)
+        except Terminated:
+            self._fail(ctx, "terminated", EXIT_TERMINATED)
         except EdgeDeployError as exc:
             self._fail(ctx, str(exc), exc.exit_code)
         except Exception as exc:
@@ -582,7 +585,14 @@ def list_cmd(as_json: bool) -> None:
     click.echo(table(["device", "description"], [[n, d["description"]] for n, d in out["devices"].items()]))
 
 
+def _raise_terminated(_signum: int, _frame: Any) -> None:
+    raise Terminated()
+
+
 def main() -> None:
+    # SIGTERM (CI cancelling a job, `timeout`, docker stop) unwinds like Ctrl-C: no staging
+    # folder, half-written artifact or redirected descriptor is left behind.
+    signal.signal(signal.SIGTERM, _raise_terminated)
     cli(prog_name="edgedeploy")
 
 

@@ -8,7 +8,8 @@ Exit codes (documented in the README):
   5  a required optional dependency or resource is missing (extra, network)
   6  incomplete: a target of a run failed to build or measure (the gate fails closed)
   70 unexpected internal error (a bug: rerun with --debug for the traceback)
-  130 interrupted
+  130 interrupted (SIGINT, Ctrl-C)
+  143 terminated (SIGTERM)
 Code 1 is kept for "the check said no", as grep and diff do, so CI can tell a
 regression from a broken run.
 """
@@ -19,12 +20,15 @@ EXIT_REGRESSION = 1
 EXIT_INCOMPLETE = 6
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 __all__ = [
     "EXIT_REGRESSION",
     "EXIT_INCOMPLETE",
     "EXIT_INTERNAL",
     "EXIT_INTERRUPTED",
+    "EXIT_TERMINATED",
+    "Terminated",
     "EdgeDeployError",
     "ConfigError",
     "InputFileError",
@@ -71,3 +75,8 @@ class DependencyError(EdgeDeployError):
     """An optional package, or a network resource, is not available."""
 
     exit_code = 5
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that every cleanup (staging folders, redirected
+    descriptors) runs as it does for Ctrl-C; a BaseException so no ``except Exception`` swallows it."""

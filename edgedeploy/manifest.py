@@ -8,7 +8,9 @@ model config, tool versions) and how close it is to PyTorch (parity).
 from __future__ import annotations
 
 import json
+import os
 import platform
+from datetime import datetime, timezone
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -19,11 +21,19 @@ from edgedeploy.artifacts import atomic_write_text
 from edgedeploy.errors import InputFileError
 from edgedeploy.spec import InputSpec, ModelIO, OutputSpec, Preprocessing
 
-__all__ = ["MANIFEST_SUFFIX", "SCHEMA_VERSION", "manifest_path", "read_manifest", "write_manifest", "tool_versions", "Manifest"]
+__all__ = ["created_utc", "MANIFEST_SUFFIX", "SCHEMA_VERSION", "manifest_path", "read_manifest", "write_manifest", "tool_versions", "Manifest"]
 
 MANIFEST_SUFFIX = ".manifest.json"
 SCHEMA_VERSION = 1
 TOOL_PACKAGES = ("torch", "onnx", "onnxruntime", "onnxsim", "numpy")
+
+
+def created_utc() -> str:
+    """Now, or $SOURCE_DATE_EPOCH (the reproducible-builds convention): with it set, two exports of
+    the same inputs give byte-identical manifests as well as artifacts."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    moment = datetime.fromtimestamp(int(epoch), timezone.utc) if epoch and epoch.isdigit() else datetime.now(timezone.utc)
+    return moment.isoformat(timespec="seconds")
 
 
 def manifest_path(artifact: str | Path) -> Path:
@@ -73,6 +83,6 @@ def read_manifest(artifact: str | Path) -> Manifest | None:
         data = json.loads(path.read_text())
         manifest = Manifest(data)
         manifest.io  # validates the fields every runner needs
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:  # any malformed shape (fuzzed)
         raise InputFileError(f"{path}: corrupt manifest ({exc.__class__.__name__}: {str(exc)[:80]})") from None
     return manifest

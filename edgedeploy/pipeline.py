@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,7 @@ from edgedeploy.exporters.onnx import (
     simplify_onnx,
 )
 from edgedeploy.hashing import sha256_file
-from edgedeploy.manifest import manifest_path, tool_versions, write_manifest
+from edgedeploy.manifest import created_utc, manifest_path, tool_versions, write_manifest
 from edgedeploy.models import MobileNetV2Config
 from edgedeploy.models.profile import Complexity, profile_model
 from edgedeploy.models.wrappers import RawPixelInput
@@ -155,7 +154,7 @@ def _manifest(
     return {
         "target": target.name,
         "artifact": final.name,
-        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_utc": created_utc(),
         "model": {
             "arch": "mobilenet_v2", "width": config.width, "resolution": config.resolution,
             "num_classes": config.num_classes, "params": complexity.params, "macs": complexity.macs,

@@ -14,7 +14,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from edgedeploy.datasets import ImageFolder
 from edgedeploy.devices import Device, get_device
 from edgedeploy.errors import EXIT_INTERNAL, ConfigError, EdgeDeployError
 from edgedeploy.evaluate import evaluate
-from edgedeploy.manifest import tool_versions
+from edgedeploy.manifest import created_utc, tool_versions
 from edgedeploy.measure import bench_on_device
 from edgedeploy.models.weights import weights_fingerprint
 from edgedeploy.recipe import Recipe
@@ -221,7 +220,7 @@ def run_recipe(
     failed = [n for n, t in targets.items() if t["status"] != "ok"]
     results = {
         "schema": RESULTS_SCHEMA,
-        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_utc": created_utc(),
         "recipe": {"name": recipe.name, "path": str(recipe.path), "sha256": recipe.sha256,
                    "model": recipe.spec.model.model_dump()},
         "evaluation": {"data": str(evaluator.dataset.root), "images": len(evaluator.dataset),

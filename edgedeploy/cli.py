@@ -136,6 +136,12 @@ def _target_choices() -> list[str]:
     return target_names()
 
 
+def _calib_method_choices() -> list[str]:
+    from edgedeploy.targets import calib_method_names
+
+    return calib_method_names()
+
+
 @cli.command()
 @click.option("--target", "target", required=True, type=click.Choice(_target_choices()), help="Artifact format.")
 @click.option("--weights", default="sample", show_default=True,
@@ -164,12 +170,16 @@ def _target_choices() -> list[str]:
 @click.option("--calib-seed", type=int, default=0, show_default=True, help="Seed of the class-stratified sample.")
 @click.option("--io-dtype", type=click.Choice(["int8", "uint8", "float32"]), default=None,
               help="Input/output dtype of integer targets [default: int8]; uint8 takes raw 0-255 pixels.")
-@click.option("--calib-method", type=click.Choice(["minmax", "percentile", "entropy"]), default=None,
-              help="onnx-int8: ONNX Runtime calibration method [default: minmax].")
+@click.option("--calib-method", type=click.Choice(_calib_method_choices()), default=None,
+              help="Activation ranges: onnx-int8 (ONNX Runtime) minmax, percentile, entropy [default: minmax]; "
+                   "openvino-int8 (NNCF) mean-minmax, minmax, mean-quantile, histogram [default: mean-minmax]; "
+                   "tflite-int8 has only min/max.")
 @click.option("--max-drop", type=float, default=None,
               help="openvino-int8: accuracy-controlled quantization, max top-1 drop in points on --val.")
 @click.option("--val", "val_dir", type=click.Path(path_type=Path), default=None,
               help="Labeled images for --max-drop.")
+@click.option("--keep-float", "keep_float", multiple=True, metavar="LAYER",
+              help="int8 targets: keep this layer in float (repeatable; names from `edgedeploy diagnose`).")
 @_json_option
 def export(as_json: bool, target: str, width: float, resolution: int, num_classes: int, out_dir: Path, **kw: Any) -> None:
     """Export MobileNetV2 to TARGET, check parity with PyTorch, write artifact + manifest."""
@@ -188,6 +198,7 @@ def export(as_json: bool, target: str, width: float, resolution: int, num_classe
         threads=kw["threads"] or get_device("cpu").default_threads(),
         calib_dir=kw["calib_dir"], calib_size=kw["calib_size"], calib_seed=kw["calib_seed"], io_dtype=kw["io_dtype"],
         calib_method=kw["calib_method"], max_drop=kw["max_drop"], val_dir=kw["val_dir"],
+        keep_float=tuple(kw["keep_float"]),
     )
     result = run_export(request, on_step=lambda step: log.info("%s ...", step)).to_dict()
     if as_json:
@@ -253,6 +264,53 @@ def eval_cmd(as_json: bool, model: str, data: Path, synsets: Path | None, limit:
                  ("mean cosine", result.cosine), ("max |diff|", result.max_abs_diff)]
     rows.append(("time", f"{result.seconds:.1f} s"))
     click.echo(key_values(rows))
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--reference", required=True, help="The float export of the same model and format (e.g. tflite-fp32).")
+@click.option("--data", type=click.Path(path_type=Path), required=True, help="Real images to compare activations on.")
+@click.option("--images", type=click.IntRange(1, 10_000), default=32, show_default=True,
+              help="Images to use (a seeded sample of --data).")
+@click.option("--suggest", type=click.IntRange(0, 100), default=3, show_default=True,
+              help="How many layers to suggest keeping in float.")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="PNG of SQNR and RMSE per layer [default: <model stem>.layers.png here].")
+@click.option("--threads", type=click.IntRange(1), default=None, help="Threads for the output comparison.")
+@_json_option
+def diagnose(as_json: bool, model: str, reference: str, data: Path, images: int, suggest: int, plot: Path | None,
+             threads: int | None) -> None:
+    """Per-layer int8 error of MODEL against its float REFERENCE, and the layers to keep in float."""
+    from edgedeploy.devices import get_device
+    from edgedeploy.diagnose import diagnose as run_diagnose
+    from edgedeploy.diagnose import plot_layer_errors
+
+    with _progress(images, "diagnose") as bar:
+        result = run_diagnose(model, reference, data, images, suggest,
+                              threads or get_device("cpu").default_threads(), on_progress=bar.update)
+    result["plot"] = str(plot_layer_errors(result, plot or Path(f"{Path(model).stem}.layers.png")))
+    if as_json:
+        _emit_json(result)
+        return
+    def num(value: float | None, spec: str) -> str:
+        return "-" if value is None else format(value, spec)
+
+    click.echo(table(["#", "layer", "op", "SQNR dB", "RMSE steps", "max |err|", "weights dB", "range dB", "clipped %",
+                      "local noise"],
+                     [[e["index"], e["name"], e["op"], num(e["sqnr_db"], ".1f"), num(e["rmse_steps"], ".2f"),
+                       num(e["max_abs_error"], ".3g"), num(e["weights_sqnr_db"], ".1f"), num(e["range_sqnr_db"], ".1f"),
+                       num(e["clipped_pct"], ".2f"), num(e["local_noise"], ".4f")] for e in result["layers"]]))
+    out = result["output"]
+    suggestion = result["suggestions"]
+    click.echo(key_values([
+        ("images", result["images"]),
+        ("output", f"top-1 agreement {fmt(out['agreement'])} % with the reference, max |diff| {out['max_abs_diff']:.3g}"),
+        ("layers", f"{result['layers_compared']} compared, {result['layers_unmatched']} without a float counterpart"),
+        ("diagnosis", result["diagnosis"]),
+        ("suggestion", f"export --target {suggestion['target']} {suggestion['export_option']}"
+         if suggestion["layers"] else "none"),
+        ("plot", result["plot"]),
+    ]))
 
 
 @cli.command()

@@ -11,7 +11,7 @@ from edgedeploy.manifest import read_manifest
 from edgedeploy.runtimes.base import LoadOptions
 
 __all__ = ["inspect_torch", "inspect_onnx", "inspect_tflite", "inspect_openvino", "tflite_graph_summary",
-           "openvino_quantized_convolutions"]
+           "openvino_quantized_convolutions", "feeds_from"]
 
 
 def inspect_torch(model: str, options: LoadOptions) -> dict[str, Any]:
@@ -159,15 +159,15 @@ def openvino_quantized_convolutions(model: Any) -> tuple[int, int]:
     convs = [op for op in model.get_ordered_ops() if op.get_type_name() in ("Convolution", "GroupConvolution")]
     quantized = sum(
         1 for op in convs
-        if any(_feeds_from(op.input_value(i).get_node(), "FakeQuantize") for i in range(op.get_input_size()))
+        if any(feeds_from(op.input_value(i).get_node(), "FakeQuantize") for i in range(op.get_input_size()))
     )
     return quantized, len(convs)
 
 
-def _feeds_from(node: Any, op_type: str, depth: int = 3) -> bool:
+def feeds_from(node: Any, op_type: str, depth: int = 3) -> bool:
     """Whether ``node`` is, or is fed through a few Convert/Reshape steps by, an op of ``op_type``."""
     if node.get_type_name() == op_type:
         return True
     if depth == 0 or node.get_type_name() not in ("Convert", "Reshape", "Multiply", "Subtract"):
         return False
-    return any(_feeds_from(node.input_value(i).get_node(), op_type, depth - 1) for i in range(node.get_input_size()))
+    return any(feeds_from(node.input_value(i).get_node(), op_type, depth - 1) for i in range(node.get_input_size()))

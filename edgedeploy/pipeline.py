@@ -20,7 +20,7 @@ from typing import Any
 from edgedeploy.artifacts import staging_dir
 from edgedeploy.calibration import DEFAULT_CALIB_SEED, DEFAULT_CALIB_SIZE, load_calibration
 from edgedeploy.datasets import ImageFolder
-from edgedeploy.errors import ConfigError, DataError, EdgeDeployError
+from edgedeploy.errors import ConfigError, DataError, EdgeDeployError, ValidationError
 from edgedeploy.exporters.context import Conversion, ExportContext
 from edgedeploy.exporters.onnx import (
     DEFAULT_OPSET,
@@ -36,6 +36,7 @@ from edgedeploy.models import MobileNetV2Config
 from edgedeploy.models.profile import Complexity, profile_model
 from edgedeploy.models.wrappers import RawPixelInput
 from edgedeploy.parity import check_parity
+from edgedeploy.precision import ANY_LAYER, verify_precision
 from edgedeploy.runtimes import LoadOptions, load_runner
 from edgedeploy.runtimes.torch_runtime import TorchRunner
 from edgedeploy.sample_data import CALIB_DIR, find_data_root
@@ -78,6 +79,8 @@ class ExportRequest:
     # openvino-int8: accuracy-controlled quantization, max top-1 drop in points measured on val_dir.
     max_drop: float | None = None
     val_dir: Path | None = None
+    # int8 targets: layers (names from `edgedeploy diagnose`) kept in float.
+    keep_float: tuple[str, ...] = ()
 
 
 @dataclass
@@ -178,8 +181,8 @@ def _manifest(
 
 def export(request: ExportRequest, on_step: Callable[[str], None] | None = None) -> ExportResult:
     target = get_target(request.target)
-    io_dtype = target.io_dtype(request.io_dtype)
-    target.check_options(request.calib_method, request.max_drop)
+    io_dtype = target.io_dtype(request.io_dtype, request.keep_float)
+    target.check_options(request.calib_method, request.max_drop, request.keep_float)
     convert = target.load_converter()
     steps = _Steps(on_step)
     config = request.config
@@ -218,10 +221,17 @@ def export(request: ExportRequest, on_step: Callable[[str], None] | None = None)
         ctx = ExportContext(config=config, onnx_io=onnx_io, workdir=stage, log_path=log_path,
                             sample_images=parity_data, calibration=calibration,
                             options={"io_dtype": io_dtype, "calib_method": request.calib_method,
-                                     "max_drop": request.max_drop, "val_dir": request.val_dir})
+                                     "max_drop": request.max_drop, "val_dir": request.val_dir,
+                                     "keep_float": request.keep_float})
         try:
             with steps(f"convert {target.name}"):
                 conversion = convert(stage / "simplified.onnx", staged, ctx)
+            with steps("precision"):
+                # Accuracy control decides itself which layers go back to float.
+                allowed_float = (ANY_LAYER,) if request.max_drop is not None else request.keep_float
+                precision = verify_precision(target.runtime, staged, target.precision, allowed_float)
+            if not precision.verified:
+                raise ValidationError(f"{target.name} is not {target.precision}: {'; '.join(precision.problems)}")
         except EdgeDeployError as exc:
             # Keep the converter's log where the user can read it; it is not an artifact.
             if log_path.is_file():
@@ -229,6 +239,7 @@ def export(request: ExportRequest, on_step: Callable[[str], None] | None = None)
                 raise type(exc)(f"{exc} (log: {final.with_name(log_path.name)})") from None
             raise
         manifest = _manifest(target, final, request, reference, complexity, graph, conversion)
+        manifest["precision"] = precision.to_dict()
         # Parity runs on the staged artifact through its manifest, exactly as users will load it.
         write_manifest(staged, manifest)
         tolerance = ParityTolerance(

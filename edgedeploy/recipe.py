@@ -100,10 +100,13 @@ class ParitySpec(Section):
 
 class TargetSpec(Section):
     io_dtype: Literal["int8", "uint8", "float32"] | None = None
-    calib_method: Literal["minmax", "percentile", "entropy"] | None = None
+    # Checked against the target's own methods (targets.py).
+    calib_method: str | None = None
     # openvino-int8 accuracy control: max top-1 drop, measured on accuracy_data.
     max_drop: float | None = Field(None, gt=0)
     accuracy_data: str | None = None
+    # int8 targets: layers kept in float (names from `edgedeploy diagnose`).
+    keep_float: list[str] = []
     # Overrides the recipe's calibration section for this target.
     calibration: CalibrationSpec | None = None
     parity: ParitySpec = ParitySpec()
@@ -196,6 +199,7 @@ class Recipe:
             calib_seed=calibration.seed if calibration else DEFAULT_CALIB_SEED,
             io_dtype=t.io_dtype, calib_method=t.calib_method, max_drop=t.max_drop,
             val_dir=self.resolve(t.accuracy_data) if t.accuracy_data else None,
+            keep_float=tuple(t.keep_float),
         )
 
 
@@ -228,8 +232,8 @@ def _check_semantics(spec: RecipeSpec, lines: Lines) -> None:
     for name, options in spec.targets.items():
         try:
             target = get_target(name)
-            target.io_dtype(options.io_dtype)
-            target.check_options(options.calib_method, options.max_drop)
+            target.io_dtype(options.io_dtype, tuple(options.keep_float))
+            target.check_options(options.calib_method, options.max_drop, tuple(options.keep_float))
         except ConfigError as exc:
             fail(["targets", name], str(exc))
         if options.max_drop is not None and options.accuracy_data is None:

@@ -18,7 +18,7 @@ from edgedeploy.errors import ConfigError, DependencyError
 if TYPE_CHECKING:
     from edgedeploy.exporters.context import Conversion, ExportContext
 
-__all__ = ["ParityTolerance", "Target", "TARGETS", "get_target", "target_names", "float_counterpart"]
+__all__ = ["ParityTolerance", "Target", "TARGETS", "get_target", "target_names", "calib_method_names", "float_counterpart"]
 
 
 @dataclass(frozen=True)
@@ -49,12 +49,23 @@ class Target:
     calib_methods: tuple[str, ...] = ()
     # Takes --max-drop/--val (accuracy-controlled quantization).
     accuracy_control: bool = False
+    # The precision export must prove the artifact has (precision.py): fp32, fp16, int8-weights, int8.
+    precision: str = "fp32"
+    # Takes --keep-float LAYER (layers named by `edgedeploy diagnose` stay float).
+    keeps_float: bool = False
+    # The IO dtype of a model with float layers, where the backend fixes it (TFLite: float32).
+    keep_float_io_dtype: str | None = None
 
     def artifact_name(self, stem: str) -> str:
         return stem + self.file_suffix
 
-    def io_dtype(self, requested: str | None) -> str | None:
+    def io_dtype(self, requested: str | None, keep_float: tuple[str, ...] = ()) -> str | None:
         """The artifact's IO dtype: ``requested`` if this target offers it, else its default."""
+        if keep_float and self.keep_float_io_dtype:
+            if requested not in (None, self.keep_float_io_dtype):
+                raise ConfigError(f"{self.name} with --keep-float has {self.keep_float_io_dtype} IO (the backend's "
+                                  f"selective quantization keeps float IO), not {requested}")
+            return self.keep_float_io_dtype
         if requested is None:
             return self.io_dtypes[0] if self.io_dtypes else None
         if requested not in self.io_dtypes:
@@ -62,8 +73,11 @@ class Target:
             raise ConfigError(f"io dtype {requested} does not apply to {self.name}; allowed: {allowed}")
         return requested
 
-    def check_options(self, calib_method: str | None, max_drop: float | None) -> None:
+    def check_options(self, calib_method: str | None, max_drop: float | None, keep_float: tuple[str, ...] = ()) -> None:
         """Options that only some targets take are errors elsewhere, not silently ignored."""
+        if keep_float and not self.keeps_float:
+            allowed = ", ".join(t.name for t in TARGETS.values() if t.keeps_float)
+            raise ConfigError(f"--keep-float does not apply to {self.name} (only to {allowed})")
         if calib_method is not None and calib_method not in self.calib_methods:
             allowed = ", ".join(self.calib_methods) or "none"
             raise ConfigError(f"calibration method {calib_method} does not apply to {self.name}; allowed: {allowed}")
@@ -111,6 +125,7 @@ TARGETS: dict[str, Target] = {
             file_suffix="_float16.tflite",
             runtime="litert",
             converter="edgedeploy.exporters.tflite:to_tflite_fp16",
+            precision="fp16",
             # fp16 rounding of weights moves logits by ~0.05; near-ties may flip.
             parity=ParityTolerance(max_abs_diff=0.5, min_agreement=95.0),
             extra="tflite",
@@ -121,6 +136,7 @@ TARGETS: dict[str, Target] = {
             file_suffix="_dynamic.tflite",
             runtime="litert",
             converter="edgedeploy.exporters.tflite:to_tflite_dynamic",
+            precision="int8-weights",
             parity=ParityTolerance(max_abs_diff=None, min_agreement=90.0),
             extra="tflite",
         ),
@@ -130,6 +146,9 @@ TARGETS: dict[str, Target] = {
             file_suffix="_int8.tflite",
             runtime="litert",
             converter="edgedeploy.exporters.tflite:to_tflite_int8",
+            precision="int8",
+            keeps_float=True,
+            keep_float_io_dtype="float32",
             # On 32 parity images one flipped near-tie is 3 points; the val-split bar (95%) lives in the tests.
             parity=ParityTolerance(max_abs_diff=None, min_agreement=85.0),
             extra="tflite",
@@ -151,6 +170,7 @@ TARGETS: dict[str, Target] = {
             file_suffix="_fp16.xml",
             runtime="openvino",
             converter="edgedeploy.exporters.openvino:to_openvino_fp16",
+            precision="fp16",
             parity=ParityTolerance(max_abs_diff=0.5, min_agreement=95.0),
             extra="openvino",
         ),
@@ -160,6 +180,9 @@ TARGETS: dict[str, Target] = {
             file_suffix="_int8.xml",
             runtime="openvino",
             converter="edgedeploy.exporters.openvino:to_openvino_int8",
+            precision="int8",
+            keeps_float=True,
+            calib_methods=("mean-minmax", "minmax", "mean-quantile", "histogram"),
             parity=ParityTolerance(max_abs_diff=None, min_agreement=85.0),
             extra="openvino",
             calibrated=True,
@@ -171,6 +194,8 @@ TARGETS: dict[str, Target] = {
             file_suffix="_int8.onnx",
             runtime="onnxruntime",
             converter="edgedeploy.exporters.onnx_int8:to_onnx_int8",
+            precision="int8",
+            keeps_float=True,
             # ORT's U8S8 kernels saturate on CPUs without VNNI: ~85% agreement on real images
             # there (32 images: 84-91%), so the floor sits lower; the gate judges the accuracy.
             parity=ParityTolerance(max_abs_diff=None, min_agreement=75.0),
@@ -189,6 +214,11 @@ def float_counterpart(name: str) -> str:
 
 def target_names() -> list[str]:
     return list(TARGETS)
+
+
+def calib_method_names() -> list[str]:
+    """Every --calib-method some target takes (each target checks its own)."""
+    return list(dict.fromkeys(m for t in TARGETS.values() for m in t.calib_methods))
 
 
 def get_target(name: str) -> Target:

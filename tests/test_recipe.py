@@ -51,6 +51,9 @@ def test_main_recipe_has_every_target():
         ("name: r\nevaluation: {data: val}\ntargets: {tflite-int8: }\n",
          r"recipe.yaml:3: targets.tflite-int8: an int8 target needs a calibration set"),
         (MINIMAL + "    io_dtype: uint8\n", r"recipe.yaml:4: targets.onnx: io dtype uint8 does not apply to onnx"),
+        (MINIMAL + "    keep_float: [a]\n", r"recipe.yaml:4: targets.onnx: --keep-float does not apply to onnx"),
+        (MINIMAL + "    calib_method: histogram\n",
+         r"recipe.yaml:4: targets.onnx: calibration method histogram does not apply to onnx"),
         ("name: r\nevaluation: {data: val}\ncalibration: {data: c}\ntargets:\n  openvino-int8: {max_drop: 0.5}\n",
          r"recipe.yaml:5: targets.openvino-int8.max_drop: needs accuracy_data"),
         ("name: r\nevaluation: {data: val}\ndevices: [cpu, pixel9]\ntargets: {onnx: }\n",
@@ -107,6 +110,7 @@ def test_paths_are_relative_to_the_recipe_and_data_prefix_to_the_data_root(tmp_p
     assert request.calib_dir == data / "calib" and (request.calib_size, request.calib_seed) == (10, 3)
     assert request.parity_data == tmp_path / "val"  # parity defaults to the evaluation data
     assert (request.io_dtype, request.parity_images, request.parity_min_agreement) == ("uint8", 4, 50)
+    assert request.keep_float == ()
     assert load_recipe(write(tmp_path, MINIMAL)).weights == "sample"  # keywords are not paths
 
 
@@ -123,3 +127,11 @@ def test_devices_must_run_the_recipes_targets(tmp_path):
     # A phone runs a TFLite-only recipe (the float reference is benched only where PyTorch runs).
     assert load_recipe(write(tmp_path, "name: r\nevaluation: {data: v}\ndevices: [cpu, pixel]\n"
                                        "targets: {tflite-fp32: }\n")).spec.devices == ["cpu", "pixel"]
+
+
+def test_keep_float_layers_reach_the_export_request(tmp_path):
+    recipe = load_recipe(write(tmp_path, (
+        "name: r\ncalibration: {data: c}\nevaluation: {data: val}\n"
+        "targets:\n  tflite-int8:\n    keep_float: [tf.compat.v1.pad/Pad, tf.nn.relu6/Relu6]\n")))
+    request = recipe.export_request("tflite-int8", tmp_path / "out", threads=1)
+    assert request.keep_float == ("tf.compat.v1.pad/Pad", "tf.nn.relu6/Relu6")

@@ -139,4 +139,6 @@ def test_shipped_recipe_passes_its_gate_against_the_committed_baseline(tmp_path,
     assert verdict["counts"]["pass"] >= 28 and verdict["counts"]["skip"] == 0
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["reference"]["accuracy"]["top1"] == 77.0
-    assert results["targets"]["tflite-int8"]["accuracy"]["top1"] == 77.0
+    # XNNPACK picks int8 kernels per CPU (AVX2 / AVX512-VNNI) with different rounding: one image
+    # of 600 (0.17 points) flips between CI machines.
+    assert results["targets"]["tflite-int8"]["accuracy"]["top1"] == pytest.approx(77.0, abs=0.34)

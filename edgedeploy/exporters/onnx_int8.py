@@ -48,19 +48,24 @@ def to_onnx_int8(src: Path, dst: Path, ctx: ExportContext) -> Conversion:
             image = next(self._items, None)
             return None if image is None else {INPUT_NAME: np.ascontiguousarray(image.transpose(2, 0, 1)[None])}
 
+    keep_float = list(ctx.options.get("keep_float") or ())
     prepared = ctx.workdir / "preprocessed.onnx"
     calibrate = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
                  "entropy": CalibrationMethod.Entropy}[method]
     with captured_output(ctx.log_path):
         try:
             quant_pre_process(str(src), str(prepared))
+            _check_layer_names(prepared, keep_float)
             quantize_static(
                 str(prepared), str(dst), Reader(),
                 quant_format=QuantFormat.QDQ, per_channel=True,
                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                 calibrate_method=calibrate,
                 extra_options={"CalibTensorRangeSymmetric": False},
+                nodes_to_exclude=keep_float,
             )
+        except ConfigError:
+            raise
         except Exception as exc:
             raise ValidationError(f"ONNX Runtime quantization failed ({exc.__class__.__name__}: "
                                   f"{' '.join(str(exc).split())[:160]}): {log_tail(ctx.log_path, 2)}") from None
@@ -68,5 +73,17 @@ def to_onnx_int8(src: Path, dst: Path, ctx: ExportContext) -> Conversion:
         io=ctx.onnx_io,
         details={"converter": "onnxruntime.quantization.quantize_static", "format": "QDQ",
                  "weights": "int8 per-channel", "activations": "uint8", "calib_method": method,
-                 "calibration": ctx.calibration.describe()},
+                 "calibration": ctx.calibration.describe(), **({"keep_float": keep_float} if keep_float else {})},
     )
+
+
+def _check_layer_names(model: Path, names: list[str]) -> None:
+    """ONNX Runtime ignores unknown nodes_to_exclude silently: a typo would quantize everything."""
+    import onnx
+
+    nodes = [n.name for n in onnx.load(str(model)).graph.node]
+    unknown = [name for name in names if name not in set(nodes)]
+    if unknown:
+        example = next((n for n in nodes if n.endswith("Conv")), nodes[0])
+        raise ConfigError(f"--keep-float: no node named {', '.join(map(repr, unknown))} in this model; "
+                          f"`edgedeploy diagnose` lists the layer names (e.g. {example!r})")

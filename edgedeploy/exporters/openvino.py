@@ -21,11 +21,14 @@ import numpy as np
 from edgedeploy.errors import ConfigError, DataError, ValidationError
 from edgedeploy.exporters.capture import captured_output, log_tail
 from edgedeploy.exporters.context import Conversion, ExportContext
-from edgedeploy.inspect import openvino_quantized_convolutions
 
-__all__ = ["to_openvino_fp32", "to_openvino_fp16", "to_openvino_int8", "TOOLS"]
+__all__ = ["to_openvino_fp32", "to_openvino_fp16", "to_openvino_int8", "TOOLS", "CALIB_METHODS"]
 
 TOOLS = ("openvino", "nncf")
+# NNCF's activation range estimators (RangeEstimatorParametersSet); the first is what NNCF
+# itself uses for per-tensor activations: the mean over images of each image's min and max.
+CALIB_METHODS = {"mean-minmax": "MEAN_MINMAX", "minmax": "MINMAX", "mean-quantile": "MEAN_QUANTILE",
+                 "histogram": "HISTOGRAM"}
 
 
 def _save(model: Any, dst: Path, compress_to_fp16: bool) -> tuple[Path, ...]:
@@ -85,13 +88,27 @@ def to_openvino_int8(src: Path, dst: Path, ctx: ExportContext) -> Conversion:
         raise DataError("openvino-int8 needs a calibration set: pass --calib DIR")
     model = _read_onnx(src)
     calibration = nncf.Dataset(_nchw(ctx.calibration.images))
-    settings = {"preset": nncf.QuantizationPreset.MIXED, "fast_bias_correction": True,
-                "subset_size": len(ctx.calibration.images)}
+    settings: dict[str, Any] = {"preset": nncf.QuantizationPreset.MIXED, "fast_bias_correction": True,
+                                "subset_size": len(ctx.calibration.images)}
+    method = ctx.options.get("calib_method") or next(iter(CALIB_METHODS))
+    if method not in CALIB_METHODS:
+        raise ConfigError(f"--calib-method must be one of {', '.join(CALIB_METHODS)}, got {method!r}")
+    if method != next(iter(CALIB_METHODS)):
+        from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
+        from nncf.quantization.range_estimator import RangeEstimatorParametersSet
+
+        settings["advanced_parameters"] = AdvancedQuantizationParameters(
+            activations_range_estimator_params=getattr(RangeEstimatorParametersSet, CALIB_METHODS[method]))
+    keep_float = list(ctx.options.get("keep_float") or ())
+    if keep_float:
+        # NNCF's ignored scope; it refuses names that are not in the model (strict), which is reported below.
+        settings["ignored_scope"] = nncf.IgnoredScope(names=keep_float)
     max_drop = ctx.options.get("max_drop")
     details: dict[str, Any] = {"converter": "openvino.convert_model + nncf", "weights": "int8 per-channel",
                                "activations": "int8", "nncf": {"preset": "mixed", "fast_bias_correction": True,
                                                                "subset_size": settings["subset_size"]},
-                               "calibration": ctx.calibration.describe()}
+                               "calib_method": method, "calibration": ctx.calibration.describe(),
+                               **({"keep_float": keep_float} if keep_float else {})}
     # NNCF logs through `logging` and draws progress bars: all of it goes to the artifact's log.
     nncf_logger = logging.getLogger("nncf")
     with captured_output(ctx.log_path):
@@ -106,15 +123,14 @@ def to_openvino_int8(src: Path, dst: Path, ctx: ExportContext) -> Conversion:
         except (ConfigError, DataError):
             raise
         except Exception as exc:
+            if keep_float and "ignored" in str(exc).lower():
+                raise ConfigError(f"--keep-float: {' '.join(str(exc).split())[:200]}; `edgedeploy diagnose` "
+                                  "lists the layer names") from None
             raise ValidationError(f"NNCF quantization failed ({exc.__class__.__name__}: "
                                   f"{' '.join(str(exc).split())[:160]}): {log_tail(ctx.log_path, 2)}") from None
         finally:
             nncf_logger.removeHandler(handler)
             handler.close()
-    quantized_convs, convs = openvino_quantized_convolutions(quantized)
-    details["quantized_convolutions"] = f"{quantized_convs}/{convs}"
-    if max_drop is None and quantized_convs != convs:
-        raise ValidationError(f"openvino-int8: only {quantized_convs} of {convs} convolutions were quantized")
     companions = _save(quantized, dst, compress_to_fp16=False)
     return Conversion(io=ctx.onnx_io, details=details, tools=TOOLS, companions=companions)
 

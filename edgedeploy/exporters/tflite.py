@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
 from importlib import metadata
@@ -149,11 +150,13 @@ to_tflite_fp32 = _copy_float("float32")
 to_tflite_fp16 = _copy_float("float16")
 
 
-def _quantize(src: Path, dst: Path, ctx: ExportContext, configure: Callable[[Any, Any], None], recipe: dict[str, Any]) -> None:
+def _quantize(src: Path, dst: Path, ctx: ExportContext, configure: Callable[[Any, Any], None], recipe: dict[str, Any],
+              keep_float: tuple[str, ...] = ()) -> None:
     """Run TF's TFLiteConverter on the cached SavedModel with ``configure(converter, tf)`` applied.
 
     ``recipe`` names everything ``configure`` depends on (variant, calibration key, IO
-    dtype); with the SavedModel's key it addresses the cached result.
+    dtype); with the SavedModel's key it addresses the cached result. ``keep_float``
+    layers (``diagnose`` names) stay float through TFLite's own selective quantization.
     """
     saved_model = _tensorflow_graph(src, ctx)
     cached = cache_dir("tflite") / f"{content_key(saved_model.name, recipe)}.tflite"
@@ -168,11 +171,47 @@ def _quantize(src: Path, dst: Path, ctx: ExportContext, configure: Callable[[Any
         converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
         configure(converter, tf)
         try:
-            dst.write_bytes(converter.convert())
+            dst.write_bytes(_selectively_quantized(converter, tf, keep_float) if keep_float else converter.convert())
+        except ConfigError:
+            raise
         except Exception as exc:
             raise ValidationError(f"TFLite converter failed ({exc.__class__.__name__}): {log_tail(ctx.log_path)}") from None
     with atomic_path(cached) as tmp:
         shutil.copyfile(dst, tmp)
+
+
+def _selectively_quantized(converter: Any, tf: Any, keep_float: tuple[str, ...]) -> bytes:
+    """TFLite's QuantizationDebugger calibrates once, then re-quantizes with the named layers
+    denylisted: they compute in float between a DEQUANTIZE and a QUANTIZE. Its models keep
+    float32 IO (``Target.keep_float_io_dtype``)."""
+    with warnings.catch_warnings():
+        # The debugger runs TF's own (deprecated) interpreter internally: not the user's concern.
+        warnings.filterwarnings("ignore", message=r"(?s).*tf\.lite\.Interpreter is deprecated")
+        debug_options = tf.lite.experimental.QuantizationDebugOptions
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=converter, debug_dataset=converter.representative_dataset, debug_options=debug_options())
+        by_layer = _output_tensors_by_layer(debugger.calibrated_model)
+        unknown = [name for name in keep_float if name not in by_layer]
+        if unknown:
+            raise ConfigError(f"--keep-float: no layer named {', '.join(map(repr, unknown))} in this model; "
+                              f"`edgedeploy diagnose` lists the layer names (e.g. {next(iter(by_layer))!r})")
+        debugger.options = debug_options(denylisted_nodes=[t for name in keep_float for t in by_layer[name]])
+        return debugger.get_nondebug_quantized_model()
+
+
+def _output_tensors_by_layer(model: bytes) -> dict[str, list[str]]:
+    """{layer name as diagnose prints it: the full output tensor names TFLite's denylist takes}."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgedeploy.layers import tflite_layer_name
+
+    interpreter = Interpreter(model_content=model)
+    outputs = {i for op in interpreter._get_ops_details() for i in op["outputs"]}  # LiteRT's only op listing
+    by_layer: dict[str, list[str]] = {}
+    for t in interpreter.get_tensor_details():
+        if t["index"] in outputs:
+            by_layer.setdefault(tflite_layer_name(t["name"]), []).append(t["name"])
+    return by_layer
 
 
 def to_tflite_dynamic(src: Path, dst: Path, ctx: ExportContext) -> Conversion:
@@ -210,12 +249,10 @@ def to_tflite_int8(src: Path, dst: Path, ctx: ExportContext) -> Conversion:
         converter.inference_input_type = getattr(tf, io_dtype)
         converter.inference_output_type = getattr(tf, io_dtype)
 
-    _quantize(src, dst, ctx, configure, {"variant": "int8", "calibration": calibration.key, "io_dtype": io_dtype})
+    keep_float = tuple(ctx.options.get("keep_float") or ())
+    _quantize(src, dst, ctx, configure, {"variant": "int8", "calibration": calibration.key, "io_dtype": io_dtype,
+                                         "keep_float": keep_float}, keep_float)
     summary = tflite_graph_summary(dst)
-    allowed = {"QUANTIZE", "DEQUANTIZE"} if io_dtype == "float32" else set()
-    stray = [op for op in summary["float_ops"] if op not in allowed]
-    if stray:
-        raise ValidationError(f"tflite-int8 still computes in float: {', '.join(sorted(set(stray)))}")
     io = _artifact_io(dst, ctx)
     q = io.input.quantization
     return Conversion(
@@ -229,6 +266,7 @@ def to_tflite_int8(src: Path, dst: Path, ctx: ExportContext) -> Conversion:
             "raw_pixel_input": bool(ctx.onnx_io.preprocessing.raw_pixels and q and abs(q.scale - 1.0) < 1e-6
                                     and q.zero_point == 0),
             "calibration": calibration.describe(),
+            **({"keep_float": list(keep_float)} if keep_float else {}),
         },
         tools=TOOLS,
     )

@@ -14,7 +14,7 @@ from typing import Any
 from edgedeploy.errors import ConfigError, DependencyError, InputFileError
 from edgedeploy.runtimes.base import LoadOptions, Runner
 
-__all__ = ["RuntimeInfo", "RUNTIMES", "WEIGHT_NAMES", "runtime_for", "load_runner", "inspect_model", "LoadOptions", "Runner"]
+__all__ = ["RuntimeInfo", "RUNTIMES", "WEIGHT_NAMES", "runtime_for", "load_runner", "inspect_model", "open_layer_taps", "LoadOptions", "Runner"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,8 @@ class RuntimeInfo:
     inspector: str
     extra: str | None = None
     description: str = ""
+    # "module:Class" that reads every layer's output (edgedeploy diagnose); None: not offered
+    layer_taps: str | None = None
 
 
 RUNTIMES: dict[str, RuntimeInfo] = {
@@ -37,13 +39,16 @@ RUNTIMES: dict[str, RuntimeInfo] = {
                     "edgedeploy.inspect:inspect_torch",
                     description="PyTorch eager (weights file or name: sample, imagenet, random)"),
         RuntimeInfo("onnxruntime", (".onnx",), "edgedeploy.runtimes.onnxruntime_runtime:OnnxRuntimeRunner",
-                    "onnxruntime", "edgedeploy.inspect:inspect_onnx", description="ONNX Runtime, CPU execution provider"),
+                    "onnxruntime", "edgedeploy.inspect:inspect_onnx", description="ONNX Runtime, CPU execution provider",
+                    layer_taps="edgedeploy.layers:OnnxRuntimeLayerTaps"),
         RuntimeInfo("litert", (".tflite",), "edgedeploy.runtimes.litert_runtime:LiteRTRunner", "ai-edge-litert",
                     "edgedeploy.inspect:inspect_tflite", extra="tflite",
-                    description="LiteRT (TFLite) interpreter, XNNPACK delegate unless --no-xnnpack"),
+                    description="LiteRT (TFLite) interpreter, XNNPACK delegate unless --no-xnnpack",
+                    layer_taps="edgedeploy.layers:LiteRTLayerTaps"),
         RuntimeInfo("openvino", (".xml",), "edgedeploy.runtimes.openvino_runtime:OpenVINORunner", "openvino",
                     "edgedeploy.inspect:inspect_openvino", extra="openvino",
-                    description="OpenVINO CPU plugin, latency hint, explicit inference precision"),
+                    description="OpenVINO CPU plugin, latency hint, explicit inference precision",
+                    layer_taps="edgedeploy.layers:OpenVINOLayerTaps"),
     )
 }
 
@@ -78,6 +83,16 @@ def inspect_model(model: str, options: LoadOptions) -> dict[str, Any]:
     if model not in WEIGHT_NAMES and not Path(model).is_file():
         raise InputFileError(f"{model}: model file not found")
     return _import(info, info.inspector)(model, options)
+
+
+def open_layer_taps(model: str) -> Any:
+    """``model`` opened to read every layer's output (a ``layers.LayerTaps``)."""
+    info = runtime_for(model)
+    if info.layer_taps is None:
+        raise ConfigError(f"{model}: per-layer outputs are not offered for {info.name} models")
+    if not Path(model).is_file():
+        raise InputFileError(f"{model}: model file not found")
+    return _import(info, info.layer_taps)(Path(model))
 
 
 def _import(info: RuntimeInfo, entry: str) -> Any:

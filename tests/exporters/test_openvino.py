@@ -59,7 +59,7 @@ def test_int8_quantizes_every_convolution(ov_int8):
     info = inspect_openvino(str(ov_int8.path), LoadOptions())
     assert info["quantized_convolutions"] == info["convolutions"] == 52
     m = json.loads(ov_int8.manifest.read_text())
-    assert m["export"]["quantized_convolutions"] == "52/52"
+    assert m["precision"]["verified"] and m["precision"]["weights"] == {"int8": 53}  # 52 convolutions + MatMul
     assert m["export"]["nncf"]["preset"] == "mixed" and m["export"]["calibration"]["images"] == 200
     assert m["tools"]["nncf"] and m["tools"]["openvino"]
 
@@ -93,6 +93,14 @@ def test_accuracy_control_keeps_the_drop_within_max_drop(tmp_path, val_dir, syns
     drop = evaluate(load_runner("sample", LoadOptions(threads=2)), ds).top1 - \
         evaluate(load_runner(str(r.path), LoadOptions(threads=2)), ds).top1
     assert drop <= 0.5 + 1e-9
+
+
+def test_calibration_method_is_nncf_range_estimator(tmp_path, data_root):
+    r = export(ExportRequest(target="openvino-int8", calib_method="minmax", calib_size=50, out_dir=tmp_path,
+                             threads=2, parity_images=8))
+    m = json.loads(r.manifest.read_text())
+    assert m["export"]["calib_method"] == "minmax" and m["precision"]["verified"]
+    assert r.parity["top1_agreement"] >= 85.0
 
 
 def test_option_errors(tmp_path):

@@ -35,11 +35,14 @@ from edgedeploy.layers import Layer, LayerTaps
 from edgedeploy.manifest import read_manifest
 from edgedeploy.preprocess import preprocess
 from edgedeploy.runtimes import LoadOptions, load_runner, open_layer_taps, runtime_for
+from edgedeploy.targets import TARGETS
 
 __all__ = ["LayerError", "diagnose", "DEFAULT_IMAGES", "DEFAULT_SUGGESTIONS", "plot_layer_errors"]
 
 DEFAULT_IMAGES = 32
 DEFAULT_SUGGESTIONS = 3
+# Local noise below this (60 dB) is no error worth a float layer (weights exactly on the int8 grid).
+NEGLIGIBLE_NOISE = 1e-6
 # A layer's range SQNR below this is poor: an int8 range that fits its data gives ~30-45 dB
 # (MobileNetV2 on the sample data: median 44, lowest 26).
 POOR_RANGE_DB = 20.0
@@ -184,9 +187,11 @@ def diagnose(
             local_noise=local,
         ))
     diagnosis = _diagnosis(layers, suggestions)
-    suggested = _suggest(layers, [q for q, _ in pairs], suggestions)
     manifest = read_manifest(model)
     target = (manifest.data.get("target") if manifest else None) or _INT8_TARGET[runtime]
+    # Only a target that takes --keep-float gets a suggestion (a float model has nothing to keep).
+    offers_fallback = target in TARGETS and TARGETS[target].keeps_float
+    suggested = _suggest(layers, [q for q, _ in pairs], suggestions) if offers_fallback else []
     options = LoadOptions(threads=threads)
     output = evaluate(load_runner(model, options), dataset, reference=load_runner(reference, options))
     return {
@@ -218,8 +223,9 @@ def _reason(e: LayerError) -> str:
 
 def _diagnosis(errors: list[LayerError], count: int) -> str:
     """One sentence: the worst layers and why, and whether the ranges are wrong throughout."""
-    worst = sorted((e for e in errors if e.local_noise > 0), key=lambda e: e.local_noise, reverse=True)[:max(count, 1)]
-    text = "; ".join(f"{e.name}: {_reason(e)}" for e in worst) or "no quantization error found"
+    worst = sorted((e for e in errors if e.local_noise > NEGLIGIBLE_NOISE), key=lambda e: e.local_noise,
+                   reverse=True)[:max(count, 1)]
+    text = "; ".join(f"{e.name}: {_reason(e)}" for e in worst) or "no layer adds measurable quantization error"
     ranged = [e for e in errors if e.range_sqnr_db is not None]
     off = [e for e in ranged if e.range_sqnr_db < POOR_RANGE_DB]
     if ranged and len(off) > len(ranged) / 4:
@@ -232,7 +238,8 @@ def _suggest(errors: list[LayerError], layers: list[Layer], count: int) -> list[
     """The ``count`` layers with the most local noise, in graph order. Where a layer's range
     (not its weights) is the problem, its consumers join it: a float layer's output is
     quantized again, with the same range, wherever an int8 layer reads it."""
-    culprits = sorted((e for e in errors if e.local_noise > 0), key=lambda e: e.local_noise, reverse=True)[:count]
+    culprits = sorted((e for e in errors if e.local_noise > NEGLIGIBLE_NOISE), key=lambda e: e.local_noise,
+                      reverse=True)[:count]
     consumers: dict[str, list[str]] = {}
     for layer in layers:
         for source in layer.inputs:

@@ -128,3 +128,9 @@ def test_keep_float_errors(tmp_path, data_root, target, layer, message):
 def test_keep_float_tflite_keeps_float_io(tmp_path):
     with pytest.raises(ConfigError, match="tflite-int8 with --keep-float has float32 IO"):
         export(ExportRequest(target="tflite-int8", io_dtype="uint8", out_dir=tmp_path, keep_float=("x",)))
+
+
+def test_a_float_model_against_itself_has_nothing_to_suggest(tflite_fp32, val_dir):
+    result = diagnose(str(tflite_fp32.path), str(tflite_fp32.path), val_dir, images=2)
+    assert result["diagnosis"] == "no layer adds measurable quantization error"
+    assert result["suggestions"]["layers"] == [] and all(e["sqnr_db"] == 150.0 for e in result["layers"])

@@ -45,11 +45,37 @@ class Device(Section):
         return self.default_threads_ or os.cpu_count() or 1
 
     def describe_host(self) -> str:
-        return f"{platform.machine()} {platform.processor() or platform.system()}, {os.cpu_count()} logical CPUs"
+        """This host's CPU, with the instruction-set features int8 speed depends on (int8 vs
+        fp32 ratios are only comparable between machines that share them)."""
+        model, features = _cpu_info()
+        int8 = [f for f in _INT8_FEATURES if f in features]
+        return (f"{platform.machine()} {model or platform.processor() or platform.system()}, "
+                f"{os.cpu_count()} logical CPUs, int8 features: {' '.join(int8) or 'none known'}")
 
     @property
     def in_process(self) -> bool:
         return self.transport == "local"
+
+
+# x86: AVX2 baseline, VNNI (one-instruction int8 dot products), AMX; ARM: dot product, i8mm.
+_INT8_FEATURES = ("avx2", "avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
+
+
+def _cpu_info() -> tuple[str | None, set[str]]:
+    """(CPU model name, feature flags) from /proc/cpuinfo; (None, empty) where there is none."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None, set()
+    model, features = None, set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "model name" and model is None:
+            model = value.strip()
+        elif key in ("flags", "Features"):
+            features.update(value.split())
+    return model, features
 
 
 def _read_profiles(path: Path) -> list[Device]:

@@ -57,6 +57,7 @@ def test_devices_command_lists_reachability(monkeypatch, tmp_path):
     assert result.exit_code == 0, result.output
     rows = {r["name"]: r for r in json.loads(result.stdout)["devices"]}
     assert rows["cpu"]["reachable"] and "logical CPUs" in rows["cpu"]["detail"]
+    assert "int8 features: " in rows["cpu"]["detail"]  # int8 speed-ups depend on them (VNNI, dotprod)
     assert not rows["pixel"]["reachable"] and rows["pixel"]["detail"].startswith("adb not found")
     assert rows["rpi5"]["detail"] == "ssh not found: install an OpenSSH client"
     assert rows["arm64-emu"]["detail"].startswith("qemu-aarch64-static not found")

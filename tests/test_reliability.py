@@ -220,7 +220,9 @@ def test_eval_memory_is_flat_in_the_number_of_images(tmp_path, data_root):
     assert result.n == 800
     early = np.median([mb for n, mb in samples if 100 <= n <= 200])
     late = np.median([mb for n, mb in samples if n >= 700])
-    assert late - early < 20, (early, late)
+    # Keeping the ~550 images between the two windows would add >= 320 MiB (224x224x3 float32 each,
+    # 0.6 MiB); allocator growth in a long test process moves the level by up to ~30 MiB.
+    assert late - early < 60, (early, late)
 
 
 def test_readme_table_lists_every_bad_input_tried():

@@ -1,3 +1,3 @@
-from edgedeploy.cli import main
+from edgedeploy.cli.app import main
 
 main()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from edgedeploy.sample_data import CALIB_DIR, SAMPLE_WEIGHTS, SYNSETS, VAL_DIR, find_data_root
+from edgedeploy.core.sample_data import CALIB_DIR, SAMPLE_WEIGHTS, SYNSETS, VAL_DIR, find_data_root
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -45,7 +45,7 @@ def no_network():
 def tflite_int8(tmp_path_factory: pytest.TempPathFactory, data_root: Path):
     """The default tflite-int8 export of the sample weights, converted with the network blocked."""
     pytest.importorskip("onnx2tf", reason="needs the [tflite] extra")
-    from edgedeploy.pipeline import ExportRequest, export
+    from edgedeploy.export.pipeline import ExportRequest, export
 
     blocked = offline()
     try:
@@ -57,7 +57,7 @@ def tflite_int8(tmp_path_factory: pytest.TempPathFactory, data_root: Path):
 @pytest.fixture(scope="session")
 def tflite_fp32(tmp_path_factory: pytest.TempPathFactory, data_root: Path):
     pytest.importorskip("onnx2tf", reason="needs the [tflite] extra")
-    from edgedeploy.pipeline import ExportRequest, export
+    from edgedeploy.export.pipeline import ExportRequest, export
 
     return export(ExportRequest(target="tflite-fp32", out_dir=tmp_path_factory.mktemp("fp32"), threads=2))
 
@@ -66,9 +66,9 @@ class ValAgainstTorch:
     """Evaluate models on the val split against PyTorch; the float reference runs once per session."""
 
     def __init__(self, val_dir: Path):
-        from edgedeploy.datasets import ImageFolder
-        from edgedeploy.evaluate import evaluate
-        from edgedeploy.runtimes import LoadOptions, load_runner
+        from edgedeploy.backends import LoadOptions, load_runner
+        from edgedeploy.data.datasets import ImageFolder
+        from edgedeploy.measure.evaluate import evaluate
 
         self._evaluate, self._load, self._options = evaluate, load_runner, LoadOptions(threads=2)
         self.dataset = ImageFolder.open(val_dir)
@@ -89,7 +89,7 @@ def val_against_torch(val_dir: Path) -> ValAgainstTorch:
 @pytest.fixture(scope="session")
 def openvino_fp32(tmp_path_factory: pytest.TempPathFactory, data_root: Path):
     pytest.importorskip("openvino", reason="needs the [openvino] extra")
-    from edgedeploy.pipeline import ExportRequest, export
+    from edgedeploy.export.pipeline import ExportRequest, export
 
     return export(ExportRequest(target="openvino-fp32", out_dir=tmp_path_factory.mktemp("ov"), threads=2,
                                 parity_images=8))
@@ -126,7 +126,7 @@ def synsets(data_root: Path) -> Path:
 @pytest.fixture(scope="session")
 def onnx_artifact(tmp_path_factory: pytest.TempPathFactory, data_root: Path):
     """One real export of the sample weights, shared by every test that only reads it."""
-    from edgedeploy.pipeline import ExportRequest, export
+    from edgedeploy.export.pipeline import ExportRequest, export
 
     out = tmp_path_factory.mktemp("onnx")
     return export(ExportRequest(target="onnx", weights="sample", out_dir=out, threads=2))
@@ -148,7 +148,7 @@ def image_folder(tmp_path: Path, data_root: Path) -> Path:
 
 def _write_recipe(folder: Path, name: str, body: str) -> Path:
     """A recipe file in ``folder``: common sections plus ``body`` (its targets and thresholds)."""
-    from edgedeploy.sample_data import data_root
+    from edgedeploy.core.sample_data import data_root
 
     root = data_root()
     path = folder / f"{name}.yaml"
@@ -190,8 +190,8 @@ targets:
 def recipe_run(tmp_path_factory: pytest.TempPathFactory, data_root: Path):
     """One real run of a small recipe (onnx, tflite-fp32, tflite-int8 on 300 val images)."""
     pytest.importorskip("onnx2tf", reason="needs the [tflite] extra")
-    from edgedeploy.recipe import load_recipe
-    from edgedeploy.workflow import run_recipe
+    from edgedeploy.recipes.run import run_recipe
+    from edgedeploy.recipes.schema import load_recipe
 
     folder = tmp_path_factory.mktemp("recipe")
     recipe = load_recipe(_write_recipe(folder, "small", SMALL_RECIPE))

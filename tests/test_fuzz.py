@@ -16,11 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from edgedeploy.core.errors import EdgeDeployError
+from edgedeploy.core.manifest import read_manifest
+from edgedeploy.data.preprocess import load_image
 from edgedeploy.devices.benchmark_model import parse_output
-from edgedeploy.errors import EdgeDeployError
-from edgedeploy.manifest import read_manifest
-from edgedeploy.preprocess import load_image
-from edgedeploy.recipe import load_recipe
+from edgedeploy.recipes.schema import load_recipe
 
 pytestmark = pytest.mark.fuzz
 

@@ -22,7 +22,7 @@ def test_ci_runs_the_readme_install_and_test_commands():
 
 
 def test_readme_targets_table_lists_every_registered_target():
-    from edgedeploy.targets import TARGETS
+    from edgedeploy.export.targets import TARGETS
 
     readme = (ROOT / "README.md").read_text()
     for name in TARGETS:

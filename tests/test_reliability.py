@@ -17,8 +17,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from edgedeploy.cli import cli
-from edgedeploy.hashing import sha256_file
+from edgedeploy.cli.app import cli
+from edgedeploy.core.hashing import sha256_file
 
 pytestmark = pytest.mark.reliability
 
@@ -29,7 +29,7 @@ def _jpeg(tmp: Path, val_dir: Path, name: str) -> str:
 
 
 def _nan_weights(tmp: Path, _val: Path) -> str:
-    from edgedeploy.models import MobileNetV2Config
+    from edgedeploy.models.mobilenet_v2.config import MobileNetV2Config
     from edgedeploy.models.weights import build_model
 
     model, _ = build_model(MobileNetV2Config(), "random")
@@ -180,7 +180,7 @@ def test_two_concurrent_exports_to_one_folder(tmp_path, data_root):
 
 @pytest.mark.slow
 def test_same_inputs_same_bytes_including_the_manifest(tmp_path, data_root, monkeypatch):
-    from edgedeploy.pipeline import ExportRequest, export
+    from edgedeploy.export.pipeline import ExportRequest, export
 
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     a = export(ExportRequest(target="onnx", out_dir=tmp_path / "a", threads=1, parity_images=4))
@@ -199,10 +199,10 @@ def test_eval_memory_is_flat_in_the_number_of_images(tmp_path, data_root):
     """
     import numpy as np
 
-    from edgedeploy.bench import rss_mb
-    from edgedeploy.datasets import ImageFolder
-    from edgedeploy.evaluate import evaluate
-    from edgedeploy.runtimes import LoadOptions, load_runner
+    from edgedeploy.backends import LoadOptions, load_runner
+    from edgedeploy.data.datasets import ImageFolder
+    from edgedeploy.measure.bench import rss_mb
+    from edgedeploy.measure.evaluate import evaluate
 
     folder = tmp_path / "all"
     for split in ("calib", "val"):

@@ -12,10 +12,10 @@ from typing import Literal
 
 from pydantic import Field
 
-from edgedeploy.errors import ConfigError
-from edgedeploy.yamlfile import Section, load_yaml, validate
+from edgedeploy.core.errors import ConfigError
+from edgedeploy.core.yamlfile import Section, load_yaml, validate
 
-__all__ = ["Device", "DEVICES", "get_device", "load_devices", "DEVICES_ENV"]
+__all__ = ["Device", "get_device", "load_devices", "builtin_devices", "default_threads", "DEVICES_ENV"]
 
 BUILTIN_PROFILES = Path(__file__).with_name("profiles.yaml")
 DEVICES_ENV = "EDGEDEPLOY_DEVICES"
@@ -104,4 +104,12 @@ def get_device(name: str, extra: str | None = None) -> Device:
         raise ConfigError(f"unknown device {name!r}; known devices: {', '.join(devices)}") from None
 
 
-DEVICES = load_devices()
+def builtin_devices() -> dict[str, Device]:
+    """The profiles shipped with edgedeploy (no user file read)."""
+    return _load(None)
+
+
+def default_threads() -> int:
+    """Threads for work on this host's CPU (the built-in ``cpu`` profile's; a user's profile
+    file is not read, so a broken one cannot stop commands that use no device)."""
+    return builtin_devices()["cpu"].default_threads()

@@ -25,7 +25,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 import urllib.request
@@ -36,11 +35,11 @@ from typing import Any
 
 import numpy as np
 
-from edgedeploy.artifacts import atomic_write_text
-from edgedeploy.cache import cache_dir
-from edgedeploy.errors import DependencyError, ValidationError
-from edgedeploy.hashing import sha256_file
-from edgedeploy.runtimes.base import LoadOptions, Runner
+from edgedeploy.backends.base import LoadOptions, Runner
+from edgedeploy.core.artifacts import atomic_write_text
+from edgedeploy.core.cache import cache_dir
+from edgedeploy.core.errors import DependencyError, ValidationError
+from edgedeploy.core.hashing import sha256_file
 
 __all__ = ["setup_emulator", "emulator_status", "EmulatedLiteRTRunner", "emulated_benchmark", "QEMU_CPU"]
 
@@ -355,7 +354,7 @@ class EmulatedLiteRTRunner(Runner):
     runtime = "litert"
 
     def __init__(self, source: str, options: LoadOptions):
-        from edgedeploy.runtimes.litert_runtime import LiteRTRunner
+        from edgedeploy.backends.litert.runner import LiteRTRunner
 
         host = LiteRTRunner(source, options)
         self.source, self.io, self.batch_size = source, host.io, host.batch_size
@@ -386,9 +385,9 @@ class EmulatedLiteRTRunner(Runner):
 def emulated_benchmark(model: Path, options: LoadOptions, runs: int, warmup: int) -> dict[str, Any]:
     """Per-invoke times under emulation: flagged as emulated, they are not device latency."""
     runner = EmulatedLiteRTRunner(str(model), options)
-    from edgedeploy.bench import synthetic_images
+    from edgedeploy.data.synthetic import synthetic_images
 
-    tensor = runner.io.input.feed(synthetic_images(runner, 1))
+    tensor = runner.io.input.feed(synthetic_images(runner.io.preprocessing, 1))
     _, timing = _run_model(Path(model), tensor[None], options.threads, options.xnnpack, warmup, runs)
     times = np.array(timing["invoke_s"]) * 1000.0
     return {"tool": "edgedeploy (qemu)", "emulated": True, "threads": options.threads, "runs": runs, "warmup": warmup,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 
+from edgedeploy.core.errors import EdgeDeployError
 from edgedeploy.devices import Device
-from edgedeploy.errors import EdgeDeployError
 
 __all__ = ["Reachability", "probe", "gpu_status"]
 
@@ -21,7 +21,7 @@ def gpu_status() -> Reachability:
     """What this host offers for --device gpu: ONNX Runtime GPU providers, OpenVINO GPU plugin."""
     import onnxruntime as ort
 
-    from edgedeploy.runtimes.onnxruntime_runtime import GPU_PROVIDERS
+    from edgedeploy.backends.onnxruntime.runner import GPU_PROVIDERS
 
     found, missing = [], []
     providers = [p for p in GPU_PROVIDERS if p in ort.get_available_providers()]

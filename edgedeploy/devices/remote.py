@@ -14,12 +14,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from edgedeploy.cache import cache_dir
+from edgedeploy.core.cache import cache_dir
+from edgedeploy.core.errors import ConfigError, DependencyError, ValidationError
+from edgedeploy.core.hashing import sha256_file
 from edgedeploy.devices import Device
 from edgedeploy.devices.benchmark_model import BenchmarkModelRun, benchmark_args, parse_output
 from edgedeploy.devices.transports import AdbTransport, DeviceUnavailable, SshTransport, Transport
-from edgedeploy.errors import ConfigError, DependencyError, ValidationError
-from edgedeploy.hashing import sha256_file
 
 __all__ = ["remote_benchmark", "connect", "benchmark_binary", "download_benchmark_binary", "BINARY_URLS"]
 
@@ -64,7 +64,7 @@ def download_benchmark_binary(device: Device) -> Path:
     """Fetch Google's prebuilt benchmark_model for the device's ABI into the cache (atomically)."""
     import urllib.request
 
-    from edgedeploy.artifacts import atomic_path
+    from edgedeploy.core.artifacts import atomic_path
 
     url = BINARY_URLS.get(device.abi)
     if url is None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from edgedeploy.errors import DependencyError
+from edgedeploy.core.errors import DependencyError
 
 __all__ = ["AdbDevice", "AdbTransport", "SshTransport", "DeviceUnavailable", "Transport", "list_adb_devices"]
 

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import torch
 
-from edgedeploy.errors import DependencyError, WeightsError
-from edgedeploy.hashing import sha256_file
-from edgedeploy.models.mobilenet_v2 import MobileNetV2, MobileNetV2Config
-from edgedeploy.sample_data import SAMPLE_WEIGHTS, data_root
-from edgedeploy.spec import IMAGENET_MEAN, IMAGENET_STD
+from edgedeploy.core.errors import DependencyError, WeightsError
+from edgedeploy.core.hashing import sha256_file
+from edgedeploy.core.io_spec import IMAGENET_MEAN, IMAGENET_STD
+from edgedeploy.core.sample_data import SAMPLE_WEIGHTS, data_root
+from edgedeploy.models import DEFAULT_MODEL, WEIGHT_NAMES, get_model
+from edgedeploy.models.mobilenet_v2.config import MobileNetV2Config
 
 __all__ = [
     "LoadedWeights", "KnownWeights", "KNOWN_WEIGHTS", "resolve_weights", "build_model", "weights_fingerprint",
@@ -117,7 +118,7 @@ def _extract_state_dict(obj: object, path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def check_state_dict(model: MobileNetV2, state: Mapping[str, torch.Tensor], source: str) -> None:
+def check_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
     """Raise WeightsError naming the first mismatches; never partially load."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
@@ -176,7 +177,7 @@ def resolve_weights(spec: str) -> LoadedWeights | None:
         return LoadedWeights(_read_checkpoint(path), "sample", path, sha256_file(path), known.mean, known.std)
     path = Path(spec)
     if not path.exists() and "/" not in spec and "." not in spec:
-        names = ", ".join(["random", *KNOWN_WEIGHTS])
+        names = ", ".join(WEIGHT_NAMES)
         raise WeightsError(f"unknown weights {spec!r}: give a file path or one of {names}")
     state = _read_checkpoint(path)
     digest = sha256_file(path)
@@ -198,10 +199,10 @@ def weights_fingerprint(spec: str) -> str:
     return sha256_file(path)
 
 
-def build_model(config: MobileNetV2Config, weights: str) -> tuple[MobileNetV2, LoadedWeights | None]:
-    """A MobileNetV2 in eval mode with ``weights`` loaded (validated first)."""
+def build_model(config: MobileNetV2Config, weights: str, family: str = DEFAULT_MODEL) -> tuple[torch.nn.Module, LoadedWeights | None]:
+    """The registered ``family``'s network in eval mode with ``weights`` loaded (validated first)."""
     torch.manual_seed(RANDOM_SEED)
-    model = MobileNetV2(config)
+    model = get_model(family).build(config)
     loaded = resolve_weights(weights)
     if loaded is not None:
         check_state_dict(model, loaded.state_dict, loaded.source)

@@ -9,9 +9,9 @@ import shutil
 import pytest
 from click.testing import CliRunner
 
-from edgedeploy.cli import cli
-from edgedeploy.errors import DependencyError
-from edgedeploy.recipe import RecipeError, load_recipe
+from edgedeploy.cli.app import cli
+from edgedeploy.core.errors import DependencyError
+from edgedeploy.recipes.schema import RecipeError, load_recipe
 
 needs_qemu = pytest.mark.skipif(shutil.which("qemu-aarch64-static") is None,
                                 reason="qemu-aarch64-static not installed (Debian package qemu-user-static)")

@@ -7,12 +7,12 @@ import subprocess
 import pytest
 from click.testing import CliRunner
 
-from edgedeploy.cli import cli
+from edgedeploy.backends import LoadOptions, load_runner
+from edgedeploy.cli.app import cli
+from edgedeploy.core.errors import ConfigError, DependencyError
 from edgedeploy.devices import load_devices
 from edgedeploy.devices.probe import gpu_status, probe
 from edgedeploy.devices.transports import _tool_error, list_adb_devices
-from edgedeploy.errors import ConfigError, DependencyError
-from edgedeploy.runtimes import LoadOptions, load_runner
 
 
 def test_builtin_profiles():

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from edgedeploy.cli import cli
+from edgedeploy.cli.app import cli
 from edgedeploy.devices import get_device
 from edgedeploy.devices.transports import AdbTransport, DeviceUnavailable, list_adb_devices
 

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from edgedeploy.errors import ConfigError
-from edgedeploy.models import MobileNetV2, MobileNetV2Config
-from edgedeploy.models.mobilenet_v2 import InvertedResidual, make_divisible
+from edgedeploy.core.errors import ConfigError
+from edgedeploy.models.mobilenet_v2.config import MobileNetV2Config
+from edgedeploy.models.mobilenet_v2.network import InvertedResidual, MobileNetV2, make_divisible
 from edgedeploy.models.profile import profile_model
 
 # Shapes of torchvision.models.mobilenet_v2() (1.0, 1000 classes), read from its state_dict.

@@ -3,8 +3,9 @@ import socket
 import pytest
 import torch
 
-from edgedeploy.errors import DependencyError, WeightsError
-from edgedeploy.models import MobileNetV2, MobileNetV2Config
+from edgedeploy.core.errors import DependencyError, WeightsError
+from edgedeploy.models.mobilenet_v2.config import MobileNetV2Config
+from edgedeploy.models.mobilenet_v2.network import MobileNetV2
 from edgedeploy.models.weights import build_model, resolve_weights
 
 

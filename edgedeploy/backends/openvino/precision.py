@@ -1,0 +1,38 @@
+"""Precision proof for OpenVINO IR: weight dtypes and a FakeQuantize on every weighted input."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Collection
+from pathlib import Path
+
+from edgedeploy.backends.openvino.graph import WEIGHTED_OPS, feeds_from, stored_dtype
+from edgedeploy.backends.openvino.runner import read_ir
+from edgedeploy.backends.precision import PrecisionVerdict, allowed_float, expect_weights
+
+__all__ = ["verify_precision"]
+
+
+def verify_precision(path: Path, requested: str, keep_float: Collection[str]) -> PrecisionVerdict:
+    ops = read_ir(path).get_ordered_ops()
+    weighted = [op for op in ops if op.get_type_name() in WEIGHTED_OPS]
+    names = {"f32": "float32", "f16": "float16", "i8": "int8", "u8": "uint8"}
+    weights = {op.get_friendly_name(): names.get(s, s) for op in weighted
+               for s in [stored_dtype(op.input_value(1).get_node())]}
+    verdict = PrecisionVerdict(requested, dict(Counter(weights.values())))
+    fake_quantize = sum(op.get_type_name() == "FakeQuantize" for op in ops)
+    if requested in ("fp32", "fp16"):
+        expect_weights(verdict, "float32" if requested == "fp32" else "float16", weights, lambda _n: False)
+        if fake_quantize:
+            verdict.problems.append(f"has {fake_quantize} FakeQuantize ops")
+        return verdict
+    allowed = allowed_float(keep_float)
+    expect_weights(verdict, "int8", weights, allowed)
+    unquantized = [op.get_friendly_name() for op in weighted if weights[op.get_friendly_name()] != "int8"
+                   or not feeds_from(op.input_value(0).get_node(), "FakeQuantize")]
+    verdict.float_layers = unquantized
+    stray = [n for n in unquantized if not allowed(n)]
+    if stray:
+        verdict.problems.append(f"{len(stray)} weighted layers compute in float: float weights or no FakeQuantize "
+                                f"on their input (first: {stray[0]})")
+    return verdict

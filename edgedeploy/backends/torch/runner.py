@@ -1,0 +1,63 @@
+"""PyTorch runtime: our MobileNetV2 with weights loaded, run in eager mode."""
+
+from __future__ import annotations
+
+import logging
+from importlib import metadata
+
+import numpy as np
+import torch
+
+from edgedeploy.backends.base import LoadOptions, Runner
+from edgedeploy.core.io_spec import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    INPUT_NAME,
+    OUTPUT_NAME,
+    InputSpec,
+    ModelIO,
+    OutputSpec,
+    Preprocessing,
+)
+from edgedeploy.models.mobilenet_v2.config import MobileNetV2Config
+from edgedeploy.models.weights import build_model
+
+__all__ = ["TorchRunner"]
+
+log = logging.getLogger(__name__)
+
+
+class TorchRunner(Runner):
+    runtime = "torch"
+    batch_size = None
+
+    def __init__(self, source: str, options: LoadOptions):
+        config = MobileNetV2Config(width=options.width, resolution=options.resolution, num_classes=options.num_classes)
+        self.model, self.weights = build_model(config, source)
+        self.source = source
+        if options.mean is not None and options.std is not None:
+            mean, std = options.mean, options.std
+        elif self.weights is not None and self.weights.mean is not None:
+            mean, std = self.weights.mean, self.weights.std  # type: ignore[assignment]
+        else:
+            # torchvision-style checkpoints expect ImageNet statistics; say so rather than guess silently.
+            log.info("weights %s: unknown preprocessing, assuming ImageNet mean/std (override with --mean/--std)", source)
+            mean, std = IMAGENET_MEAN, IMAGENET_STD
+        self.io = ModelIO(
+            input=InputSpec(INPUT_NAME, (1, 3, config.resolution, config.resolution)),
+            output=OutputSpec(OUTPUT_NAME, config.num_classes),
+            preprocessing=Preprocessing.for_resolution(config.resolution, mean, std, options.raw_pixels),
+        )
+        self.threads = options.threads
+        torch.set_num_threads(options.threads)
+
+    def infer(self, tensor: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return self.model(torch.from_numpy(tensor)).numpy()
+
+    @property
+    def size_bytes(self) -> int | None:
+        return self.weights.path.stat().st_size if self.weights else None
+
+    def versions(self) -> dict[str, str]:
+        return {"torch": metadata.version("torch")}

@@ -1,0 +1,93 @@
+"""The command line's entry point: the command group, logging, and one mapping from errors to
+exit codes (a one-line message, or a JSON error object with --json; --debug adds the traceback).
+
+Commands live one per module in ``edgedeploy.cli.commands``; this module imports none of the
+library, so ``edgedeploy --help`` and ``edgedeploy report`` start without PyTorch.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from typing import Any
+
+import click
+
+from edgedeploy import __version__
+from edgedeploy.cli.commands import COMMANDS
+from edgedeploy.cli.options import emit_json
+from edgedeploy.core.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED, EdgeDeployError, Terminated
+
+__all__ = ["cli", "main"]
+
+log = logging.getLogger("edgedeploy")
+
+
+class _Cli(click.Group):
+    """Turns every failure into one line on stderr (and a JSON error object with --json)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except KeyboardInterrupt:
+            self._fail(ctx, "interrupted", EXIT_INTERRUPTED)
+        except Terminated:
+            self._fail(ctx, "terminated", EXIT_TERMINATED)
+        except EdgeDeployError as exc:
+            self._fail(ctx, str(exc), exc.exit_code)
+        except Exception as exc:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            self._fail(ctx, f"internal error: {exc.__class__.__name__}: {str(exc)[:300]} (rerun with --debug for the traceback)", EXIT_INTERNAL)
+
+    @staticmethod
+    def _fail(ctx: click.Context, message: str, code: int) -> None:
+        message = " ".join(message.split())  # always a single line
+        if ctx.obj and ctx.obj.get("debug"):
+            import traceback
+
+            traceback.print_exc()
+        if ctx.obj and ctx.obj.get("json"):
+            emit_json({"error": message, "exit_code": code})
+        click.echo(f"error: {message}", err=True)
+        ctx.exit(code)
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    logging.getLogger("edgedeploy").setLevel(level)
+
+
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="edgedeploy")
+@click.option("-v", "--verbose", count=True, help="More log output on stderr (-v info, -vv debug).")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, debug: bool) -> None:
+    """Export MobileNetV2 to edge formats and prove it still works there."""
+    ctx.ensure_object(dict)["debug"] = debug
+    _setup_logging(verbose)
+
+
+for _command in COMMANDS:
+    cli.add_command(_command)
+
+
+def _raise_terminated(_signum: int, _frame: Any) -> None:
+    raise Terminated()
+
+
+def main() -> None:
+    # SIGTERM (CI cancelling a job, `timeout`, docker stop) unwinds like Ctrl-C: no staging
+    # folder, half-written artifact or redirected descriptor is left behind.
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    cli(prog_name="edgedeploy")
+

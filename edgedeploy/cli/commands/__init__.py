@@ -1,0 +1,15 @@
+"""One module per command; COMMANDS is the order ``edgedeploy --help`` lists them in."""
+
+from edgedeploy.cli.commands.bench import bench
+from edgedeploy.cli.commands.calibration import calibration
+from edgedeploy.cli.commands.devices import devices_cmd
+from edgedeploy.cli.commands.diagnose import diagnose
+from edgedeploy.cli.commands.evaluate import eval_cmd
+from edgedeploy.cli.commands.export import export
+from edgedeploy.cli.commands.inspect import inspect
+from edgedeploy.cli.commands.listing import list_cmd
+from edgedeploy.cli.commands.recipes import gate, report, run_cmd
+
+__all__ = ["COMMANDS"]
+
+COMMANDS = (export, eval_cmd, bench, diagnose, inspect, calibration, run_cmd, gate, report, devices_cmd, list_cmd)

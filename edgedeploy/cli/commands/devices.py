@@ -1,0 +1,59 @@
+"""``edgedeploy devices [setup NAME]``: device profiles, reachability, set-up."""
+
+from __future__ import annotations
+
+import click
+
+from edgedeploy.cli.options import devices_option, emit_json, json_option
+from edgedeploy.cli.render import key_values, table
+
+
+@click.group("devices", invoke_without_command=True)
+@devices_option
+@json_option
+@click.pass_context
+def devices_cmd(ctx: click.Context, as_json: bool, devices_file: str | None) -> None:
+    """List device profiles and whether each is reachable now (and why not)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from edgedeploy.devices import load_devices
+    from edgedeploy.devices.probe import probe
+
+    rows = []
+    for dev in load_devices(devices_file).values():
+        state = probe(dev)
+        rows.append({"name": dev.name, "transport": dev.transport, "abi": dev.abi, "runtimes": dev.runtimes,
+                     "delegates": dev.delegates, "reachable": state.reachable, "detail": state.detail,
+                     "description": dev.description})
+    if as_json:
+        emit_json({"devices": rows})
+        return
+    click.echo(table(["device", "transport", "runtimes", "reachable", "detail"],
+                     [[r["name"], r["transport"], ",".join(r["runtimes"]), "yes" if r["reachable"] else "no",
+                       r["detail"]] for r in rows]))
+
+
+@devices_cmd.command("setup")
+@click.argument("name")
+@devices_option
+@json_option
+def devices_setup(as_json: bool, name: str, devices_file: str | None) -> None:
+    """Prepare device NAME: build the arm64-emu root, or download benchmark_model for an adb/ssh device."""
+    from edgedeploy.devices import get_device
+
+    dev = get_device(name, devices_file)
+    if dev.in_process:
+        raise click.UsageError(f"device {name} runs in this process: nothing to set up")
+    if dev.transport == "qemu":
+        from edgedeploy.devices.emulator import setup_emulator
+
+        out = setup_emulator(on_step=lambda step: click.echo(f"{name}: {step} ...", err=True))
+    else:
+        from edgedeploy.devices.remote import download_benchmark_binary
+
+        out = {"benchmark_model": str(download_benchmark_binary(dev))}
+    if as_json:
+        emit_json({"device": name, **out})
+        return
+    click.echo(key_values([(k, v if not isinstance(v, list) else ", ".join(v)) for k, v in out.items()]))
+

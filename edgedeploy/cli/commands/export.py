@@ -1,0 +1,91 @@
+"""``edgedeploy export``: one target, with parity and the precision proof."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import click
+
+from edgedeploy.cli.options import calib_method_choice, emit_json, io_dtype_choice, json_option, target_choice
+from edgedeploy.cli.render import key_values
+
+log = logging.getLogger("edgedeploy")
+
+
+@click.command()
+@click.option("--target", "target", required=True, type=target_choice, help="Artifact format.")
+@click.option("--weights", default="sample", show_default=True,
+              help="A checkpoint path, or: sample (shared data), imagenet (torchvision, downloads), random.")
+@click.option("--width", type=float, default=1.0, show_default=True, help="Width multiplier, 0.35-1.4.")
+@click.option("--resolution", type=int, default=224, show_default=True, help="Input size, a multiple of 32 in 96-512.")
+@click.option("--num-classes", type=int, default=1000, show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("artifacts"),
+              show_default=True, help="Output folder.")
+@click.option("--name", default=None, help="Artifact file stem [default: mobilenet_v2_<width>_<resolution>].")
+@click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset.")
+@click.option("--dynamic-batch", is_flag=True, help="Make the batch dimension dynamic (default: fixed batch 1).")
+@click.option("--mean", type=float, nargs=3, default=None, help="Override the weights' normalization mean (R G B).")
+@click.option("--std", type=float, nargs=3, default=None, help="Override the weights' normalization std (R G B).")
+@click.option("--parity-data", type=click.Path(path_type=Path), default=None,
+              help="Images for the parity check [default: the sample calib split].")
+@click.option("--parity-images", type=click.IntRange(1, 10_000), default=32, show_default=True)
+@click.option("--parity-atol", type=float, default=None, help="Max |logit diff| vs PyTorch [default: per target].")
+@click.option("--parity-min-agreement", type=click.FloatRange(0, 100), default=None,
+              help="Min top-1 agreement with PyTorch, percent [default: per target].")
+@click.option("--threads", type=click.IntRange(1), default=None, help="Threads for the parity run.")
+@click.option("--calib", "calib_dir", type=click.Path(path_type=Path), default=None,
+              help="Calibration images for int8 targets: a folder or a calibration/*.json definition "
+                   "[default: the sample calib split].")
+@click.option("--calib-size", type=int, default=200, show_default=True, help="Calibration images to use.")
+@click.option("--calib-seed", type=int, default=0, show_default=True, help="Seed of the class-stratified sample.")
+@click.option("--io-dtype", type=io_dtype_choice, default=None,
+              help="Input/output dtype of integer targets [default: int8]; uint8 takes raw 0-255 pixels.")
+@click.option("--calib-method", type=calib_method_choice, default=None,
+              help="Activation ranges: onnx-int8 (ONNX Runtime) minmax, percentile, entropy [default: minmax]; "
+                   "openvino-int8 (NNCF) mean-minmax, minmax, mean-quantile, histogram [default: mean-minmax]; "
+                   "tflite-int8 has only min/max.")
+@click.option("--max-drop", type=float, default=None,
+              help="openvino-int8: accuracy-controlled quantization, max top-1 drop in points on --val.")
+@click.option("--val", "val_dir", type=click.Path(path_type=Path), default=None,
+              help="Labeled images for --max-drop.")
+@click.option("--keep-float", "keep_float", multiple=True, metavar="LAYER",
+              help="int8 targets: keep this layer in float (repeatable; names from `edgedeploy diagnose`).")
+@json_option
+def export(as_json: bool, target: str, width: float, resolution: int, num_classes: int, out_dir: Path, **kw: Any) -> None:
+    """Export MobileNetV2 to TARGET, check parity with PyTorch, write artifact + manifest."""
+    from edgedeploy.devices import default_threads
+    from edgedeploy.export.pipeline import export as run_export
+    from edgedeploy.export.request import ExportRequest
+    from edgedeploy.models.mobilenet_v2.config import MobileNetV2Config
+
+    request = ExportRequest(
+        target=target,
+        config=MobileNetV2Config(width=width, resolution=resolution, num_classes=num_classes),
+        weights=kw["weights"], out_dir=out_dir, name=kw["name"], opset=kw["opset"],
+        dynamic_batch=kw["dynamic_batch"], mean=kw["mean"], std=kw["std"],
+        parity_data=kw["parity_data"], parity_images=kw["parity_images"],
+        parity_max_abs_diff=kw["parity_atol"], parity_min_agreement=kw["parity_min_agreement"],
+        threads=kw["threads"] or default_threads(),
+        calib_dir=kw["calib_dir"], calib_size=kw["calib_size"], calib_seed=kw["calib_seed"], io_dtype=kw["io_dtype"],
+        calib_method=kw["calib_method"], max_drop=kw["max_drop"], val_dir=kw["val_dir"],
+        keep_float=tuple(kw["keep_float"]),
+    )
+    result = run_export(request, on_step=lambda step: log.info("%s ...", step)).to_dict()
+    if as_json:
+        emit_json(result)
+        return
+    parity = result["parity"]
+    click.echo(f"exported {target} -> {result['path']}")
+    click.echo(key_values([
+        ("size", f"{result['size_bytes'] / 2**20:.2f} MiB"),
+        ("sha256", result["sha256"]),
+        ("onnx nodes", f"{result['onnx_nodes_before_simplify']} -> {result['onnx_nodes_after_simplify']} after onnxsim"),
+        ("parity", f"max |diff| {parity['max_abs_diff']:.3g}, top-1 agreement {parity['top1_agreement']:.1f}% "
+                   f"on {parity['images']} images"),
+        ("manifest", result["manifest"]),
+        *([("log", result["log"])] if result.get("log") else []),
+        ("time", f"{result['seconds']:.1f} s"),
+    ]))
+

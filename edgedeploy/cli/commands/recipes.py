@@ -1,0 +1,158 @@
+"""``edgedeploy run``, ``gate`` and ``report``: a recipe's whole deployment, its verdict, its report."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from edgedeploy.cli.options import emit_json, json_option
+from edgedeploy.cli.render import key_values, table
+
+
+def split_targets(values: tuple[str, ...]) -> list[str] | None:
+    names = [n.strip() for v in values for n in v.split(",") if n.strip()]
+    return names or None
+
+
+def recipe_run_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                     help="Output folder [default: edgedeploy-out/<recipe name>]."),
+        click.option("--targets", "only", multiple=True,
+                     help="Only these recipe targets (comma-separated or repeated) [default: all]."),
+        click.option("--force", is_flag=True, help="Rebuild and re-evaluate even when the cache has the result."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def run_recipe_with_progress(
+    recipe_path: Path, out_dir: Path | None, only: tuple[str, ...], force: bool
+) -> tuple[Any, dict[str, Any], Path, dict[str, Path]]:
+    """Load and run a recipe, with one progress line per stage on stderr; writes results and report.
+    Returns (recipe, results, output folder, report paths)."""
+    from edgedeploy.recipes.report import write_report
+    from edgedeploy.recipes.run import run_recipe
+    from edgedeploy.recipes.schema import load_recipe
+
+    recipe = load_recipe(recipe_path)
+    out = out_dir or Path("edgedeploy-out") / recipe.name
+
+    def show(event: Any) -> None:
+        detail = f" ({event.detail})" if event.detail else ""
+        click.echo(f"[{event.index}/{event.total}] {event.target}: {event.stage}{detail}", err=True)
+
+    results = run_recipe(recipe, out, split_targets(only), force, on_event=show)
+    return recipe, results, out, write_report(results, out)
+
+
+def without_samples(results: dict[str, Any]) -> dict[str, Any]:
+    """results.json minus the per-run latency samples (kept in the file, too long for a terminal)."""
+    def strip(entry: dict[str, Any]) -> dict[str, Any]:
+        if "latency" not in entry:
+            return entry
+        return {**entry, "latency": {d: {k: v for k, v in lat.items() if k != "samples_ms"}
+                                     for d, lat in entry["latency"].items()}}
+
+    return {**results, "reference": strip(results["reference"]),
+            "targets": {n: strip(t) for n, t in results["targets"].items()}}
+
+
+@click.command("run")
+@click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
+@recipe_run_options
+@json_option
+@click.pass_context
+def run_cmd(ctx: click.Context, as_json: bool, recipe: Path, out_dir: Path | None, only: tuple[str, ...],
+            force: bool) -> None:
+    """Run RECIPE: export every target, evaluate, bench; write results.json and a report."""
+    from edgedeploy.core.errors import EXIT_INCOMPLETE
+    from edgedeploy.recipes.report import COLUMNS, report_rows
+    from edgedeploy.recipes.results import RESULTS_FILE
+
+    _, results, out, paths = run_recipe_with_progress(recipe, out_dir, only, force)
+    summary = {**without_samples(results), "results_file": str(out / RESULTS_FILE),
+               "report": {k: str(v) for k, v in paths.items()}}
+    if as_json:
+        emit_json(summary)
+    else:
+        click.echo(table(COLUMNS, report_rows(results)))
+        click.echo(key_values([("results", summary["results_file"]), ("report", str(paths["html"])),
+                               ("time", f"{results['seconds']:.1f} s")]))
+    if results["failed"]:
+        for name in results["failed"]:
+            t = results["targets"][name]
+            click.echo(f"error: {name} failed at {t['stage']}: {t['error']}", err=True)
+        ctx.exit(EXIT_INCOMPLETE)
+
+
+@click.command()
+@click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--results", "results_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Check this results.json instead of running the recipe first.")
+@click.option("--baseline", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A previous results.json: no target's top-1 may fall more than max_top1_regression below it.")
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the verdicts as JUnit XML (one test case per target and check).")
+@recipe_run_options
+@json_option
+@click.pass_context
+def gate(ctx: click.Context, as_json: bool, recipe: Path, results_file: Path | None, baseline: Path | None,
+         junit: Path | None, out_dir: Path | None, only: tuple[str, ...], force: bool) -> None:
+    """Fail (exit 1) when a target breaks RECIPE's thresholds or regresses against --baseline.
+
+    Exit 0: every check passed. 1: a regression. 6: a target failed to build or measure,
+    or is missing from the results (the gate fails closed). 2/3: bad recipe or files.
+    """
+    from edgedeploy.recipes.gate import check_results, write_junit
+    from edgedeploy.recipes.results import RESULTS_FILE, read_results
+    from edgedeploy.recipes.schema import load_recipe
+
+    if results_file is not None:
+        if force or out_dir is not None:
+            raise click.UsageError("--force and --out apply only when the gate runs the recipe (no --results)")
+        loaded = load_recipe(recipe)
+        results = read_results(results_file)
+    else:
+        loaded, results, out, _ = run_recipe_with_progress(recipe, out_dir, only, force)
+        results_file = out / RESULTS_FILE
+    report = check_results(loaded, results, read_results(baseline) if baseline else None, split_targets(only))
+    if junit is not None:
+        write_junit(report, junit)
+    verdict = report.to_dict()
+    if as_json:
+        emit_json({**verdict, "results_file": str(results_file), "baseline": str(baseline) if baseline else None,
+                    "junit": str(junit) if junit else None})
+    else:
+        click.echo(table(["target", "check", "value", "limit", "verdict", "detail"],
+                         [[c.target, c.name, c.value, c.limit, c.status.upper(), c.message] for c in report.checks]))
+        counts = verdict["counts"]
+        word = "PASS" if report.passed else "REGRESSION" if report.exit_code == 1 else "ERROR"
+        click.echo(f"gate {word}: {counts['pass']} passed, {counts['fail']} failed, {counts['error']} errors, "
+                   f"{counts['skip']} skipped ({results_file})")
+    if not report.passed:
+        bad = [f"{c.target} {c.name}: {c.message}" for c in report.checks if c.status in ("fail", "error")]
+        click.echo(f"error: gate failed: {'; '.join(bad)}", err=True)
+        ctx.exit(report.exit_code)
+
+
+@click.command()
+@click.argument("results_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where to write report.md/.html and plots/ [default: beside RESULTS_FILE].")
+@json_option
+def report(as_json: bool, results_file: Path, out_dir: Path | None) -> None:
+    """Rebuild the Markdown/HTML report of a run from its results.json."""
+    from edgedeploy.recipes.report import write_report
+    from edgedeploy.recipes.results import read_results
+
+    paths = write_report(read_results(results_file), out_dir or results_file.parent)
+    if as_json:
+        emit_json({k: str(v) for k, v in paths.items()})
+        return
+    click.echo(key_values([(k, str(v)) for k, v in paths.items()]))
+

@@ -1,0 +1,122 @@
+"""Options and helpers shared by the commands. Choices come from the registries, read when the
+command line is parsed (not when this module is imported), so a registered target, runtime or
+calibration method appears in ``--help`` and is accepted without editing the CLI."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import click
+
+__all__ = ["RegistryChoice", "target_choice", "calib_method_choice", "io_dtype_choice", "emit_json", "json_option",
+           "progress", "model_options", "devices_option", "load_options", "runtime_name"]
+
+
+class RegistryChoice(click.Choice):
+    """A click.Choice whose choices are read from a registry each time they are needed."""
+
+    def __init__(self, source: Callable[[], Sequence[str]]):
+        self._source = source
+        super().__init__([])
+
+    @property  # type: ignore[override]
+    def choices(self) -> Sequence[str]:
+        return tuple(self._source())
+
+    @choices.setter
+    def choices(self, _value: Sequence[str]) -> None:
+        pass  # set by click.Choice.__init__; the registry is the source
+
+
+def _target_names() -> list[str]:
+    from edgedeploy.export.targets import target_names
+
+    return target_names()
+
+
+def _calib_method_names() -> list[str]:
+    from edgedeploy.export.targets import calib_method_names
+
+    return calib_method_names()
+
+
+def _io_dtype_names() -> list[str]:
+    from edgedeploy.export.targets import io_dtype_names
+
+    return io_dtype_names()
+
+
+def _inference_precisions() -> Sequence[str]:
+    from edgedeploy.backends.base import INFERENCE_PRECISIONS
+
+    return INFERENCE_PRECISIONS
+
+
+target_choice = RegistryChoice(_target_names)
+calib_method_choice = RegistryChoice(_calib_method_names)
+io_dtype_choice = RegistryChoice(_io_dtype_names)
+inference_precision_choice = RegistryChoice(_inference_precisions)
+
+
+def emit_json(obj: dict[str, Any]) -> None:
+    click.echo(json.dumps(obj, indent=2, default=str))
+
+
+def json_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    def mark(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+        ctx.ensure_object(dict)["json"] = value
+        return value
+
+    return click.option("--json", "as_json", is_flag=True, is_eager=True, callback=mark, expose_value=True,
+                        help="Print one JSON object on stdout.")(f)
+
+
+def progress(total: int, desc: str) -> Any:
+    from tqdm import tqdm
+
+    # disable=None: no bar when stderr is not a terminal (CI logs stay clean).
+    return tqdm(total=total, desc=desc, unit="img", file=sys.stderr, disable=None, leave=False)
+
+
+def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Options that say how to load a model: architecture (PyTorch) and preprocessing (no manifest)."""
+    options = [
+        click.option("--width", type=float, default=1.0, show_default=True, help="Width multiplier (PyTorch weights)."),
+        click.option("--resolution", type=int, default=224, show_default=True, help="Input size (PyTorch weights)."),
+        click.option("--num-classes", type=int, default=1000, show_default=True, help="Class count (PyTorch weights)."),
+        click.option("--mean", type=float, nargs=3, default=None, help="Normalization mean (R G B), for models without a manifest."),
+        click.option("--std", type=float, nargs=3, default=None, help="Normalization std (R G B), for models without a manifest."),
+        click.option("--raw-pixels", is_flag=True, help="Feed raw 0-255 pixels (models with normalization folded in)."),
+        click.option("--threads", type=int, default=None, help="Inference threads [default: the device's]."),
+        click.option("--no-xnnpack", is_flag=True, help="LiteRT: run the builtin kernels without the XNNPACK delegate."),
+        click.option("--inference-precision", type=inference_precision_choice, default="f32",
+                     show_default=True, help="OpenVINO: CPU plugin precision (auto: the plugin's own choice)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def devices_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--devices", "devices_file", type=click.Path(dir_okay=False), default=None,
+                        help="A YAML file of extra device profiles [default: $EDGEDEPLOY_DEVICES].")(f)
+
+
+def load_options(kw: dict[str, Any], threads: int) -> Any:
+    from edgedeploy.backends.base import LoadOptions
+
+    return LoadOptions(
+        threads=threads, mean=kw["mean"], std=kw["std"], raw_pixels=kw["raw_pixels"],
+        width=kw["width"], resolution=kw["resolution"], num_classes=kw["num_classes"], xnnpack=not kw["no_xnnpack"],
+        inference_precision=kw["inference_precision"],
+    )
+
+
+def runtime_name(model: str) -> str:
+    from edgedeploy.backends import runtime_for
+
+    return runtime_for(model).name
+

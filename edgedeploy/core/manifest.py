@@ -1,0 +1,88 @@
+"""The JSON manifest written beside every artifact, and reading it back.
+
+``<artifact>.manifest.json`` records what the file is (target, sha256, size),
+how to feed it (input spec, preprocessing), where it came from (weights sha256,
+model config, tool versions) and how close it is to PyTorch (parity).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from edgedeploy import __version__
+from edgedeploy.core.artifacts import atomic_write_text
+from edgedeploy.core.errors import InputFileError
+from edgedeploy.core.io_spec import InputSpec, ModelIO, OutputSpec, Preprocessing
+
+__all__ = ["created_utc", "MANIFEST_SUFFIX", "SCHEMA_VERSION", "manifest_path", "read_manifest", "write_manifest", "tool_versions", "Manifest"]
+
+MANIFEST_SUFFIX = ".manifest.json"
+SCHEMA_VERSION = 1
+TOOL_PACKAGES = ("torch", "onnx", "onnxruntime", "onnxsim", "numpy")
+
+
+def created_utc() -> str:
+    """Now, or $SOURCE_DATE_EPOCH (the reproducible-builds convention): with it set, two exports of
+    the same inputs give byte-identical manifests as well as artifacts."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    moment = datetime.fromtimestamp(int(epoch), timezone.utc) if epoch and epoch.isdigit() else datetime.now(timezone.utc)
+    return moment.isoformat(timespec="seconds")
+
+
+def manifest_path(artifact: str | Path) -> Path:
+    artifact = Path(artifact)
+    return artifact.with_name(artifact.name + MANIFEST_SUFFIX)
+
+
+def tool_versions(packages: tuple[str, ...] = TOOL_PACKAGES) -> dict[str, str]:
+    versions = {"edgedeploy": __version__, "python": platform.python_version()}
+    for name in packages:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+@dataclass(frozen=True)
+class Manifest:
+    data: dict[str, Any]
+
+    @property
+    def io(self) -> ModelIO:
+        return ModelIO(
+            input=InputSpec.from_dict(self.data["input"]),
+            output=OutputSpec.from_dict(self.data["output"]),
+            preprocessing=Preprocessing.from_dict(self.data["preprocessing"]),
+        )
+
+    @property
+    def target(self) -> str:
+        return str(self.data["target"])
+
+
+def write_manifest(artifact: Path, data: dict[str, Any]) -> Path:
+    path = manifest_path(artifact)
+    atomic_write_text(path, json.dumps({"schema_version": SCHEMA_VERSION, **data}, indent=2, sort_keys=False) + "\n")
+    return path
+
+
+def read_manifest(artifact: str | Path) -> Manifest | None:
+    """The manifest beside ``artifact``; None if there is none; InputFileError if it is corrupt."""
+    path = manifest_path(artifact)
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        manifest = Manifest(data)
+        manifest.io  # validates the fields every runner needs
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:  # any malformed shape (fuzzed)
+        raise InputFileError(f"{path}: corrupt manifest ({exc.__class__.__name__}: {str(exc)[:80]})") from None
+    return manifest

@@ -1,0 +1,250 @@
+"""The export pipeline: weights -> PyTorch -> ONNX -> simplified ONNX -> target artifact.
+
+Orders the steps, times them, checks parity and writes the manifest; it imports
+no conversion backend directly (targets name their converters). Everything is
+built in a private staging folder and moved into place only after every check
+passed, so a failed or interrupted export leaves no artifact behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from edgedeploy.backends import LoadOptions, load_runner, verify_precision
+from edgedeploy.backends.precision import ANY_LAYER
+from edgedeploy.backends.torch.runner import TorchRunner
+from edgedeploy.core.artifacts import staging_dir
+from edgedeploy.core.errors import DataError, EdgeDeployError, ValidationError
+from edgedeploy.core.hashing import sha256_file
+from edgedeploy.core.io_spec import INPUT_NAME, OUTPUT_NAME, InputSpec, ModelIO, OutputSpec
+from edgedeploy.core.manifest import created_utc, manifest_path, tool_versions, write_manifest
+from edgedeploy.core.sample_data import CALIB_DIR, find_data_root
+from edgedeploy.data.calibration import load_calibration
+from edgedeploy.data.datasets import ImageFolder
+from edgedeploy.export.context import Conversion, ExportContext
+from edgedeploy.export.converters.onnx import (
+    OnnxGraphStats,
+    export_onnx,
+    simplify_onnx,
+)
+from edgedeploy.export.parity import check_parity
+from edgedeploy.export.request import ExportRequest
+from edgedeploy.export.targets import ParityTolerance, Target, get_target
+from edgedeploy.models.profile import Complexity, profile_model
+from edgedeploy.models.wrappers import RawPixelInput
+
+__all__ = ["ExportRequest", "ExportResult", "export"]
+
+log = logging.getLogger(__name__)
+
+
+
+@dataclass
+class ExportResult:
+    target: str
+    path: Path
+    manifest: Path
+    size_bytes: int
+    sha256: str
+    parity: dict[str, Any]
+    steps: dict[str, float]
+    details: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "path": str(self.path),
+            "manifest": str(self.manifest),
+            "size_bytes": self.size_bytes,
+            "sha256": self.sha256,
+            "parity": self.parity,
+            "seconds": round(sum(self.steps.values()), 3),
+            "steps": self.steps,
+            **self.details,
+        }
+
+
+class _Steps:
+    """Times each named step and reports it as it starts (for progress lines)."""
+
+    def __init__(self, on_step: Callable[[str], None] | None):
+        self.seconds: dict[str, float] = {}
+        self.on_step = on_step
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        if self.on_step:
+            self.on_step(name)
+        start = time.perf_counter()
+        yield
+        self.seconds[name] = round(time.perf_counter() - start, 3)
+
+
+def _parity_data(request: ExportRequest) -> ImageFolder | None:
+    if request.parity_data is not None:
+        return ImageFolder.open(request.parity_data)
+    root = find_data_root()
+    if root is not None and (root / CALIB_DIR).is_dir():
+        return ImageFolder.open(root / CALIB_DIR)
+    log.warning("no parity images found (pass --parity-data DIR): checking parity on random pixels")
+    return None
+
+
+def _calibration_dir(request: ExportRequest) -> Path:
+    if request.calib_dir is not None:
+        return request.calib_dir
+    root = find_data_root()
+    if root is not None and (root / CALIB_DIR).is_dir():
+        return root / CALIB_DIR
+    raise DataError(f"{request.target} needs calibration images: pass --calib DIR")
+
+
+def _manifest(
+    target: Target,
+    final: Path,
+    request: ExportRequest,
+    reference: TorchRunner,
+    complexity: Complexity,
+    graph: OnnxGraphStats,
+    conversion: Conversion,
+) -> dict[str, Any]:
+    """Everything known about the artifact before parity; parity, sha256 and size are added after."""
+    config = request.config
+    return {
+        "target": target.name,
+        "artifact": final.name,
+        "created_utc": created_utc(),
+        "model": {
+            "arch": "mobilenet_v2", "width": config.width, "resolution": config.resolution,
+            "num_classes": config.num_classes, "params": complexity.params, "macs": complexity.macs,
+        },
+        "weights": {
+            "source": reference.weights.source if reference.weights else "random",
+            "sha256": reference.weights.sha256 if reference.weights else None,
+        },
+        "input": conversion.io.input.to_dict(),
+        "output": conversion.io.output.to_dict(),
+        "preprocessing": conversion.io.preprocessing.to_dict(),
+        "export": {
+            "exporter": "torch.onnx.export (TorchScript)", "opset": graph.opset,
+            "dynamic_batch": request.dynamic_batch,
+            "onnx_nodes_before_simplify": graph.nodes_before, "onnx_nodes_after_simplify": graph.nodes_after,
+            **conversion.details,
+        },
+        "tools": tool_versions(("torch", "onnx", "onnxruntime", "onnxsim", "numpy", *conversion.tools)),
+    }
+
+
+def export(request: ExportRequest, on_step: Callable[[str], None] | None = None) -> ExportResult:
+    target = get_target(request.target)
+    io_dtype = target.io_dtype(request.io_dtype, request.keep_float)
+    target.check_options(request.calib_method, request.max_drop, request.keep_float)
+    convert = target.load_converter()
+    steps = _Steps(on_step)
+    config = request.config
+    stem = request.name or config.name
+    final = Path(request.out_dir) / target.artifact_name(stem)
+    options = LoadOptions(
+        threads=request.threads, mean=request.mean, std=request.std,
+        width=config.width, resolution=config.resolution, num_classes=config.num_classes,
+    )
+    with steps("load weights"):
+        reference = TorchRunner(request.weights, options)
+        complexity = profile_model(reference.model, config.resolution)
+    parity_data = _parity_data(request)
+    # uint8 IO means camera bytes in: normalization moves into the graph.
+    raw_pixels = io_dtype == "uint8"
+    pre = reference.io.preprocessing
+    graph_model = RawPixelInput(reference.model, pre.mean, pre.std).eval() if raw_pixels else reference.model
+    batch = -1 if request.dynamic_batch else 1
+    onnx_io = ModelIO(
+        input=InputSpec(INPUT_NAME, (batch, 3, config.resolution, config.resolution)),
+        output=OutputSpec(OUTPUT_NAME, config.num_classes),
+        preprocessing=replace(pre, raw_pixels=True) if raw_pixels else pre,
+    )
+    calibration = None
+    if target.calibrated:
+        with steps("calibration"):
+            calibration = load_calibration(_calibration_dir(request), onnx_io.preprocessing,
+                                           request.calib_size, request.calib_seed)
+    with staging_dir(request.out_dir) as stage:
+        with steps("export onnx"):
+            export_onnx(graph_model, stage / "exported.onnx", config.resolution, request.opset, request.dynamic_batch)
+        with steps("simplify"):
+            graph = simplify_onnx(stage / "exported.onnx", stage / "simplified.onnx")
+        staged = stage / final.name
+        log_path = stage / f"{final.name}.log"
+        ctx = ExportContext(config=config, onnx_io=onnx_io, workdir=stage, log_path=log_path,
+                            sample_images=parity_data, calibration=calibration,
+                            options={"io_dtype": io_dtype, "calib_method": request.calib_method,
+                                     "max_drop": request.max_drop, "val_dir": request.val_dir,
+                                     "keep_float": request.keep_float})
+        try:
+            with steps(f"convert {target.name}"):
+                conversion = convert(stage / "simplified.onnx", staged, ctx)
+            with steps("precision"):
+                # Accuracy control decides itself which layers go back to float.
+                allowed_float = (ANY_LAYER,) if request.max_drop is not None else request.keep_float
+                precision = verify_precision(target.runtime, staged, target.precision, allowed_float)
+            if not precision.verified:
+                raise ValidationError(f"{target.name} is not {target.precision}: {'; '.join(precision.problems)}")
+        except EdgeDeployError as exc:
+            # Keep the converter's log where the user can read it; it is not an artifact.
+            if log_path.is_file():
+                os.replace(log_path, final.with_name(log_path.name))
+                raise type(exc)(f"{exc} (log: {final.with_name(log_path.name)})") from None
+            raise
+        manifest = _manifest(target, final, request, reference, complexity, graph, conversion)
+        manifest["precision"] = precision.to_dict()
+        # Parity runs on the staged artifact through its manifest, exactly as users will load it.
+        write_manifest(staged, manifest)
+        tolerance = ParityTolerance(
+            max_abs_diff=request.parity_max_abs_diff if request.parity_max_abs_diff is not None
+            else target.parity.max_abs_diff,
+            min_agreement=request.parity_min_agreement if request.parity_min_agreement is not None
+            else target.parity.min_agreement,
+        )
+        with steps("parity"):
+            candidate = load_runner(str(staged), LoadOptions(threads=request.threads), runtime=target.runtime)
+            report = check_parity(candidate, reference, parity_data, request.parity_images, tolerance)
+        report.verify(final.name)
+        files = (staged, *conversion.companions)
+        manifest["parity"] = report.to_dict()
+        manifest["sha256"] = sha256_file(staged)
+        manifest["size_bytes"] = sum(f.stat().st_size for f in files)
+        manifest["files"] = [{"name": f.name, "sha256": sha256_file(f), "size_bytes": f.stat().st_size} for f in files]
+        write_manifest(staged, manifest)
+        # Drop any manifest of an older artifact first, so the two never disagree.
+        manifest_path(final).unlink(missing_ok=True)
+        for f in conversion.companions:  # companions first: the primary file appears last
+            os.replace(f, final.with_name(f.name))
+        os.replace(staged, final)
+        os.replace(manifest_path(staged), manifest_path(final))
+        if log_path.is_file():
+            os.replace(log_path, final.with_name(log_path.name))
+    log.info("wrote %s (%d bytes)", final, manifest["size_bytes"])
+    return ExportResult(
+        target=target.name,
+        path=final,
+        manifest=manifest_path(final),
+        size_bytes=manifest["size_bytes"],
+        sha256=manifest["sha256"],
+        parity=manifest["parity"],
+        steps=steps.seconds,
+        details={
+            "onnx_nodes_before_simplify": graph.nodes_before,
+            "onnx_nodes_after_simplify": graph.nodes_after,
+            "opset": graph.opset,
+            "params": complexity.params,
+            "macs": complexity.macs,
+            "log": str(final.with_name(log_path.name)) if final.with_name(log_path.name).is_file() else None,
+            **conversion.details,
+        },
+    )

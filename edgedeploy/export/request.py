@@ -1,0 +1,51 @@
+"""What an export is asked to do: a plain, torch-free value (recipes and the CLI build one)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgedeploy.data.calibration import DEFAULT_CALIB_SEED, DEFAULT_CALIB_SIZE
+from edgedeploy.models.mobilenet_v2.config import MobileNetV2Config
+
+__all__ = ["ExportRequest", "DEFAULT_PARITY_IMAGES", "DEFAULT_OPSET", "MIN_OPSET", "MAX_OPSET"]
+
+DEFAULT_PARITY_IMAGES = 32
+DEFAULT_OPSET = 17
+# 11 is the oldest opset with the Clip(min, max) inputs ReLU6 needs; 20 the newest the
+# TorchScript exporter implements.
+MIN_OPSET, MAX_OPSET = 11, 20
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    target: str
+    config: MobileNetV2Config = MobileNetV2Config()
+    weights: str = "sample"
+    out_dir: Path = Path("artifacts")
+    name: str | None = None
+    opset: int = DEFAULT_OPSET
+    dynamic_batch: bool = False
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    # None: the sample calib split if present, else random pixels.
+    parity_data: Path | None = None
+    parity_images: int = DEFAULT_PARITY_IMAGES
+    # Override the target's default tolerance.
+    parity_max_abs_diff: float | None = None
+    parity_min_agreement: float | None = None
+    threads: int = field(default_factory=lambda: os.cpu_count() or 1)
+    # Calibrated (int8) targets: None = the sample calib split if present, else an error.
+    calib_dir: Path | None = None
+    calib_size: int = DEFAULT_CALIB_SIZE
+    calib_seed: int = DEFAULT_CALIB_SEED
+    # Integer targets: the artifact's input/output dtype (None: the target's default).
+    io_dtype: str | None = None
+    # Calibration method where the backend offers several (onnx-int8).
+    calib_method: str | None = None
+    # openvino-int8: accuracy-controlled quantization, max top-1 drop in points measured on val_dir.
+    max_drop: float | None = None
+    val_dir: Path | None = None
+    # int8 targets: layers (names from `edgedeploy diagnose`) kept in float.
+    keep_float: tuple[str, ...] = ()

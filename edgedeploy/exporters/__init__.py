@@ -1,1 +1,0 @@
-"""Converters: pure functions from a source artifact (or model) to an artifact path."""

@@ -1,0 +1,98 @@
+"""Latency of one runner: warm-up, timed runs, percentiles, throughput, memory."""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from edgedeploy.backends.base import Runner
+from edgedeploy.core.errors import ConfigError
+from edgedeploy.data.synthetic import synthetic_images
+
+__all__ = ["BenchResult", "benchmark", "check_run_counts", "MAX_RUNS", "MAX_WARMUP", "rss_mb"]
+
+MAX_RUNS = 100_000
+MAX_WARMUP = 10_000
+
+
+@dataclass
+class BenchResult:
+    latency_ms: dict[str, float]
+    runs: int
+    warmup: int
+    throughput_ips: float
+    peak_rss_mb: float
+    rss_after_load_mb: float | None
+    # Every timed run, in order (for distribution plots); left out of to_dict() by default.
+    samples_ms: list[float]
+
+    def to_dict(self, samples: bool = False) -> dict[str, object]:
+        out = asdict(self)
+        if not samples:
+            del out["samples_ms"]
+        return out
+
+
+def rss_mb() -> float | None:
+    """Current resident set size, from /proc (Linux); None elsewhere."""
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pages * resource.getpagesize() / 2**20
+
+
+def _peak_rss_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # ru_maxrss is KiB on Linux, bytes on macOS.
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+def check_run_counts(runs: int, warmup: int) -> None:
+    if not 1 <= runs <= MAX_RUNS:
+        raise ConfigError(f"--runs must be between 1 and {MAX_RUNS}, got {runs}")
+    if not 0 <= warmup <= MAX_WARMUP:
+        raise ConfigError(f"--warmup must be between 0 and {MAX_WARMUP}, got {warmup}")
+
+
+def benchmark(
+    runner: Runner, runs: int = 100, warmup: int = 10, on_progress: Callable[[int], None] | None = None
+) -> BenchResult:
+    """Time ``runs`` single-batch inferences after ``warmup`` untimed ones."""
+    check_run_counts(runs, warmup)
+    rss_after_load = rss_mb()
+    tensor = runner.io.input.feed(synthetic_images(runner.io.preprocessing, runner.batch_size or 1))
+    for _ in range(warmup):
+        runner.infer(tensor)
+    times = np.empty(runs, dtype=np.float64)
+    for i in range(runs):
+        t0 = time.perf_counter_ns()
+        runner.infer(tensor)
+        times[i] = (time.perf_counter_ns() - t0) / 1e6
+        if on_progress:
+            on_progress(1)
+    latency = {
+        "p50": float(np.percentile(times, 50)),
+        "p90": float(np.percentile(times, 90)),
+        "p99": float(np.percentile(times, 99)),
+        "mean": float(times.mean()),
+        "std": float(times.std()),
+        "min": float(times.min()),
+        "max": float(times.max()),
+    }
+    batch = tensor.shape[0]
+    return BenchResult(
+        latency_ms={k: round(v, 4) for k, v in latency.items()},
+        runs=runs,
+        warmup=warmup,
+        throughput_ips=round(1000.0 * batch / latency["mean"], 2),
+        peak_rss_mb=round(_peak_rss_mb(), 1),
+        rss_after_load_mb=round(rss_after_load, 1) if rss_after_load is not None else None,
+        samples_ms=[round(float(t), 4) for t in times],
+    )

@@ -1,0 +1,1 @@
+"""MobileNetV2: the config (torch-free) and the network (torch)."""

@@ -1,0 +1,252 @@
+"""Deployment recipes: one YAML file that describes a whole deployment, loaded and validated.
+
+Loaded through edgedeploy.core.yamlfile (safe YAML, duplicate keys refused, strict schema);
+the schema and the checks against the target and device registries report the first
+problem as ``file:line: key.path: message``. Paths in a
+recipe are relative to the recipe file; ``data:PATH`` is relative to the sample data
+folder ($EDGEDEPLOY_DATA, else ./data or ../shared/data from the working directory),
+so one recipe works on every checkout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from edgedeploy.backends import LoadOptions
+from edgedeploy.core.errors import ConfigError
+from edgedeploy.core.hashing import sha256_file
+from edgedeploy.core.yamlfile import ConfigFileError as RecipeError
+from edgedeploy.core.yamlfile import Lines, Section, load_yaml, validate
+from edgedeploy.data.calibration import DATA_PREFIX, DEFAULT_CALIB_SEED, DEFAULT_CALIB_SIZE
+from edgedeploy.export.request import DEFAULT_PARITY_IMAGES, ExportRequest
+from edgedeploy.export.targets import TARGETS, get_target
+from edgedeploy.measure.bench import MAX_RUNS, MAX_WARMUP
+from edgedeploy.models import WEIGHT_NAMES
+from edgedeploy.models.mobilenet_v2.config import MobileNetV2Config
+
+__all__ = ["Recipe", "RecipeSpec", "TargetSpec", "Thresholds", "load_recipe", "RecipeError"]
+
+
+
+
+class ModelSpec(Section):
+    arch: Literal["mobilenet_v2"] = "mobilenet_v2"
+    width: float = 1.0
+    resolution: int = 224
+    num_classes: int = Field(1000, ge=1)
+    # sample | imagenet | random | a checkpoint path (relative to the recipe)
+    weights: str = "sample"
+
+
+class PreprocessingSpec(Section):
+    """Overrides of the weights' normalization (R, G, B); by default the weights' own."""
+
+    mean: list[float] | None = Field(None, min_length=3, max_length=3)
+    std: list[float] | None = Field(None, min_length=3, max_length=3)
+
+
+class CalibrationSpec(Section):
+    # A folder of images or a calibration/*.json definition.
+    data: str
+    size: int = Field(DEFAULT_CALIB_SIZE, ge=1)
+    seed: int = DEFAULT_CALIB_SEED
+
+
+class EvaluationSpec(Section):
+    # A labeled image folder (<wnid>/<image>).
+    data: str
+    synsets: str | None = None
+    limit: int | None = Field(None, ge=1)
+    batch_size: int = Field(16, ge=1, le=1024)
+
+
+class BenchSpec(Section):
+    runs: int = Field(100, ge=1, le=MAX_RUNS)
+    warmup: int = Field(10, ge=0, le=MAX_WARMUP)
+    # None: the device's default.
+    threads: int | None = Field(None, ge=1)
+
+
+class Thresholds(Section):
+    """What the gate enforces; unset fields are not checked."""
+
+    # Top-1 points lost against the float (PyTorch) model on the evaluation data.
+    max_top1_drop: float | None = Field(None, ge=0)
+    # Top-1 agreement with the float model, percent.
+    min_agreement: float | None = Field(None, ge=0, le=100)
+    # p50 latency on every bench device.
+    max_latency_ms: float | None = Field(None, gt=0)
+    # Artifact size (all its files), MiB.
+    max_size_mb: float | None = Field(None, gt=0)
+    # Top-1 points lost against the baseline results (gate --baseline).
+    max_top1_regression: float | None = Field(None, ge=0)
+
+    def merged(self, override: Thresholds) -> Thresholds:
+        """These thresholds with the fields ``override`` sets explicitly replaced."""
+        return self.model_copy(update={k: getattr(override, k) for k in override.model_fields_set})
+
+
+class ParitySpec(Section):
+    max_abs_diff: float | None = Field(None, gt=0)
+    min_agreement: float | None = Field(None, ge=0, le=100)
+    images: int = Field(DEFAULT_PARITY_IMAGES, ge=1, le=10_000)
+    # Images for the parity check; default: the evaluation data.
+    data: str | None = None
+
+
+class TargetSpec(Section):
+    io_dtype: Literal["int8", "uint8", "float32"] | None = None
+    # Checked against the target's own methods (targets.py).
+    calib_method: str | None = None
+    # openvino-int8 accuracy control: max top-1 drop, measured on accuracy_data.
+    max_drop: float | None = Field(None, gt=0)
+    accuracy_data: str | None = None
+    # int8 targets: layers kept in float (names from `edgedeploy diagnose`).
+    keep_float: list[str] = []
+    # Overrides the recipe's calibration section for this target.
+    calibration: CalibrationSpec | None = None
+    parity: ParitySpec = ParitySpec()
+    thresholds: Thresholds = Thresholds()
+
+
+class RecipeSpec(Section):
+    # Also the default output folder's name, so it may not hold a path.
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=100)
+    description: str = ""
+    model: ModelSpec = ModelSpec()
+    preprocessing: PreprocessingSpec = PreprocessingSpec()
+    calibration: CalibrationSpec | None = None
+    evaluation: EvaluationSpec
+    targets: dict[str, TargetSpec] = Field(min_length=1)
+    devices: list[str] = Field(["cpu"], min_length=1)
+    bench: BenchSpec = BenchSpec()
+    thresholds: Thresholds = Thresholds()
+
+    @field_validator("targets", mode="before")
+    @classmethod
+    def _empty_target_means_defaults(cls, value: Any) -> Any:
+        # "tflite-int8:" with nothing under it is YAML null: the target with default options.
+        if isinstance(value, dict):
+            return {k: ({} if v is None else v) for k, v in value.items()}
+        return value
+
+
+# ---------------------------------------------------------------- the loaded recipe
+
+
+@dataclass(frozen=True)
+class Recipe:
+    spec: RecipeSpec
+    path: Path
+    sha256: str
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def config(self) -> MobileNetV2Config:
+        m = self.spec.model
+        return MobileNetV2Config(width=m.width, resolution=m.resolution, num_classes=m.num_classes)
+
+    @property
+    def weights(self) -> str:
+        w = self.spec.model.weights
+        return w if w in WEIGHT_NAMES else str(self.resolve(w))
+
+    def resolve(self, value: str) -> Path:
+        """A path as written in the recipe -> a path usable from any working directory."""
+        if value.startswith(DATA_PREFIX):
+            from edgedeploy.core.sample_data import data_root
+
+            return data_root() / value[len(DATA_PREFIX):]
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else (self.path.parent / path).resolve()
+
+    @property
+    def mean_std(self) -> tuple[tuple[float, ...] | None, tuple[float, ...] | None]:
+        pre = self.spec.preprocessing
+        return (tuple(pre.mean) if pre.mean else None), (tuple(pre.std) if pre.std else None)
+
+    def reference_options(self, threads: int) -> LoadOptions:
+        """How to load the float (PyTorch) model the recipe describes."""
+        mean, std = self.mean_std
+        c = self.config
+        return LoadOptions(threads=threads, mean=mean, std=std, width=c.width, resolution=c.resolution,
+                           num_classes=c.num_classes)
+
+    def thresholds(self, target: str) -> Thresholds:
+        return self.spec.thresholds.merged(self.spec.targets[target].thresholds)
+
+    def calibration(self, target: str) -> CalibrationSpec | None:
+        return self.spec.targets[target].calibration or self.spec.calibration
+
+    def export_request(self, target: str, out_dir: Path, threads: int) -> ExportRequest:
+        t = self.spec.targets[target]
+        calibration = self.calibration(target) if get_target(target).calibrated else None
+        mean, std = self.mean_std
+        return ExportRequest(
+            target=target, config=self.config, weights=self.weights, out_dir=out_dir, mean=mean, std=std,
+            parity_data=self.resolve(t.parity.data or self.spec.evaluation.data), parity_images=t.parity.images,
+            parity_max_abs_diff=t.parity.max_abs_diff, parity_min_agreement=t.parity.min_agreement,
+            threads=threads,
+            calib_dir=self.resolve(calibration.data) if calibration else None,
+            calib_size=calibration.size if calibration else DEFAULT_CALIB_SIZE,
+            calib_seed=calibration.seed if calibration else DEFAULT_CALIB_SEED,
+            io_dtype=t.io_dtype, calib_method=t.calib_method, max_drop=t.max_drop,
+            val_dir=self.resolve(t.accuracy_data) if t.accuracy_data else None,
+            keep_float=tuple(t.keep_float),
+        )
+
+
+def _check_semantics(spec: RecipeSpec, lines: Lines) -> None:
+    """What the schema cannot know: the registries and the options each target takes."""
+    from edgedeploy.devices import get_device
+
+    def fail(loc: Sequence[str | int], message: str) -> None:
+        raise lines.error(loc, message)
+
+    if (spec.preprocessing.mean is None) != (spec.preprocessing.std is None):
+        fail(["preprocessing"], "give mean and std together")
+    try:
+        MobileNetV2Config(width=spec.model.width, resolution=spec.model.resolution,
+                          num_classes=spec.model.num_classes)
+    except ConfigError as exc:
+        fail(["model"], str(exc))
+    for i, device in enumerate(spec.devices):
+        try:
+            profile = get_device(device)
+        except ConfigError as exc:
+            fail(["devices", i], str(exc))
+        if profile.emulated:
+            fail(["devices", i], f"{device} is emulated: its latency is not device latency, so it is kept out of "
+                                 "recipe results (use `edgedeploy eval/bench --device` on it)")
+        missing = sorted({get_target(t).runtime for t in spec.targets if t in TARGETS} - set(profile.runtimes))
+        if missing:
+            fail(["devices", i], f"{device} does not run {', '.join(missing)} models, which targets here need "
+                                 f"(it runs {', '.join(profile.runtimes)})")
+    for name, options in spec.targets.items():
+        try:
+            target = get_target(name)
+            target.io_dtype(options.io_dtype, tuple(options.keep_float))
+            target.check_options(options.calib_method, options.max_drop, tuple(options.keep_float))
+        except ConfigError as exc:
+            fail(["targets", name], str(exc))
+        if options.max_drop is not None and options.accuracy_data is None:
+            fail(["targets", name, "max_drop"], "needs accuracy_data: a labeled image folder to measure the drop on")
+        if target.calibrated and options.calibration is None and spec.calibration is None:
+            fail(["targets", name], "an int8 target needs a calibration set: add a calibration: section")
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Read, validate and check a recipe file; errors are RecipeError/InputFileError with file:line."""
+    path = Path(path)
+    data, lines = load_yaml(path, "recipe")
+    spec = validate(RecipeSpec, data, lines)
+    _check_semantics(spec, lines)
+    return Recipe(spec=spec, path=path.resolve(), sha256=sha256_file(path))

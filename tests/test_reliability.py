@@ -114,9 +114,15 @@ def test_bad_input_is_one_line_with_its_exit_code(tmp_path, val_dir, onnx_artifa
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
-def _cli(*args: str, **kw) -> subprocess.Popen:
+def _default_sigint() -> None:
+    # A test run started from a background shell job (`pytest &`, CI wrappers) inherits SIGINT
+    # as ignored, and so would the child: give it the disposition a terminal user's process has.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _cli(*args: str, sigint: object = _default_sigint, **kw) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "edgedeploy", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kw)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=sigint, **kw)
 
 
 def _leftovers(folder: Path) -> list[str]:
@@ -162,6 +168,21 @@ def test_interrupted_eval_exits_130_quickly(tmp_path, val_dir):
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130 and stderr.strip().endswith("error: interrupted")
+
+
+@pytest.mark.slow
+def test_inherited_ignored_sigint_is_kept_and_sigterm_still_stops(tmp_path, val_dir):
+    """Started with SIGINT ignored (a background job, nohup), edgedeploy keeps ignoring it, as
+    Python and Unix tools do: Ctrl-C at the terminal is not meant for it. SIGTERM still unwinds."""
+    proc = _cli("eval", "sample", "--data", str(val_dir), "--threads", "1",
+                sigint=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    time.sleep(4)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(1.5)
+    assert proc.poll() is None, "an ignored SIGINT stopped the run"
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and stderr.strip().endswith("error: terminated")
 
 
 @pytest.mark.slow

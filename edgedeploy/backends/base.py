@@ -26,7 +26,8 @@ class LoadOptions:
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
     raw_pixels: bool = False
-    # For PyTorch weights: the architecture they belong to.
+    # For PyTorch weights: the architecture they belong to (a model registry name and its size).
+    arch: str = "mobilenet_v2"
     width: float = 1.0
     resolution: int = 224
     num_classes: int = 1000

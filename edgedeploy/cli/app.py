@@ -32,24 +32,25 @@ class _Cli(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
             raise
-        except KeyboardInterrupt:
-            self._fail(ctx, "interrupted", EXIT_INTERRUPTED)
-        except Terminated:
-            self._fail(ctx, "terminated", EXIT_TERMINATED)
+        except KeyboardInterrupt as exc:
+            self._fail(ctx, "interrupted", EXIT_INTERRUPTED, exc)
+        except Terminated as exc:
+            self._fail(ctx, "terminated", EXIT_TERMINATED, exc)
         except EdgeDeployError as exc:
-            self._fail(ctx, str(exc), exc.exit_code)
+            self._fail(ctx, str(exc), exc.exit_code, exc)
         except Exception as exc:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
-            self._fail(ctx, f"internal error: {exc.__class__.__name__}: {str(exc)[:300]} (rerun with --debug for the traceback)", EXIT_INTERNAL)
+            self._fail(ctx, f"internal error: {exc.__class__.__name__}: {str(exc)[:300]} (rerun with --debug for the traceback)", EXIT_INTERNAL, exc)
 
     @staticmethod
-    def _fail(ctx: click.Context, message: str, code: int) -> None:
+    def _fail(ctx: click.Context, message: str, code: int, exc: BaseException) -> None:
         message = " ".join(message.split())  # always a single line
         if ctx.obj and ctx.obj.get("debug"):
             import traceback
 
-            traceback.print_exc()
+            # With its causes: a converter's error is raised from the tool's own exception.
+            traceback.print_exception(exc, chain=True)
         if ctx.obj and ctx.obj.get("json"):
             emit_json({"error": message, "exit_code": code})
         click.echo(f"error: {message}", err=True)

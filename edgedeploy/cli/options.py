@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-__all__ = ["RegistryChoice", "target_choice", "calib_method_choice", "io_dtype_choice", "emit_json", "json_option",
+__all__ = ["RegistryChoice", "target_choice", "model_choice", "calib_method_choice", "io_dtype_choice", "emit_json", "json_option",
            "progress", "model_options", "devices_option", "load_options", "runtime_name"]
 
 
@@ -49,6 +49,12 @@ def _io_dtype_names() -> list[str]:
     return io_dtype_names()
 
 
+def _model_names() -> list[str]:
+    from edgedeploy.models import list_models
+
+    return list_models()
+
+
 def _inference_precisions() -> Sequence[str]:
     from edgedeploy.backends.base import INFERENCE_PRECISIONS
 
@@ -56,6 +62,7 @@ def _inference_precisions() -> Sequence[str]:
 
 
 target_choice = RegistryChoice(_target_names)
+model_choice = RegistryChoice(_model_names)
 calib_method_choice = RegistryChoice(_calib_method_names)
 io_dtype_choice = RegistryChoice(_io_dtype_names)
 inference_precision_choice = RegistryChoice(_inference_precisions)
@@ -84,6 +91,8 @@ def progress(total: int, desc: str) -> Any:
 def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """Options that say how to load a model: architecture (PyTorch) and preprocessing (no manifest)."""
     options = [
+        click.option("--arch", type=model_choice, default="mobilenet_v2", show_default=True,
+                     help="Model family (PyTorch weights; `edgedeploy list` shows the registry)."),
         click.option("--width", type=float, default=1.0, show_default=True, help="Width multiplier (PyTorch weights)."),
         click.option("--resolution", type=int, default=224, show_default=True, help="Input size (PyTorch weights)."),
         click.option("--num-classes", type=int, default=1000, show_default=True, help="Class count (PyTorch weights)."),
@@ -110,7 +119,7 @@ def load_options(kw: dict[str, Any], threads: int) -> Any:
 
     return LoadOptions(
         threads=threads, mean=kw["mean"], std=kw["std"], raw_pixels=kw["raw_pixels"],
-        width=kw["width"], resolution=kw["resolution"], num_classes=kw["num_classes"], xnnpack=not kw["no_xnnpack"],
+        arch=kw["arch"], width=kw["width"], resolution=kw["resolution"], num_classes=kw["num_classes"], xnnpack=not kw["no_xnnpack"],
         inference_precision=kw["inference_precision"],
     )
 

@@ -84,5 +84,5 @@ def read_manifest(artifact: str | Path) -> Manifest | None:
         manifest = Manifest(data)
         manifest.io  # validates the fields every runner needs
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:  # any malformed shape (fuzzed)
-        raise InputFileError(f"{path}: corrupt manifest ({exc.__class__.__name__}: {str(exc)[:80]})") from None
+        raise InputFileError(f"{path}: corrupt manifest ({exc.__class__.__name__}: {str(exc)[:80]})") from exc
     return manifest

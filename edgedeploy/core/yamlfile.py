@@ -89,7 +89,7 @@ def load_yaml(path: Path, what: str, expect: type = dict) -> tuple[Any, Lines]:
     except FileNotFoundError:
         raise InputFileError(f"{path}: {what} not found") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise InputFileError(f"{path}: cannot read {what} ({exc.__class__.__name__})") from None
+        raise InputFileError(f"{path}: cannot read {what} ({exc.__class__.__name__})") from exc
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -97,7 +97,7 @@ def load_yaml(path: Path, what: str, expect: type = dict) -> tuple[Any, Lines]:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigFileError(f"{where}: not valid YAML: {problem}") from None
+        raise ConfigFileError(f"{where}: not valid YAML: {problem}") from exc
     if not isinstance(data, expect) or root is None:
         shape = "mapping" if expect is dict else "list"
         raise ConfigFileError(f"{path}: a {what} is a YAML {shape}")
@@ -123,4 +123,4 @@ def validate(schema: type[Model], data: Any, lines: Lines, loc: Sequence[str | i
             message = f"{first['msg']} (got {str(first.get('input'))[:60]!r})"
         more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
         dotted = ".".join(str(p) for p in where) or "(top level)"
-        raise ConfigFileError(f"{lines.path}:{lines.line(where)}: {dotted}: {message}{more}") from None
+        raise ConfigFileError(f"{lines.path}:{lines.line(where)}: {dotted}: {message}{more}") from exc

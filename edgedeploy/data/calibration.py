@@ -102,7 +102,7 @@ def _read_definition(path: Path) -> ImageFolder:
         root = _resolve_root(str(data["root"]), path)
         entries = [(str(e["path"]), str(e["sha256"])) for e in data["files"]]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DataError(f"{path}: not a calibration-set definition ({exc.__class__.__name__}: {str(exc)[:80]})") from None
+        raise DataError(f"{path}: not a calibration-set definition ({exc.__class__.__name__}: {str(exc)[:80]})") from exc
     if not entries:
         raise DataError(f"{path}: the definition lists no images")
     folders = sorted({Path(p).parent.as_posix() for p, _ in entries})

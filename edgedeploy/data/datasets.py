@@ -29,7 +29,7 @@ def read_synsets(path: str | Path) -> dict[str, int]:
     try:
         lines = path.read_text().splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read synsets file ({exc.__class__.__name__})") from None
+        raise DataError(f"{path}: cannot read synsets file ({exc.__class__.__name__})") from exc
     wnids = [line.split()[0] for line in lines if line.strip()]
     if not wnids:
         raise DataError(f"{path}: synsets file is empty")

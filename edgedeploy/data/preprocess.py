@@ -28,7 +28,7 @@ def load_image(path: str | Path) -> Image.Image:
     except FileNotFoundError:
         raise DataError(f"{path}: no such image file") from None
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise DataError(f"{path}: not a readable image ({exc.__class__.__name__})") from None
+        raise DataError(f"{path}: not a readable image ({exc.__class__.__name__})") from exc
 
 
 def preprocess(image: Image.Image, spec: Preprocessing) -> np.ndarray:

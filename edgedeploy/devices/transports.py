@@ -47,10 +47,11 @@ def _adb_path() -> str:
 def _run(argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, errors="replace")
-    except subprocess.TimeoutExpired:
-        raise DeviceUnavailable(f"{Path(argv[0]).name} {' '.join(argv[1:3])} did not answer within {timeout:.0f} s") from None
+    except subprocess.TimeoutExpired as exc:
+        raise DeviceUnavailable(
+            f"{Path(argv[0]).name} {' '.join(argv[1:3])} did not answer within {timeout:.0f} s") from exc
     except OSError as exc:
-        raise DeviceUnavailable(f"cannot run {argv[0]}: {exc.strerror}") from None
+        raise DeviceUnavailable(f"cannot run {argv[0]}: {exc.strerror}") from exc
 
 
 def _tool_error(stderr: str) -> str:

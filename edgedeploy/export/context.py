@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgedeploy.core.errors import DataError
 from edgedeploy.core.io_spec import ModelIO
-from edgedeploy.models.mobilenet_v2.config import MobileNetV2Config
+from edgedeploy.export.options import TargetOptions
+from edgedeploy.models import ModelConfig
 
 if TYPE_CHECKING:
     from edgedeploy.data.calibration import CalibrationSet
@@ -18,7 +20,9 @@ __all__ = ["ExportContext", "Conversion"]
 
 @dataclass(frozen=True)
 class ExportContext:
-    config: MobileNetV2Config
+    # The target being built (converters may serve several targets).
+    target: str
+    config: ModelConfig
     # How the float ONNX graph is fed; converters derive their artifact's IO from it.
     onnx_io: ModelIO
     # Scratch folder private to this export (removed afterwards).
@@ -28,8 +32,14 @@ class ExportContext:
     # Real images for tools that want examples (not calibration); None if none were found.
     sample_images: ImageFolder | None = None
     calibration: CalibrationSet | None = None
-    # Target-specific options (e.g. io_dtype).
-    options: dict[str, Any] = field(default_factory=dict)
+    # Checked against the target's row before conversion starts: converters use them as they are.
+    options: TargetOptions = field(default_factory=TargetOptions)
+
+    def required_calibration(self) -> CalibrationSet:
+        """The calibration set; the pipeline loads one for every calibrated target."""
+        if self.calibration is None:
+            raise DataError(f"{self.target} needs a calibration set: pass --calib DIR")
+        return self.calibration
 
 
 @dataclass(frozen=True)

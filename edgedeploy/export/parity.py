@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgedeploy.backends.base import Runner
-from edgedeploy.core.errors import ValidationError
+from edgedeploy.core.errors import ParityError
 from edgedeploy.data.datasets import ImageFolder
 from edgedeploy.data.synthetic import synthetic_images
 from edgedeploy.export.targets import ParityTolerance
@@ -41,12 +41,12 @@ class ParityReport:
     def verify(self, artifact: str) -> None:
         tol = self.tolerance
         if tol.max_abs_diff is not None and self.max_abs_diff > tol.max_abs_diff:
-            raise ValidationError(
+            raise ParityError(
                 f"{artifact}: parity failed: max |logit diff| vs PyTorch {self.max_abs_diff:.3g} > "
                 f"{tol.max_abs_diff:.3g} on {self.images} images"
             )
         if self.top1_agreement < tol.min_agreement:
-            raise ValidationError(
+            raise ParityError(
                 f"{artifact}: parity failed: top-1 agreement with PyTorch {self.top1_agreement:.2f}% < "
                 f"{tol.min_agreement:.2f}% on {self.images} images"
             )

@@ -21,7 +21,7 @@ from edgedeploy.backends import LoadOptions, load_runner, verify_precision
 from edgedeploy.backends.precision import ANY_LAYER
 from edgedeploy.backends.torch.runner import TorchRunner
 from edgedeploy.core.artifacts import staging_dir
-from edgedeploy.core.errors import DataError, EdgeDeployError, ValidationError
+from edgedeploy.core.errors import DataError, EdgeDeployError, PrecisionError
 from edgedeploy.core.hashing import sha256_file
 from edgedeploy.core.io_spec import INPUT_NAME, OUTPUT_NAME, InputSpec, ModelIO, OutputSpec
 from edgedeploy.core.manifest import created_utc, manifest_path, tool_versions, write_manifest
@@ -34,6 +34,7 @@ from edgedeploy.export.converters.onnx import (
     export_onnx,
     simplify_onnx,
 )
+from edgedeploy.export.options import IoDtype
 from edgedeploy.export.parity import check_parity
 from edgedeploy.export.request import ExportRequest
 from edgedeploy.export.targets import ParityTolerance, Target, get_target
@@ -43,7 +44,6 @@ from edgedeploy.models.wrappers import RawPixelInput
 __all__ = ["ExportRequest", "ExportResult", "export"]
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass
@@ -122,7 +122,7 @@ def _manifest(
         "artifact": final.name,
         "created_utc": created_utc(),
         "model": {
-            "arch": "mobilenet_v2", "width": config.width, "resolution": config.resolution,
+            "arch": config.arch, "width": config.width, "resolution": config.resolution,
             "num_classes": config.num_classes, "params": complexity.params, "macs": complexity.macs,
         },
         "weights": {
@@ -144,8 +144,10 @@ def _manifest(
 
 def export(request: ExportRequest, on_step: Callable[[str], None] | None = None) -> ExportResult:
     target = get_target(request.target)
-    io_dtype = target.io_dtype(request.io_dtype, request.keep_float)
-    target.check_options(request.calib_method, request.max_drop, request.keep_float)
+    target_options = target.validated_options(
+        io_dtype=request.io_dtype, calib_method=request.calib_method, max_drop=request.max_drop,
+        val_dir=request.val_dir, keep_float=request.keep_float,
+    )
     convert = target.load_converter()
     steps = _Steps(on_step)
     config = request.config
@@ -153,14 +155,14 @@ def export(request: ExportRequest, on_step: Callable[[str], None] | None = None)
     final = Path(request.out_dir) / target.artifact_name(stem)
     options = LoadOptions(
         threads=request.threads, mean=request.mean, std=request.std,
-        width=config.width, resolution=config.resolution, num_classes=config.num_classes,
+        arch=config.arch, width=config.width, resolution=config.resolution, num_classes=config.num_classes,
     )
     with steps("load weights"):
         reference = TorchRunner(request.weights, options)
         complexity = profile_model(reference.model, config.resolution)
     parity_data = _parity_data(request)
     # uint8 IO means camera bytes in: normalization moves into the graph.
-    raw_pixels = io_dtype == "uint8"
+    raw_pixels = target_options.io_dtype is IoDtype.UINT8
     pre = reference.io.preprocessing
     graph_model = RawPixelInput(reference.model, pre.mean, pre.std).eval() if raw_pixels else reference.model
     batch = -1 if request.dynamic_batch else 1
@@ -181,25 +183,23 @@ def export(request: ExportRequest, on_step: Callable[[str], None] | None = None)
             graph = simplify_onnx(stage / "exported.onnx", stage / "simplified.onnx")
         staged = stage / final.name
         log_path = stage / f"{final.name}.log"
-        ctx = ExportContext(config=config, onnx_io=onnx_io, workdir=stage, log_path=log_path,
-                            sample_images=parity_data, calibration=calibration,
-                            options={"io_dtype": io_dtype, "calib_method": request.calib_method,
-                                     "max_drop": request.max_drop, "val_dir": request.val_dir,
-                                     "keep_float": request.keep_float})
+        ctx = ExportContext(target=target.name, config=config, onnx_io=onnx_io, workdir=stage, log_path=log_path,
+                            sample_images=parity_data, calibration=calibration, options=target_options)
         try:
             with steps(f"convert {target.name}"):
                 conversion = convert(stage / "simplified.onnx", staged, ctx)
             with steps("precision"):
                 # Accuracy control decides itself which layers go back to float.
-                allowed_float = (ANY_LAYER,) if request.max_drop is not None else request.keep_float
-                precision = verify_precision(target.runtime, staged, target.precision, allowed_float)
+                allowed_float = (ANY_LAYER,) if target_options.max_drop is not None else target_options.keep_float
+                precision = verify_precision(target.runtime, staged, target.precision.value, allowed_float)
             if not precision.verified:
-                raise ValidationError(f"{target.name} is not {target.precision}: {'; '.join(precision.problems)}")
+                raise PrecisionError(f"{target.name} is not {target.precision}: {'; '.join(precision.problems)}")
         except EdgeDeployError as exc:
             # Keep the converter's log where the user can read it; it is not an artifact.
             if log_path.is_file():
                 os.replace(log_path, final.with_name(log_path.name))
-                raise type(exc)(f"{exc} (log: {final.with_name(log_path.name)})") from None
+                # Chained, so --debug shows where the failure came from.
+                raise type(exc)(f"{exc} (log: {final.with_name(log_path.name)})") from exc
             raise
         manifest = _manifest(target, final, request, reference, complexity, graph, conversion)
         manifest["precision"] = precision.to_dict()

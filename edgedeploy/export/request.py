@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgedeploy.data.calibration import DEFAULT_CALIB_SEED, DEFAULT_CALIB_SIZE
+from edgedeploy.models import ModelConfig
 from edgedeploy.models.mobilenet_v2.config import MobileNetV2Config
 
 __all__ = ["ExportRequest", "DEFAULT_PARITY_IMAGES", "DEFAULT_OPSET", "MIN_OPSET", "MAX_OPSET"]
@@ -21,7 +22,7 @@ MIN_OPSET, MAX_OPSET = 11, 20
 @dataclass(frozen=True)
 class ExportRequest:
     target: str
-    config: MobileNetV2Config = MobileNetV2Config()
+    config: ModelConfig = MobileNetV2Config()
     weights: str = "sample"
     out_dir: Path = Path("artifacts")
     name: str | None = None

@@ -1,24 +1,32 @@
 """The export-target registry: one row per target, so adding a format touches one place.
 
-Each row names the converter (``module:function``, imported lazily) that turns the
-simplified ONNX graph into the artifact, the runtime that loads the artifact, and
-the parity tolerance the artifact must meet against PyTorch.
+Each row names the converter (``module:function``, imported lazily, or the function itself)
+that turns the simplified ONNX graph into the artifact, the runtime that loads the artifact,
+the parity tolerance the artifact must meet against PyTorch, and the options it takes. A new
+target on an existing runtime is one ``register_target`` call and one converter function.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
+from edgedeploy.backends import get_runtime
 from edgedeploy.core.errors import ConfigError, DependencyError
+from edgedeploy.export.options import CalibMethod, IoDtype, Precision, TargetOptions
 
 if TYPE_CHECKING:
     from edgedeploy.export.context import Conversion, ExportContext
 
-__all__ = ["ParityTolerance", "Target", "TARGETS", "get_target", "target_names", "calib_method_names", "float_counterpart"]
+__all__ = ["ParityTolerance", "Target", "Converter", "TARGETS", "register_target", "get_target", "target_names",
+           "io_dtype_names", "calib_method_names", "float_counterpart"]
+
+class Converter(Protocol):
+    """Writes the artifact ``dst`` from the simplified ONNX graph ``src``; says what it built."""
+
+    def __call__(self, src: Path, dst: Path, ctx: ExportContext, /) -> Conversion: ...
 
 
 @dataclass(frozen=True)
@@ -37,44 +45,43 @@ class Target:
     description: str
     # Appended to the model stem: "mobilenet_v2_1_224" + ".onnx"
     file_suffix: str
+    # A registered runtime (edgedeploy.backends) with a precision proof.
     runtime: str
-    converter: str
+    # "module:function", imported on first use so a missing extra fails only for its targets; or the function.
+    converter: str | Converter
     parity: ParityTolerance
     extra: str | None = None
     # Needs a calibration set (post-training quantization of activations).
     calibrated: bool = False
     # Accepted --io-dtype values, first is the default; empty: the IO stays float32.
-    io_dtypes: tuple[str, ...] = ()
+    io_dtypes: tuple[IoDtype, ...] = ()
     # Accepted --calib-method values, first is the default; empty: the backend's only method.
-    calib_methods: tuple[str, ...] = ()
+    calib_methods: tuple[CalibMethod, ...] = ()
     # Takes --max-drop/--val (accuracy-controlled quantization).
     accuracy_control: bool = False
-    # The precision export must prove the artifact has (precision.py): fp32, fp16, int8-weights, int8.
-    precision: str = "fp32"
+    # The precision export must prove the artifact has.
+    precision: Precision = Precision.FP32
     # Takes --keep-float LAYER (layers named by `edgedeploy diagnose` stay float).
     keeps_float: bool = False
     # The IO dtype of a model with float layers, where the backend fixes it (TFLite: float32).
-    keep_float_io_dtype: str | None = None
+    keep_float_io_dtype: IoDtype | None = None
 
     def artifact_name(self, stem: str) -> str:
         return stem + self.file_suffix
 
-    def io_dtype(self, requested: str | None, keep_float: tuple[str, ...] = ()) -> str | None:
-        """The artifact's IO dtype: ``requested`` if this target offers it, else its default."""
-        if keep_float and self.keep_float_io_dtype:
-            if requested not in (None, self.keep_float_io_dtype):
-                raise ConfigError(f"{self.name} with --keep-float has {self.keep_float_io_dtype} IO (the backend's "
-                                  f"selective quantization keeps float IO), not {requested}")
-            return self.keep_float_io_dtype
-        if requested is None:
-            return self.io_dtypes[0] if self.io_dtypes else None
-        if requested not in self.io_dtypes:
-            allowed = ", ".join(self.io_dtypes) if self.io_dtypes else "none (its IO is float32)"
-            raise ConfigError(f"io dtype {requested} does not apply to {self.name}; allowed: {allowed}")
-        return requested
+    def validated_options(
+        self,
+        io_dtype: str | None = None,
+        calib_method: str | None = None,
+        max_drop: float | None = None,
+        val_dir: Path | None = None,
+        keep_float: tuple[str, ...] = (),
+    ) -> TargetOptions:
+        """The requested options checked against this target, its defaults filled in.
 
-    def check_options(self, calib_method: str | None, max_drop: float | None, keep_float: tuple[str, ...] = ()) -> None:
-        """Options that only some targets take are errors elsewhere, not silently ignored."""
+        Options that only some targets take are errors elsewhere, not silently ignored.
+        """
+        resolved_io_dtype = self._io_dtype(io_dtype, keep_float)
         if keep_float and not self.keeps_float:
             allowed = ", ".join(t.name for t in TARGETS.values() if t.keeps_float)
             raise ConfigError(f"--keep-float does not apply to {self.name} (only to {allowed})")
@@ -82,128 +89,168 @@ class Target:
             allowed = ", ".join(self.calib_methods) or "none"
             raise ConfigError(f"calibration method {calib_method} does not apply to {self.name}; allowed: {allowed}")
         if max_drop is not None and not self.accuracy_control:
-            raise ConfigError(f"max drop (accuracy control) does not apply to {self.name} (only to openvino-int8)")
+            allowed = ", ".join(t.name for t in TARGETS.values() if t.accuracy_control)
+            raise ConfigError(f"max drop (accuracy control) does not apply to {self.name} (only to {allowed})")
         if max_drop is not None and max_drop <= 0:
             raise ConfigError(f"max drop must be positive (top-1 points), got {max_drop}")
+        if calib_method is not None:
+            resolved_method: CalibMethod | None = CalibMethod(calib_method)
+        else:
+            resolved_method = self.calib_methods[0] if self.calib_methods else None
+        return TargetOptions(io_dtype=resolved_io_dtype, calib_method=resolved_method, max_drop=max_drop,
+                             val_dir=val_dir, keep_float=tuple(keep_float))
 
-    def load_converter(self) -> Callable[[Path, Path, ExportContext], Conversion]:
+    def _io_dtype(self, requested: str | None, keep_float: tuple[str, ...]) -> IoDtype:
+        """The artifact's IO dtype: ``requested`` if this target offers it, else its default."""
+        if keep_float and self.keep_float_io_dtype:
+            if requested not in (None, self.keep_float_io_dtype):
+                raise ConfigError(f"{self.name} with --keep-float has {self.keep_float_io_dtype} IO (the backend's "
+                                  f"selective quantization keeps float IO), not {requested}")
+            return self.keep_float_io_dtype
+        if requested is None:
+            return self.io_dtypes[0] if self.io_dtypes else IoDtype.FLOAT32
+        if requested not in self.io_dtypes:
+            allowed = ", ".join(self.io_dtypes) if self.io_dtypes else "none (its IO is float32)"
+            raise ConfigError(f"io dtype {requested} does not apply to {self.name}; allowed: {allowed}")
+        return IoDtype(requested)
+
+    def load_converter(self) -> Converter:
+        if not isinstance(self.converter, str):
+            return self.converter
         module_name, func = self.converter.split(":")
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:
             hint = f"pip install 'edgedeploy[{self.extra}]'" if self.extra else "reinstall edgedeploy"
             raise DependencyError(f"target {self.name} needs {exc.name}: {hint}") from None
-        converter: Any = getattr(module, func)
+        converter: Converter = getattr(module, func)
         return converter
 
 
 # The first target registered for each runtime is its fp32 baseline (see float_counterpart).
-TARGETS: dict[str, Target] = {
-    t.name: t
-    for t in (
-        Target(
-            name="onnx",
-            description="ONNX fp32, simplified with onnxsim (ONNX Runtime)",
-            file_suffix=".onnx",
-            runtime="onnxruntime",
-            converter="edgedeploy.export.converters.onnx:as_artifact",
-            # fp32 kernels differ only in summation order: ~1e-5 on logits of magnitude ~20.
-            parity=ParityTolerance(max_abs_diff=1e-3, min_agreement=99.0),
-        ),
-        Target(
-            name="tflite-fp32",
-            description="TFLite fp32 via onnx2tf, NHWC input (LiteRT)",
-            file_suffix="_float32.tflite",
-            runtime="litert",
-            converter="edgedeploy.export.converters.tflite:to_tflite_fp32",
-            parity=ParityTolerance(max_abs_diff=1e-3, min_agreement=99.0),
-            extra="tflite",
-        ),
-        Target(
-            name="tflite-fp16",
-            description="TFLite with fp16 weights, float compute (LiteRT)",
-            file_suffix="_float16.tflite",
-            runtime="litert",
-            converter="edgedeploy.export.converters.tflite:to_tflite_fp16",
-            precision="fp16",
-            # fp16 rounding of weights moves logits by ~0.05; near-ties may flip.
-            parity=ParityTolerance(max_abs_diff=0.5, min_agreement=95.0),
-            extra="tflite",
-        ),
-        Target(
-            name="tflite-dynamic",
-            description="TFLite dynamic range: int8 weights, float activations (LiteRT)",
-            file_suffix="_dynamic.tflite",
-            runtime="litert",
-            converter="edgedeploy.export.converters.tflite:to_tflite_dynamic",
-            precision="int8-weights",
-            parity=ParityTolerance(max_abs_diff=None, min_agreement=90.0),
-            extra="tflite",
-        ),
-        Target(
-            name="tflite-int8",
-            description="TFLite full-integer PTQ: int8 per-channel weights and activations (LiteRT)",
-            file_suffix="_int8.tflite",
-            runtime="litert",
-            converter="edgedeploy.export.converters.tflite:to_tflite_int8",
-            precision="int8",
-            keeps_float=True,
-            keep_float_io_dtype="float32",
-            # On 32 parity images one flipped near-tie is 3 points; the val-split bar (95%) lives in the tests.
-            parity=ParityTolerance(max_abs_diff=None, min_agreement=85.0),
-            extra="tflite",
-            calibrated=True,
-            io_dtypes=("int8", "uint8", "float32"),
-        ),
-        Target(
-            name="openvino-fp32",
-            description="OpenVINO IR fp32 (.xml + .bin), CPU plugin",
-            file_suffix="_fp32.xml",
-            runtime="openvino",
-            converter="edgedeploy.export.converters.openvino:to_openvino_fp32",
-            parity=ParityTolerance(max_abs_diff=1e-3, min_agreement=99.0),
-            extra="openvino",
-        ),
-        Target(
-            name="openvino-fp16",
-            description="OpenVINO IR with fp16-compressed weights, CPU plugin",
-            file_suffix="_fp16.xml",
-            runtime="openvino",
-            converter="edgedeploy.export.converters.openvino:to_openvino_fp16",
-            precision="fp16",
-            parity=ParityTolerance(max_abs_diff=0.5, min_agreement=95.0),
-            extra="openvino",
-        ),
-        Target(
-            name="openvino-int8",
-            description="OpenVINO IR int8 via NNCF post-training quantization (--max-drop: accuracy control)",
-            file_suffix="_int8.xml",
-            runtime="openvino",
-            converter="edgedeploy.export.converters.openvino:to_openvino_int8",
-            precision="int8",
-            keeps_float=True,
-            calib_methods=("mean-minmax", "minmax", "mean-quantile", "histogram"),
-            parity=ParityTolerance(max_abs_diff=None, min_agreement=85.0),
-            extra="openvino",
-            calibrated=True,
-            accuracy_control=True,
-        ),
-        Target(
-            name="onnx-int8",
-            description="ONNX QDQ int8 via ONNX Runtime static quantization, per-channel weights",
-            file_suffix="_int8.onnx",
-            runtime="onnxruntime",
-            converter="edgedeploy.export.converters.onnx_int8:to_onnx_int8",
-            precision="int8",
-            keeps_float=True,
-            # ORT's U8S8 kernels saturate on CPUs without VNNI: ~85% agreement on real images
-            # there (32 images: 84-91%), so the floor sits lower; the gate judges the accuracy.
-            parity=ParityTolerance(max_abs_diff=None, min_agreement=75.0),
-            calibrated=True,
-            calib_methods=("minmax", "percentile", "entropy"),
-        ),
-    )
-}
+TARGETS: dict[str, Target] = {}
+
+
+def register_target(target: Target) -> Target:
+    """Add a target row (a plugin's one call); its name must be new, its runtime registered."""
+    if target.name in TARGETS:
+        raise ConfigError(f"target {target.name!r} is already registered")
+    runtime = get_runtime(target.runtime)
+    if runtime.precision is None:
+        raise ConfigError(f"target {target.name}: runtime {runtime.name} has no precision proof to export to")
+    if target.precision is not Precision.FP32 and not any(t.runtime == target.runtime for t in TARGETS.values()):
+        raise ConfigError(f"target {target.name}: the first target of runtime {target.runtime} is its float "
+                          f"baseline and must be fp32, not {target.precision}")
+    TARGETS[target.name] = target
+    return target
+
+
+for _target in (
+    Target(
+        name="onnx",
+        description="ONNX fp32, simplified with onnxsim (ONNX Runtime)",
+        file_suffix=".onnx",
+        runtime="onnxruntime",
+        converter="edgedeploy.export.converters.onnx:as_artifact",
+        # fp32 kernels differ only in summation order: ~1e-5 on logits of magnitude ~20.
+        parity=ParityTolerance(max_abs_diff=1e-3, min_agreement=99.0),
+    ),
+    Target(
+        name="tflite-fp32",
+        description="TFLite fp32 via onnx2tf, NHWC input (LiteRT)",
+        file_suffix="_float32.tflite",
+        runtime="litert",
+        converter="edgedeploy.export.converters.tflite:to_tflite_fp32",
+        parity=ParityTolerance(max_abs_diff=1e-3, min_agreement=99.0),
+        extra="tflite",
+    ),
+    Target(
+        name="tflite-fp16",
+        description="TFLite with fp16 weights, float compute (LiteRT)",
+        file_suffix="_float16.tflite",
+        runtime="litert",
+        converter="edgedeploy.export.converters.tflite:to_tflite_fp16",
+        precision=Precision.FP16,
+        # fp16 rounding of weights moves logits by ~0.05; near-ties may flip.
+        parity=ParityTolerance(max_abs_diff=0.5, min_agreement=95.0),
+        extra="tflite",
+    ),
+    Target(
+        name="tflite-dynamic",
+        description="TFLite dynamic range: int8 weights, float activations (LiteRT)",
+        file_suffix="_dynamic.tflite",
+        runtime="litert",
+        converter="edgedeploy.export.converters.tflite:to_tflite_dynamic",
+        precision=Precision.INT8_WEIGHTS,
+        parity=ParityTolerance(max_abs_diff=None, min_agreement=90.0),
+        extra="tflite",
+    ),
+    Target(
+        name="tflite-int8",
+        description="TFLite full-integer PTQ: int8 per-channel weights and activations (LiteRT)",
+        file_suffix="_int8.tflite",
+        runtime="litert",
+        converter="edgedeploy.export.converters.tflite:to_tflite_int8",
+        precision=Precision.INT8,
+        keeps_float=True,
+        keep_float_io_dtype=IoDtype.FLOAT32,
+        # On 32 parity images one flipped near-tie is 3 points; the val-split bar (95%) lives in the tests.
+        parity=ParityTolerance(max_abs_diff=None, min_agreement=85.0),
+        extra="tflite",
+        calibrated=True,
+        io_dtypes=(IoDtype.INT8, IoDtype.UINT8, IoDtype.FLOAT32),
+    ),
+    Target(
+        name="openvino-fp32",
+        description="OpenVINO IR fp32 (.xml + .bin), CPU plugin",
+        file_suffix="_fp32.xml",
+        runtime="openvino",
+        converter="edgedeploy.export.converters.openvino:to_openvino_fp32",
+        parity=ParityTolerance(max_abs_diff=1e-3, min_agreement=99.0),
+        extra="openvino",
+    ),
+    Target(
+        name="openvino-fp16",
+        description="OpenVINO IR with fp16-compressed weights, CPU plugin",
+        file_suffix="_fp16.xml",
+        runtime="openvino",
+        converter="edgedeploy.export.converters.openvino:to_openvino_fp16",
+        precision=Precision.FP16,
+        parity=ParityTolerance(max_abs_diff=0.5, min_agreement=95.0),
+        extra="openvino",
+    ),
+    Target(
+        name="openvino-int8",
+        description="OpenVINO IR int8 via NNCF post-training quantization (--max-drop: accuracy control)",
+        file_suffix="_int8.xml",
+        runtime="openvino",
+        converter="edgedeploy.export.converters.openvino:to_openvino_int8",
+        precision=Precision.INT8,
+        keeps_float=True,
+        # NNCF's activation range estimators; the first is NNCF's own default.
+        calib_methods=(CalibMethod.MEAN_MINMAX, CalibMethod.MINMAX, CalibMethod.MEAN_QUANTILE,
+                       CalibMethod.HISTOGRAM),
+        parity=ParityTolerance(max_abs_diff=None, min_agreement=85.0),
+        extra="openvino",
+        calibrated=True,
+        accuracy_control=True,
+    ),
+    Target(
+        name="onnx-int8",
+        description="ONNX QDQ int8 via ONNX Runtime static quantization, per-channel weights",
+        file_suffix="_int8.onnx",
+        runtime="onnxruntime",
+        converter="edgedeploy.export.converters.onnx_int8:to_onnx_int8",
+        precision=Precision.INT8,
+        keeps_float=True,
+        # ORT's U8S8 kernels saturate on CPUs without VNNI: ~85% agreement on real images
+        # there (32 images: 84-91%), so the floor sits lower; the gate judges the accuracy.
+        parity=ParityTolerance(max_abs_diff=None, min_agreement=75.0),
+        calibrated=True,
+        calib_methods=(CalibMethod.MINMAX, CalibMethod.PERCENTILE, CalibMethod.ENTROPY),
+    ),
+):
+    register_target(_target)
 
 
 def float_counterpart(name: str) -> str:
@@ -218,12 +265,12 @@ def target_names() -> list[str]:
 
 def io_dtype_names() -> list[str]:
     """Every --io-dtype some target takes (each target checks its own)."""
-    return list(dict.fromkeys(d for t in TARGETS.values() for d in t.io_dtypes))
+    return list(dict.fromkeys(d.value for t in TARGETS.values() for d in t.io_dtypes))
 
 
 def calib_method_names() -> list[str]:
     """Every --calib-method some target takes (each target checks its own)."""
-    return list(dict.fromkeys(m for t in TARGETS.values() for m in t.calib_methods))
+    return list(dict.fromkeys(m.value for t in TARGETS.values() for m in t.calib_methods))
 
 
 def get_target(name: str) -> Target:

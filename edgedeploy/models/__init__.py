@@ -10,15 +10,28 @@ from __future__ import annotations
 import fnmatch
 import importlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from edgedeploy.core.errors import ConfigError
 
-__all__ = ["ModelFamily", "MODELS", "WEIGHT_NAMES", "DEFAULT_MODEL", "list_models", "get_model", "register_model"]
+__all__ = ["ModelConfig", "ModelFamily", "MODELS", "WEIGHT_NAMES", "DEFAULT_MODEL", "list_models", "get_model", "register_model"]
 
 # Names that --weights accepts besides a file path; eval/bench treat them as PyTorch models.
 WEIGHT_NAMES = ("sample", "imagenet", "random")
 DEFAULT_MODEL = "mobilenet_v2"
+
+
+class ModelConfig(Protocol):
+    """What the pipeline, runners and manifests read of any family's config."""
+
+    arch: str
+    width: float
+    resolution: int
+    num_classes: int
+
+    @property
+    def name(self) -> str:
+        """The artifact stem, e.g. mobilenet_v2_1.0_224."""
 
 
 @dataclass(frozen=True)
@@ -30,8 +43,9 @@ class ModelFamily:
     # "module:Class" of the torch.nn.Module, built from a config.
     network: str
 
-    def make_config(self, **values: Any) -> Any:
-        return _load(self.config)(**values)
+    def make_config(self, **values: Any) -> ModelConfig:
+        config: ModelConfig = _load(self.config)(**values)
+        return config
 
     def build(self, config: Any) -> Any:
         return _load(self.network)(config)

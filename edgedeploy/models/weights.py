@@ -18,8 +18,7 @@ from edgedeploy.core.errors import DependencyError, WeightsError
 from edgedeploy.core.hashing import sha256_file
 from edgedeploy.core.io_spec import IMAGENET_MEAN, IMAGENET_STD
 from edgedeploy.core.sample_data import SAMPLE_WEIGHTS, data_root
-from edgedeploy.models import DEFAULT_MODEL, WEIGHT_NAMES, get_model
-from edgedeploy.models.mobilenet_v2.config import MobileNetV2Config
+from edgedeploy.models import WEIGHT_NAMES, ModelConfig, get_model
 
 __all__ = [
     "LoadedWeights", "KnownWeights", "KNOWN_WEIGHTS", "resolve_weights", "build_model", "weights_fingerprint",
@@ -93,10 +92,10 @@ def _read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
             raise WeightsError(
                 f"{path}: refused to load: the file references Python object {blocked.group(1)} "
                 "(loading it could run code); save a plain state_dict of tensors instead"
-            ) from None
+            ) from exc
         detail = re.search(r"WeightsUnpickler error: (.*?)(?: Check the documentation|$)", text)
         reason = detail.group(1).strip() if detail else (text or exc.__class__.__name__)
-        raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({reason[:160]})") from None
+        raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({reason[:160]})") from exc
     return _extract_state_dict(obj, path)
 
 
@@ -156,7 +155,7 @@ def _download_imagenet(known: KnownWeights) -> Path:
         raise DependencyError(
             f"cannot download the 'imagenet' weights ({exc.__class__.__name__}: {str(exc)[:100]}); "
             f"offline, put {filename} in {cached.parent} or pass --weights PATH"
-        ) from None
+        ) from exc
     return cached
 
 
@@ -199,10 +198,11 @@ def weights_fingerprint(spec: str) -> str:
     return sha256_file(path)
 
 
-def build_model(config: MobileNetV2Config, weights: str, family: str = DEFAULT_MODEL) -> tuple[torch.nn.Module, LoadedWeights | None]:
-    """The registered ``family``'s network in eval mode with ``weights`` loaded (validated first)."""
+def build_model(config: ModelConfig, weights: str) -> tuple[torch.nn.Module, LoadedWeights | None]:
+    """The network of ``config``'s family (the model registry's row) in eval mode with ``weights``
+    loaded (validated first)."""
     torch.manual_seed(RANDOM_SEED)
-    model = get_model(family).build(config)
+    model = get_model(config.arch).build(config)
     loaded = resolve_weights(weights)
     if loaded is not None:
         check_state_dict(model, loaded.state_dict, loaded.source)

@@ -25,7 +25,7 @@ from edgedeploy.core.cache import cache_dir, code_fingerprint, content_key
 from edgedeploy.core.errors import EXIT_INTERNAL, ConfigError, EdgeDeployError
 from edgedeploy.core.manifest import created_utc, tool_versions
 from edgedeploy.data.datasets import ImageFolder
-from edgedeploy.devices import Device, builtin_devices, default_threads, get_device
+from edgedeploy.devices import Device, LatencyResult, builtin_devices, default_threads, get_device
 from edgedeploy.export.build_cache import cached_export, conversion_packages
 from edgedeploy.export.targets import float_counterpart, get_target
 from edgedeploy.measure.evaluate import evaluate
@@ -119,9 +119,11 @@ class _Evaluator:
 
 
 def _bench(model: str, device: Device, recipe: Recipe, options: LoadOptions) -> dict[str, Any]:
+    """A results.json latency entry (edgedeploy.results/1), every timed run included."""
     spec = recipe.spec.bench
     threads = spec.threads or device.default_threads()
-    return bench_on_device(model, device, replace(options, threads=threads), spec.runs, spec.warmup)
+    result = bench_on_device(model, device, replace(options, threads=threads), spec.runs, spec.warmup)
+    return result.to_dict(samples=True)
 
 
 def _relative(path: str | Path, out_dir: Path) -> str:
@@ -167,16 +169,20 @@ def _run_target(
 
 def _speedups(targets: dict[str, dict[str, Any]]) -> None:
     """Each target's p50 speed-up against the float target on its runtime, per device."""
+
+    def p50(entry: dict[str, Any]) -> dict[str, float | None]:
+        return {device: LatencyResult.from_dict(lat).latency_ms.p50 for device, lat in entry["latency"].items()}
+
     for name, entry in targets.items():
         baseline = targets.get(float_counterpart(name))
         if name == float_counterpart(name) or entry["status"] != "ok" or not baseline or baseline["status"] != "ok":
             continue
+        float_p50 = p50(baseline)
+        # A device without a p50 on either side (benchmark_model printed no median) has no speed-up.
         entry["speedup_vs_float"] = {
             "baseline": float_counterpart(name),
-            **{d: round(baseline["latency"][d]["latency_ms"]["p50"] / lat["latency_ms"]["p50"], 3)
-               for d, lat in entry["latency"].items()
-               if d in baseline["latency"] and lat["latency_ms"].get("p50") and
-               baseline["latency"][d]["latency_ms"].get("p50")},
+            **{device: round(reference / own, 3) for device, own in p50(entry).items()
+               if own and (reference := float_p50.get(device))},
         }
 
 
@@ -205,7 +211,7 @@ def run_recipe(
     reference: dict[str, Any] = {"runtime": "torch", "weights": recipe.spec.model.weights,
                                  "accuracy": {**ref_accuracy, "cached": ref_cached}, "latency": {}}
     for device in devices:
-        if "torch" in device.runtimes:  # the float reference is benched where PyTorch runs
+        if device.runs("torch"):  # the float reference is benched where PyTorch runs
             emitter(REFERENCE, 0)("bench", device.name)
             reference["latency"][device.name] = _bench(recipe.weights, device, recipe, ref_options)
 

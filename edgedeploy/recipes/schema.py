@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field, field_validator
 
@@ -23,11 +23,11 @@ from edgedeploy.core.hashing import sha256_file
 from edgedeploy.core.yamlfile import ConfigFileError as RecipeError
 from edgedeploy.core.yamlfile import Lines, Section, load_yaml, validate
 from edgedeploy.data.calibration import DATA_PREFIX, DEFAULT_CALIB_SEED, DEFAULT_CALIB_SIZE
+from edgedeploy.export.options import IoDtype
 from edgedeploy.export.request import DEFAULT_PARITY_IMAGES, ExportRequest
 from edgedeploy.export.targets import TARGETS, get_target
 from edgedeploy.measure.bench import MAX_RUNS, MAX_WARMUP
-from edgedeploy.models import WEIGHT_NAMES
-from edgedeploy.models.mobilenet_v2.config import MobileNetV2Config
+from edgedeploy.models import DEFAULT_MODEL, WEIGHT_NAMES, ModelConfig, get_model
 
 __all__ = ["Recipe", "RecipeSpec", "TargetSpec", "Thresholds", "load_recipe", "RecipeError"]
 
@@ -35,7 +35,8 @@ __all__ = ["Recipe", "RecipeSpec", "TargetSpec", "Thresholds", "load_recipe", "R
 
 
 class ModelSpec(Section):
-    arch: Literal["mobilenet_v2"] = "mobilenet_v2"
+    # A model registry name (edgedeploy.models).
+    arch: str = DEFAULT_MODEL
     width: float = 1.0
     resolution: int = 224
     num_classes: int = Field(1000, ge=1)
@@ -100,8 +101,9 @@ class ParitySpec(Section):
 
 
 class TargetSpec(Section):
-    io_dtype: Literal["int8", "uint8", "float32"] | None = None
-    # Checked against the target's own methods (targets.py).
+    # The values every target's options draw from; YAML gives strings, hence not strict. Both
+    # fields are checked against the target's own values (targets.py).
+    io_dtype: IoDtype | None = Field(None, strict=False)
     calib_method: str | None = None
     # openvino-int8 accuracy control: max top-1 drop, measured on accuracy_data.
     max_drop: float | None = Field(None, gt=0)
@@ -150,9 +152,9 @@ class Recipe:
         return self.spec.name
 
     @property
-    def config(self) -> MobileNetV2Config:
+    def config(self) -> ModelConfig:
         m = self.spec.model
-        return MobileNetV2Config(width=m.width, resolution=m.resolution, num_classes=m.num_classes)
+        return get_model(m.arch).make_config(width=m.width, resolution=m.resolution, num_classes=m.num_classes)
 
     @property
     def weights(self) -> str:
@@ -177,7 +179,7 @@ class Recipe:
         """How to load the float (PyTorch) model the recipe describes."""
         mean, std = self.mean_std
         c = self.config
-        return LoadOptions(threads=threads, mean=mean, std=std, width=c.width, resolution=c.resolution,
+        return LoadOptions(threads=threads, mean=mean, std=std, arch=c.arch, width=c.width, resolution=c.resolution,
                            num_classes=c.num_classes)
 
     def thresholds(self, target: str) -> Thresholds:
@@ -214,8 +216,11 @@ def _check_semantics(spec: RecipeSpec, lines: Lines) -> None:
     if (spec.preprocessing.mean is None) != (spec.preprocessing.std is None):
         fail(["preprocessing"], "give mean and std together")
     try:
-        MobileNetV2Config(width=spec.model.width, resolution=spec.model.resolution,
-                          num_classes=spec.model.num_classes)
+        family = get_model(spec.model.arch)
+    except ConfigError as exc:
+        fail(["model", "arch"], str(exc))
+    try:
+        family.make_config(width=spec.model.width, resolution=spec.model.resolution, num_classes=spec.model.num_classes)
     except ConfigError as exc:
         fail(["model"], str(exc))
     for i, device in enumerate(spec.devices):
@@ -226,15 +231,15 @@ def _check_semantics(spec: RecipeSpec, lines: Lines) -> None:
         if profile.emulated:
             fail(["devices", i], f"{device} is emulated: its latency is not device latency, so it is kept out of "
                                  "recipe results (use `edgedeploy eval/bench --device` on it)")
-        missing = sorted({get_target(t).runtime for t in spec.targets if t in TARGETS} - set(profile.runtimes))
+        missing = sorted({get_target(t).runtime for t in spec.targets if t in TARGETS} - set(profile.runtime_names))
         if missing:
             fail(["devices", i], f"{device} does not run {', '.join(missing)} models, which targets here need "
-                                 f"(it runs {', '.join(profile.runtimes)})")
+                                 f"(it runs {', '.join(profile.runtime_names)})")
     for name, options in spec.targets.items():
         try:
             target = get_target(name)
-            target.io_dtype(options.io_dtype, tuple(options.keep_float))
-            target.check_options(options.calib_method, options.max_drop, tuple(options.keep_float))
+            target.validated_options(io_dtype=options.io_dtype, calib_method=options.calib_method,
+                                     max_drop=options.max_drop, keep_float=tuple(options.keep_float))
         except ConfigError as exc:
             fail(["targets", name], str(exc))
         if options.max_drop is not None and options.accuracy_data is None:

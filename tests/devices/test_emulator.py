@@ -20,10 +20,10 @@ needs_qemu = pytest.mark.skipif(shutil.which("qemu-aarch64-static") is None,
 @pytest.fixture(scope="session")
 def emulator():
     pytest.importorskip("debian", reason="needs the [emu] extra (python-debian)")
-    from edgedeploy.devices.emulator import setup_emulator
+    from edgedeploy.devices.qemu.rootfs import build_rootfs
 
     try:
-        return setup_emulator()
+        return build_rootfs()
     except DependencyError as exc:
         if "cannot download" in str(exc) or "pip could not download" in str(exc):
             pytest.skip(f"arm64-emu set-up needs the network once: {exc}")
@@ -32,7 +32,7 @@ def emulator():
 
 @needs_qemu
 def test_status_before_setup_says_what_to_run(tmp_path, monkeypatch, tflite_int8):
-    from edgedeploy.devices.emulator import emulator_status
+    from edgedeploy.devices.qemu.guest import emulator_status
 
     monkeypatch.setenv("EDGEDEPLOY_CACHE", str(tmp_path))
     state = emulator_status()
@@ -47,7 +47,7 @@ def test_status_before_setup_says_what_to_run(tmp_path, monkeypatch, tflite_int8
 def test_setup_builds_an_aarch64_python_with_litert(emulator):
     assert emulator["packages"] == 13 and emulator["cpu"] == "cortex-a76"
     assert any(w.startswith("ai_edge_litert-") and "aarch64" in w for w in emulator["wheels"])
-    from edgedeploy.devices.emulator import emulator_status
+    from edgedeploy.devices.qemu.guest import emulator_status
 
     assert emulator_status().reachable
 

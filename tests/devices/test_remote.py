@@ -178,3 +178,42 @@ def test_named_pixel_profile_requires_that_model(phone):
                                       str(phone.binary)])
     assert result.exit_code == 5 and "no attached Android device is a Pixel 8 Pro" in result.stderr
     assert get_device("pixel-8-pro").soc == "Tensor G3"
+
+
+def test_remote_latency_is_typed_and_its_json_reads_back(phone):
+    from edgedeploy.backends import LoadOptions
+    from edgedeploy.devices import LatencyResult
+    from edgedeploy.measure.on_device import bench_on_device
+
+    phone.replay("android_gpu_full_nnapi_none.txt")
+    result = bench_on_device(str(phone.model), get_device("pixel"), LoadOptions(threads=4), 50, 5, "gpu",
+                             phone.binary)
+    remote = result.benchmark_model
+    assert remote is not None and result.in_process is None and not result.emulated
+    assert remote.delegate.status == "full" and remote.delegate.nodes_delegated == 49
+    assert result.latency_ms.mean == pytest.approx(309.35) and remote.device_info["soc"] == "Tensor G3"
+    cli_json = {k: v for k, v in json.loads(bench(phone, "--delegate", "gpu").stdout).items()
+                if k not in ("model", "runtime", "device", "host")}
+    assert cli_json == result.to_dict() and LatencyResult.from_dict(cli_json) == result
+
+
+def test_failed_runs_are_remote_run_errors(phone):
+    from edgedeploy.backends import LoadOptions
+    from edgedeploy.core.errors import RemoteRunError
+    from edgedeploy.measure.on_device import bench_on_device
+
+    phone.replay("android_cpu_xnnpack.txt")
+    with pytest.raises(RemoteRunError, match="the gpu delegate was requested on pixel but took none of the graph"):
+        bench_on_device(str(phone.model), get_device("pixel"), LoadOptions(threads=4), 5, 0, "gpu", phone.binary)
+    phone.model.write_bytes(b"not a flatbuffer")
+    with pytest.raises(RemoteRunError, match=r"benchmark_model failed on pixel \(exit 1\)"):
+        bench_on_device(str(phone.model), get_device("pixel"), LoadOptions(threads=4), 5, 0, None, phone.binary)
+
+
+def test_probe_describes_the_attached_phone(phone):
+    from edgedeploy.devices import backend_for
+
+    assert backend_for(get_device("pixel-8-pro")).probe().detail == "Pixel 8 Pro (8ABX0B1X2), arm64-v8a, Android 15"
+    phone.attach(PIXEL_7)
+    state = backend_for(get_device("pixel-8-pro")).probe()
+    assert not state.reachable and state.detail.startswith("no attached Android device is a Pixel 8 Pro")

@@ -3,7 +3,7 @@ import json
 import onnxruntime as ort
 import pytest
 
-from edgedeploy.core.errors import DependencyError, ValidationError
+from edgedeploy.core.errors import DependencyError, ParityError
 from edgedeploy.core.hashing import sha256_file
 from edgedeploy.export.pipeline import ExportRequest, export
 from edgedeploy.export.targets import TARGETS
@@ -37,7 +37,7 @@ def test_onnx_export_writes_artifact_and_complete_manifest(onnx_artifact, sample
 
 def test_parity_failure_leaves_no_artifact(tmp_path, data_root):
     req = ExportRequest(target="onnx", out_dir=tmp_path, parity_max_abs_diff=1e-12, parity_images=4, threads=2)
-    with pytest.raises(ValidationError, match=r"parity failed: max \|logit diff\| vs PyTorch .* > 1e-12 on 4 images"):
+    with pytest.raises(ParityError, match=r"parity failed: max \|logit diff\| vs PyTorch .* > 1e-12 on 4 images"):
         export(req)
     assert list(tmp_path.iterdir()) == []
 

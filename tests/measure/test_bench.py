@@ -27,3 +27,37 @@ def test_device_registry():
     assert "cpu" in builtin_devices() and get_device("cpu").default_threads() >= 1
     with pytest.raises(ConfigError, match="unknown device 'pixel9'; known devices: cpu, gpu, pixel"):
         get_device("pixel9")
+
+
+def test_bench_on_the_cpu_device_is_one_typed_result():
+    from edgedeploy.devices import LatencyResult
+    from edgedeploy.measure.on_device import bench_on_device
+
+    options = LoadOptions(threads=1, width=0.35, resolution=96)
+    result = bench_on_device("random", get_device("cpu"), options, runs=4, warmup=1)
+    assert result.tool == "edgedeploy" and result.threads == 1 and result.runs == 4 and result.warmup == 1
+    assert result.in_process is not None and len(result.in_process.samples_ms) == 4 and not result.emulated
+    assert 0 < result.latency_ms.min <= result.latency_ms.p50 <= result.latency_ms.max
+    out = result.to_dict()
+    assert list(out) == ["tool", "latency_ms", "runs", "warmup", "throughput_ips", "peak_rss_mb", "rss_after_load_mb",
+                         "samples_ms", "threads", "execution", "versions", "model_size_bytes"]
+    assert LatencyResult.from_dict(out) == result
+
+
+def test_a_broken_user_profile_file_fails_only_commands_that_use_devices(tmp_path, monkeypatch):
+    import json
+
+    from click.testing import CliRunner
+
+    from edgedeploy.cli.app import cli
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("- name: x\n  description: d\n  transport: serial\n  runtimes: [litert]\n")
+    monkeypatch.setenv("EDGEDEPLOY_DEVICES", str(broken))
+    listed = CliRunner().invoke(cli, ["devices", "--json"])
+    assert listed.exit_code == 2 and "broken.yaml:3: 0.transport: Input should be" in json.loads(listed.stdout)["error"]
+    bench = CliRunner().invoke(cli, ["bench", "random", "--width", "0.35", "--resolution", "96", "--runs", "1",
+                                     "--warmup", "0", "--threads", "1", "--json"])
+    assert bench.exit_code == 2  # bench --device cpu reads the profiles, the user's file too
+    inspected = CliRunner().invoke(cli, ["inspect", "random", "--width", "0.35", "--resolution", "96", "--json"])
+    assert inspected.exit_code == 0, inspected.output

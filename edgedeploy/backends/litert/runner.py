@@ -38,7 +38,7 @@ def open_interpreter(path: Path, threads: int = 1, xnnpack: bool = True) -> Any:
                 interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             text = " ".join(str(exc).split()) or log_tail(log) or exc.__class__.__name__
-            raise InputFileError(f"{path}: LiteRT cannot load it ({text[:160]})") from None
+            raise InputFileError(f"{path}: LiteRT cannot load it ({text[:160]})") from exc
     return interpreter
 
 

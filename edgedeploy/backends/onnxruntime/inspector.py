@@ -29,7 +29,7 @@ def inspect(model: str, options: LoadOptions) -> dict[str, Any]:
         proto = onnx.load(str(path))
         onnx.checker.check_model(proto)
     except Exception as exc:
-        raise InputFileError(f"{path}: not a valid ONNX model ({exc.__class__.__name__})") from None
+        raise InputFileError(f"{path}: not a valid ONNX model ({exc.__class__.__name__})") from exc
     graph = proto.graph
     initializers = {i.name for i in graph.initializer}
     ops = Counter(n.op_type for n in graph.node)

@@ -60,7 +60,7 @@ class OnnxRuntimeRunner(Runner):
         try:
             self.session = ort.InferenceSession(str(path), so, providers=providers)
         except Exception as exc:
-            raise InputFileError(f"{path}: ONNX Runtime cannot load it ({_first_line(exc)})") from None
+            raise InputFileError(f"{path}: ONNX Runtime cannot load it ({_first_line(exc)})") from exc
         if options.accelerator == "gpu" and self.session.get_providers()[0] not in GPU_PROVIDERS:
             raise DependencyError(f"{providers[0]} could not start (no usable NVIDIA GPU or driver?): ONNX Runtime "
                                   "fell back to the CPU, so no GPU figures")

@@ -34,7 +34,7 @@ def read_ir(path: Path) -> Any:
         return ov.Core().read_model(str(path))
     except Exception as exc:
         text = " ".join(str(exc).split())
-        raise InputFileError(f"{path}: OpenVINO cannot read it ({text[:160] or exc.__class__.__name__})") from None
+        raise InputFileError(f"{path}: OpenVINO cannot read it ({text[:160] or exc.__class__.__name__})") from exc
 
 
 class OpenVINORunner(Runner):
@@ -79,7 +79,7 @@ class OpenVINORunner(Runner):
             self.compiled = core.compile_model(model, self.plugin, config)
         except Exception as exc:
             raise InputFileError(f"{path}: the {self.plugin} plugin cannot compile it "
-                                 f"({' '.join(str(exc).split())[:160]})") from None
+                                 f"({' '.join(str(exc).split())[:160]})") from exc
         self.request = self.compiled.create_infer_request()
         self.threads = options.threads
 

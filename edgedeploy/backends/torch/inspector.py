@@ -18,7 +18,7 @@ def inspect(model: str, options: LoadOptions) -> dict[str, Any]:
     return {
         "model": model,
         "runtime": "torch",
-        "arch": "mobilenet_v2",
+        "arch": config.arch,
         "width": config.width,
         "resolution": config.resolution,
         "num_classes": config.num_classes,

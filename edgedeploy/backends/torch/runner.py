@@ -19,7 +19,7 @@ from edgedeploy.core.io_spec import (
     OutputSpec,
     Preprocessing,
 )
-from edgedeploy.models.mobilenet_v2.config import MobileNetV2Config
+from edgedeploy.models import get_model
 from edgedeploy.models.weights import build_model
 
 __all__ = ["TorchRunner"]
@@ -32,7 +32,8 @@ class TorchRunner(Runner):
     batch_size = None
 
     def __init__(self, source: str, options: LoadOptions):
-        config = MobileNetV2Config(width=options.width, resolution=options.resolution, num_classes=options.num_classes)
+        config = get_model(options.arch).make_config(width=options.width, resolution=options.resolution,
+                                                    num_classes=options.num_classes)
         self.model, self.weights = build_model(config, source)
         self.source = source
         if options.mean is not None and options.std is not None:

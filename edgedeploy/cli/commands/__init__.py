@@ -6,7 +6,7 @@ from edgedeploy.cli.commands.devices import devices_cmd
 from edgedeploy.cli.commands.diagnose import diagnose
 from edgedeploy.cli.commands.evaluate import eval_cmd
 from edgedeploy.cli.commands.export import export
-from edgedeploy.cli.commands.inspect import inspect
+from edgedeploy.cli.commands.inspect_model import inspect
 from edgedeploy.cli.commands.listing import list_cmd
 from edgedeploy.cli.commands.recipes import gate, report, run_cmd
 

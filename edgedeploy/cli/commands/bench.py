@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -17,6 +17,10 @@ from edgedeploy.cli.options import (
     runtime_name,
 )
 from edgedeploy.cli.render import fmt, key_values, table
+
+if TYPE_CHECKING:
+    from edgedeploy.devices import LatencyResult
+    from edgedeploy.devices.latency import BenchmarkModelFigures
 
 
 @click.command()
@@ -35,46 +39,59 @@ from edgedeploy.cli.render import fmt, key_values, table
 def bench(as_json: bool, model: str, device: str, runs: int, warmup: int, delegate: str | None,
           benchmark_binary: Path | None, op_profiling: bool, devices_file: str | None, **kw: Any) -> None:
     """Latency of MODEL on a device: percentiles, throughput, memory, and how it really ran."""
-    from edgedeploy.devices import get_device
+    from edgedeploy.devices import backend_for, get_device
     from edgedeploy.measure.on_device import bench_on_device
 
     dev = get_device(device, devices_file)
+    in_process = backend_for(dev).in_process
     options = load_options(kw, kw["threads"] or dev.default_threads())
-    with progress(runs if dev.in_process else 0, "bench") as bar:
+    with progress(runs if in_process else 0, "bench") as bar:
         result = bench_on_device(model, dev, options, runs, warmup, delegate, benchmark_binary, op_profiling,
                                  on_progress=bar.update)
-    samples = result.pop("samples_ms", None)
-    out = {"model": model, "runtime": runtime_name(model), "device": dev.name, **result,
-           "host": dev.describe_host() if dev.in_process else None}
+    runtime = runtime_name(model)
     if as_json:
-        emit_json(out)
+        emit_json({"model": model, "runtime": runtime, "device": dev.name, **result.to_dict(samples=False),
+                   "host": dev.describe_host() if in_process else None})
         return
-    lat = out["latency_ms"]
-    execution = ", ".join(f"{k} {v}" for k, v in (out.get("execution") or {}).items())
-    click.echo(key_values([("model", f"{model} ({out['runtime']})"), ("device", f"{dev.name}, {out['threads']} threads"),
+    execution = ", ".join(f"{k} {v}" for k, v in (result.execution or {}).items())
+    click.echo(key_values([("model", f"{model} ({runtime})"), ("device", f"{dev.name}, {result.threads} threads"),
                            *([("execution", execution)] if execution else []),
-                           ("runs", f"{out['runs']} (+{warmup} warm-up)")]))
-    if samples is not None:
-        click.echo(table(["latency ms", "p50", "p90", "p99", "mean", "std", "min", "max"],
-                         [["", lat["p50"], lat["p90"], lat["p99"], lat["mean"], lat["std"], lat["min"], lat["max"]]]))
-        click.echo(key_values([("throughput", f"{out['throughput_ips']:.1f} img/s"),
-                               ("peak RSS", f"{out['peak_rss_mb']:.0f} MiB")]))
-        return
-    if out.get("emulated"):
-        click.echo(table(["EMULATED latency ms (not device latency)", "p50", "p90", "mean", "min", "max"],
-                         [["", lat["p50"], lat["p90"], lat["mean"], lat["min"], lat["max"]]]))
-        return
-    click.echo(table(["latency ms", "median", "mean", "std", "min", "max", "first", "init"],
-                     [["", lat["median"], lat["mean"], lat["std"], lat["min"], lat["max"], out["first_inference_ms"],
-                       out["init_ms"]]]))
-    coverage = out["delegate"]
-    if coverage.get("status") == "partial":
-        taken = (f"{coverage['nodes_delegated']} of {coverage['nodes_total']} nodes" if coverage.get("nodes_total")
-                 else f"{coverage['kernels']} delegate kernels")
-        click.echo(f"WARNING: the {coverage['requested']} delegate took only {taken}; the rest ran on the CPU"
-                   + (f": {', '.join(coverage['cpu_ops'])}" if coverage.get("cpu_ops") else ""), err=True)
-    mem = out["memory_mb"]
-    click.echo(key_values([("delegate", f"{coverage['requested']}: {coverage.get('status')}"),
-                           ("memory", f"init {fmt(mem['init'])} MiB, overall {fmt(mem['overall'])} MiB, "
-                                      f"peak {fmt(mem['peak'])} MiB")]))
+                           ("runs", f"{result.runs} (+{warmup} warm-up)")]))
+    if result.benchmark_model is not None:
+        _echo_benchmark_model(result, result.benchmark_model)
+    else:
+        _echo_timing_loop(result)
 
+
+def _echo_timing_loop(result: LatencyResult) -> None:
+    """edgedeploy's own timing loop: in this process, under emulation, or a plugin transport's."""
+    lat = result.latency_ms
+    if result.in_process is not None:
+        click.echo(table(["latency ms", "p50", "p90", "p99", "mean", "std", "min", "max"],
+                         [["", lat.p50, lat.p90, lat.p99, lat.mean, lat.std, lat.min, lat.max]]))
+        click.echo(key_values([("throughput", f"{result.in_process.throughput_ips:.1f} img/s"),
+                               ("peak RSS", f"{result.in_process.peak_rss_mb:.0f} MiB")]))
+    elif result.emulated:
+        click.echo(table(["EMULATED latency ms (not device latency)", "p50", "p90", "mean", "min", "max"],
+                         [["", lat.p50, lat.p90, lat.mean, lat.min, lat.max]]))
+    else:
+        stats = lat.to_dict()
+        click.echo(table(["latency ms", *stats], [["", *stats.values()]]))
+
+
+def _echo_benchmark_model(result: LatencyResult, remote: BenchmarkModelFigures) -> None:
+    """LiteRT's benchmark_model on a remote device: its timings, the delegate's coverage, memory."""
+    lat = result.latency_ms
+    click.echo(table(["latency ms", "median", "mean", "std", "min", "max", "first", "init"],
+                     [["", lat.median, lat.mean, lat.std, lat.min, lat.max, remote.first_inference_ms,
+                       remote.init_ms]]))
+    coverage = remote.delegate
+    if coverage.status == "partial":
+        taken = (f"{coverage.nodes_delegated} of {coverage.nodes_total} nodes" if coverage.nodes_total
+                 else f"{coverage.kernels} delegate kernels")
+        click.echo(f"WARNING: the {coverage.requested} delegate took only {taken}; the rest ran on the CPU"
+                   + (f": {', '.join(coverage.cpu_ops)}" if coverage.cpu_ops else ""), err=True)
+    mem = remote.memory_mb
+    click.echo(key_values([("delegate", f"{coverage.requested}: {coverage.status}"),
+                           ("memory", f"init {fmt(mem.init)} MiB, overall {fmt(mem.overall)} MiB, "
+                                      f"peak {fmt(mem.peak)} MiB")]))

@@ -16,13 +16,12 @@ def devices_cmd(ctx: click.Context, as_json: bool, devices_file: str | None) -> 
     """List device profiles and whether each is reachable now (and why not)."""
     if ctx.invoked_subcommand is not None:
         return
-    from edgedeploy.devices import load_devices
-    from edgedeploy.devices.probe import probe
+    from edgedeploy.devices import backend_for, load_devices
 
     rows = []
     for dev in load_devices(devices_file).values():
-        state = probe(dev)
-        rows.append({"name": dev.name, "transport": dev.transport, "abi": dev.abi, "runtimes": dev.runtimes,
+        state = backend_for(dev).probe()
+        rows.append({"name": dev.name, "transport": dev.transport, "abi": dev.abi, "runtimes": dev.runtime_names,
                      "delegates": dev.delegates, "reachable": state.reachable, "detail": state.detail,
                      "description": dev.description})
     if as_json:
@@ -39,21 +38,14 @@ def devices_cmd(ctx: click.Context, as_json: bool, devices_file: str | None) -> 
 @json_option
 def devices_setup(as_json: bool, name: str, devices_file: str | None) -> None:
     """Prepare device NAME: build the arm64-emu root, or download benchmark_model for an adb/ssh device."""
-    from edgedeploy.devices import get_device
+    from edgedeploy.devices import NothingToSetUp, backend_for, get_device
 
-    dev = get_device(name, devices_file)
-    if dev.in_process:
-        raise click.UsageError(f"device {name} runs in this process: nothing to set up")
-    if dev.transport == "qemu":
-        from edgedeploy.devices.emulator import setup_emulator
-
-        out = setup_emulator(on_step=lambda step: click.echo(f"{name}: {step} ...", err=True))
-    else:
-        from edgedeploy.devices.remote import download_benchmark_binary
-
-        out = {"benchmark_model": str(download_benchmark_binary(dev))}
+    backend = backend_for(get_device(name, devices_file))
+    try:
+        out = backend.setup(on_step=lambda step: click.echo(f"{name}: {step} ...", err=True))
+    except NothingToSetUp as exc:  # asking is a usage mistake: said as click says one
+        raise click.UsageError(str(exc)) from exc
     if as_json:
         emit_json({"device": name, **out})
         return
     click.echo(key_values([(k, v if not isinstance(v, list) else ", ".join(v)) for k, v in out.items()]))
-

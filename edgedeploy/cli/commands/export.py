@@ -8,7 +8,14 @@ from typing import Any
 
 import click
 
-from edgedeploy.cli.options import calib_method_choice, emit_json, io_dtype_choice, json_option, target_choice
+from edgedeploy.cli.options import (
+    calib_method_choice,
+    emit_json,
+    io_dtype_choice,
+    json_option,
+    model_choice,
+    target_choice,
+)
 from edgedeploy.cli.render import key_values
 
 log = logging.getLogger("edgedeploy")
@@ -18,6 +25,8 @@ log = logging.getLogger("edgedeploy")
 @click.option("--target", "target", required=True, type=target_choice, help="Artifact format.")
 @click.option("--weights", default="sample", show_default=True,
               help="A checkpoint path, or: sample (shared data), imagenet (torchvision, downloads), random.")
+@click.option("--arch", type=model_choice, default="mobilenet_v2", show_default=True,
+              help="Model family (`edgedeploy list` shows the registry).")
 @click.option("--width", type=float, default=1.0, show_default=True, help="Width multiplier, 0.35-1.4.")
 @click.option("--resolution", type=int, default=224, show_default=True, help="Input size, a multiple of 32 in 96-512.")
 @click.option("--num-classes", type=int, default=1000, show_default=True)
@@ -53,16 +62,16 @@ log = logging.getLogger("edgedeploy")
 @click.option("--keep-float", "keep_float", multiple=True, metavar="LAYER",
               help="int8 targets: keep this layer in float (repeatable; names from `edgedeploy diagnose`).")
 @json_option
-def export(as_json: bool, target: str, width: float, resolution: int, num_classes: int, out_dir: Path, **kw: Any) -> None:
+def export(as_json: bool, target: str, arch: str, width: float, resolution: int, num_classes: int, out_dir: Path, **kw: Any) -> None:
     """Export MobileNetV2 to TARGET, check parity with PyTorch, write artifact + manifest."""
     from edgedeploy.devices import default_threads
     from edgedeploy.export.pipeline import export as run_export
     from edgedeploy.export.request import ExportRequest
-    from edgedeploy.models.mobilenet_v2.config import MobileNetV2Config
+    from edgedeploy.models import get_model
 
     request = ExportRequest(
         target=target,
-        config=MobileNetV2Config(width=width, resolution=resolution, num_classes=num_classes),
+        config=get_model(arch).make_config(width=width, resolution=resolution, num_classes=num_classes),
         weights=kw["weights"], out_dir=out_dir, name=kw["name"], opset=kw["opset"],
         dynamic_batch=kw["dynamic_batch"], mean=kw["mean"], std=kw["std"],
         parity_data=kw["parity_data"], parity_images=kw["parity_images"],

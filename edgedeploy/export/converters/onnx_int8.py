@@ -5,11 +5,11 @@ inference + graph optimization) first, then ``quantize_static`` in QDQ format wi
 per-channel int8 weights. Activations are uint8 (U8S8), the combination ORT's x86
 kernels are built for.
 
-Measured on this project's CI CPU (AVX2, no VNNI), val split: run as simulated
-quantization (graph optimizations off) the model keeps 76.50 top-1 (float: 77.00);
-ORT's fused int8 kernels give 73.50, the documented VPMADDUBSW saturation of U8S8
-on x86 without VNNI. S8S8 (72.67), U8S8 with reduce_range (68.00) and U8U8 (75.33,
-no speed-up) were all worse there. On VNNI or ARM CPUs the kernels do not saturate.
+On x86 without VNNI, ORT's fused U8S8 kernels lose accuracy to the documented
+VPMADDUBSW saturation, while the same model run as simulated quantization (graph
+optimizations off) does not, so the quantization parameters themselves are sound
+(README, benchmarks). S8S8, U8S8 with reduce_range and U8U8 (no speed-up) were all
+less accurate on that CPU. On VNNI or ARM CPUs the kernels do not saturate.
 """
 
 from __future__ import annotations
@@ -19,14 +19,16 @@ from pathlib import Path
 
 import numpy as np
 
-from edgedeploy.core.errors import ConfigError, DataError, ValidationError
+from edgedeploy.core.errors import ConfigError
 from edgedeploy.core.io_spec import INPUT_NAME
-from edgedeploy.core.logcapture import captured_output, log_tail
+from edgedeploy.core.logcapture import captured_output
 from edgedeploy.export.context import Conversion, ExportContext
+from edgedeploy.export.converters.common import conversion_failure, nchw_batch
+from edgedeploy.export.options import CalibMethod
 
-__all__ = ["to_onnx_int8", "CALIB_METHODS"]
+__all__ = ["to_onnx_int8"]
 
-CALIB_METHODS = ("minmax", "percentile", "entropy")
+TOOL = "ONNX Runtime quantization"
 
 
 def to_onnx_int8(src: Path, dst: Path, ctx: ExportContext) -> Conversion:
@@ -39,12 +41,12 @@ def to_onnx_int8(src: Path, dst: Path, ctx: ExportContext) -> Conversion:
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    if ctx.calibration is None:
-        raise DataError("onnx-int8 needs a calibration set: pass --calib DIR")
-    method = ctx.options.get("calib_method") or CALIB_METHODS[0]
-    if method not in CALIB_METHODS:
-        raise ConfigError(f"--calib-method must be one of {', '.join(CALIB_METHODS)}, got {method!r}")
-    images = ctx.calibration.images
+    calibration = ctx.required_calibration()
+    # A target that offers no choice of method gets ONNX Runtime's own default.
+    method = ctx.options.calib_method or CalibMethod.MINMAX
+    calibrate = {CalibMethod.MINMAX: CalibrationMethod.MinMax, CalibMethod.PERCENTILE: CalibrationMethod.Percentile,
+                 CalibMethod.ENTROPY: CalibrationMethod.Entropy}[method]
+    images = calibration.images
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -52,16 +54,17 @@ def to_onnx_int8(src: Path, dst: Path, ctx: ExportContext) -> Conversion:
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             image = next(self._items, None)
-            return None if image is None else {INPUT_NAME: np.ascontiguousarray(image.transpose(2, 0, 1)[None])}
+            return None if image is None else {INPUT_NAME: nchw_batch(image)}
 
-    keep_float = list(ctx.options.get("keep_float") or ())
+    keep_float = list(ctx.options.keep_float)
     prepared = ctx.workdir / "preprocessed.onnx"
-    calibrate = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
-                 "entropy": CalibrationMethod.Entropy}[method]
     with captured_output(ctx.log_path):
         try:
             quant_pre_process(str(src), str(prepared))
-            _check_layer_names(prepared, keep_float)
+        except Exception as exc:
+            raise conversion_failure(TOOL, exc, ctx.log_path, 2) from exc
+        _check_layer_names(prepared, keep_float)
+        try:
             quantize_static(
                 str(prepared), str(dst), Reader(),
                 quant_format=QuantFormat.QDQ, per_channel=True,
@@ -70,16 +73,13 @@ def to_onnx_int8(src: Path, dst: Path, ctx: ExportContext) -> Conversion:
                 extra_options={"CalibTensorRangeSymmetric": False},
                 nodes_to_exclude=keep_float,
             )
-        except ConfigError:
-            raise
         except Exception as exc:
-            raise ValidationError(f"ONNX Runtime quantization failed ({exc.__class__.__name__}: "
-                                  f"{' '.join(str(exc).split())[:160]}): {log_tail(ctx.log_path, 2)}") from None
+            raise conversion_failure(TOOL, exc, ctx.log_path, 2) from exc
     return Conversion(
         io=ctx.onnx_io,
         details={"converter": "onnxruntime.quantization.quantize_static", "format": "QDQ",
-                 "weights": "int8 per-channel", "activations": "uint8", "calib_method": method,
-                 "calibration": ctx.calibration.describe(), **({"keep_float": keep_float} if keep_float else {})},
+                 "weights": "int8 per-channel", "activations": "uint8", "calib_method": method.value,
+                 "calibration": calibration.describe(), **({"keep_float": keep_float} if keep_float else {})},
     )
 
 

@@ -1,34 +1,39 @@
 """Simplified ONNX -> OpenVINO IR (fp32, fp16 weights) and int8 via NNCF post-training quantization.
 
-NNCF settings for openvino-int8, chosen by measurement on the val split (600
-images, 200 calibration images): preset MIXED (symmetric int8 weights, asymmetric
-activations: 76.83 top-1, a 0.17-point drop; the default PERFORMANCE preset's
-symmetric activations gave 76.00, a 1.0-point drop, because ReLU6 outputs are
-one-sided and a symmetric range wastes half the codes), fast bias correction
-(full bias correction took many minutes on 2 cores for no measured gain), no
-model_type (that switch is for transformers), the whole calibration set as the
-statistics subset.
+NNCF settings for openvino-int8, chosen by measurement on the val split (README,
+benchmarks): preset MIXED (symmetric int8 weights, asymmetric activations), because
+ReLU6 outputs are one-sided and the default PERFORMANCE preset's symmetric activation
+ranges waste half the codes, which cost measurably more top-1; fast bias correction
+(full bias correction was far slower on 2 cores for no measured gain); no model_type
+(that switch is for transformers); the whole calibration set as the statistics subset.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgedeploy.core.errors import ConfigError, DataError, ValidationError
-from edgedeploy.core.logcapture import captured_output, log_tail
+from edgedeploy.core.errors import ConfigError, DataError
+from edgedeploy.core.logcapture import captured_output
 from edgedeploy.export.context import Conversion, ExportContext
+from edgedeploy.export.converters.common import conversion_failure, nchw_batch, squeezed
+from edgedeploy.export.options import CalibMethod
 
-__all__ = ["to_openvino_fp32", "to_openvino_fp16", "to_openvino_int8", "TOOLS", "CALIB_METHODS"]
+__all__ = ["to_openvino_fp32", "to_openvino_fp16", "to_openvino_int8", "TOOLS"]
 
 TOOLS = ("openvino", "nncf")
-# NNCF's activation range estimators (RangeEstimatorParametersSet); the first is what NNCF
-# itself uses for per-tensor activations: the mean over images of each image's min and max.
-CALIB_METHODS = {"mean-minmax": "MEAN_MINMAX", "minmax": "MINMAX", "mean-quantile": "MEAN_QUANTILE",
-                 "histogram": "HISTOGRAM"}
+# NNCF's activation range estimators (RangeEstimatorParametersSet) by --calib-method. None:
+# left to NNCF, whose own choice for per-tensor activations is the mean over images of each
+# image's min and max; it is also what a target offering no choice of method gets.
+_RANGE_ESTIMATORS: dict[CalibMethod, str | None] = {
+    CalibMethod.MEAN_MINMAX: None, CalibMethod.MINMAX: "MINMAX", CalibMethod.MEAN_QUANTILE: "MEAN_QUANTILE",
+    CalibMethod.HISTOGRAM: "HISTOGRAM",
+}
 
 
 def _save(model: Any, dst: Path, compress_to_fp16: bool) -> tuple[Path, ...]:
@@ -61,22 +66,18 @@ to_openvino_fp32 = _float(False)
 to_openvino_fp16 = _float(True)
 
 
-def _nchw(images_hwc: np.ndarray) -> list[np.ndarray]:
-    return [np.ascontiguousarray(x.transpose(2, 0, 1)[None]) for x in images_hwc]
-
-
 def _validation_set(ctx: ExportContext) -> tuple[list[tuple[np.ndarray, int]], str]:
     from edgedeploy.data.datasets import ImageFolder
     from edgedeploy.data.preprocess import preprocess
 
-    val_dir = ctx.options.get("val_dir")
+    val_dir = ctx.options.val_dir
     if val_dir is None:
         raise ConfigError("--max-drop needs --val DIR: a labeled image folder to measure the drop on")
     dataset = ImageFolder.open(val_dir)
     if not dataset.labeled:
         raise DataError(f"{val_dir}: --val needs a labeled folder (<wnid>/<image>)")
     spec = ctx.onnx_io.preprocessing
-    items = [(np.ascontiguousarray(preprocess(i.image, spec).transpose(2, 0, 1)[None]), int(i.label)) for i in dataset]
+    items = [(nchw_batch(preprocess(i.image, spec)), int(i.label)) for i in dataset]
     return items, str(val_dir)
 
 
@@ -84,31 +85,34 @@ def to_openvino_int8(src: Path, dst: Path, ctx: ExportContext) -> Conversion:
     """NNCF PTQ on the calibration set; with ``max_drop``, accuracy-controlled against ``val_dir``."""
     import nncf
 
-    if ctx.calibration is None:
-        raise DataError("openvino-int8 needs a calibration set: pass --calib DIR")
+    calibration_set = ctx.required_calibration()
     model = _read_onnx(src)
-    calibration = nncf.Dataset(_nchw(ctx.calibration.images))
+    calibration = nncf.Dataset([nchw_batch(image) for image in calibration_set.images])
     settings: dict[str, Any] = {"preset": nncf.QuantizationPreset.MIXED, "fast_bias_correction": True,
-                                "subset_size": len(ctx.calibration.images)}
-    method = ctx.options.get("calib_method") or next(iter(CALIB_METHODS))
-    if method not in CALIB_METHODS:
-        raise ConfigError(f"--calib-method must be one of {', '.join(CALIB_METHODS)}, got {method!r}")
-    if method != next(iter(CALIB_METHODS)):
+                                "subset_size": len(calibration_set.images)}
+    method = ctx.options.calib_method or CalibMethod.MEAN_MINMAX
+    estimator = _RANGE_ESTIMATORS[method]
+    if estimator is not None:
         from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
         from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
         settings["advanced_parameters"] = AdvancedQuantizationParameters(
-            activations_range_estimator_params=getattr(RangeEstimatorParametersSet, CALIB_METHODS[method]))
-    keep_float = list(ctx.options.get("keep_float") or ())
+            activations_range_estimator_params=getattr(RangeEstimatorParametersSet, estimator))
+    keep_float = list(ctx.options.keep_float)
     if keep_float:
         # NNCF's ignored scope; it refuses names that are not in the model (strict), which is reported below.
         settings["ignored_scope"] = nncf.IgnoredScope(names=keep_float)
-    max_drop = ctx.options.get("max_drop")
     details: dict[str, Any] = {"converter": "openvino.convert_model + nncf", "weights": "int8 per-channel",
                                "activations": "int8", "nncf": {"preset": "mixed", "fast_bias_correction": True,
                                                                "subset_size": settings["subset_size"]},
-                               "calib_method": method, "calibration": ctx.calibration.describe(),
+                               "calib_method": method.value, "calibration": calibration_set.describe(),
                                **({"keep_float": keep_float} if keep_float else {})}
+    quantize: Callable[[], Any] = partial(nncf.quantize, model, calibration, **settings)
+    max_drop = ctx.options.max_drop
+    if max_drop is not None:
+        items, val_dir = _validation_set(ctx)
+        quantize = partial(_quantize_with_accuracy_control, nncf, model, calibration, settings, items, max_drop)
+        details["accuracy_control"] = {"max_drop": max_drop, "val": val_dir, "val_images": len(items)}
     # NNCF logs through `logging` and draws progress bars: all of it goes to the artifact's log.
     nncf_logger = logging.getLogger("nncf")
     with captured_output(ctx.log_path):
@@ -116,18 +120,12 @@ def to_openvino_int8(src: Path, dst: Path, ctx: ExportContext) -> Conversion:
         handler = logging.FileHandler(ctx.log_path)
         nncf_logger.addHandler(handler)
         try:
-            if max_drop is None:
-                quantized = nncf.quantize(model, calibration, **settings)
-            else:
-                quantized = _quantize_with_accuracy_control(nncf, model, calibration, settings, ctx, max_drop, details)
-        except (ConfigError, DataError):
-            raise
+            quantized = quantize()
         except Exception as exc:
             if keep_float and "ignored" in str(exc).lower():
-                raise ConfigError(f"--keep-float: {' '.join(str(exc).split())[:200]}; `edgedeploy diagnose` "
-                                  "lists the layer names") from None
-            raise ValidationError(f"NNCF quantization failed ({exc.__class__.__name__}: "
-                                  f"{' '.join(str(exc).split())[:160]}): {log_tail(ctx.log_path, 2)}") from None
+                raise ConfigError(f"--keep-float: {squeezed(str(exc), 200)}; `edgedeploy diagnose` "
+                                  "lists the layer names") from exc
+            raise conversion_failure("NNCF quantization", exc, ctx.log_path, 2) from exc
         finally:
             nncf_logger.removeHandler(handler)
             handler.close()
@@ -136,11 +134,10 @@ def to_openvino_int8(src: Path, dst: Path, ctx: ExportContext) -> Conversion:
 
 
 def _quantize_with_accuracy_control(
-    nncf: Any, model: Any, calibration: Any, settings: dict[str, Any], ctx: ExportContext, max_drop: float,
-    details: dict[str, Any],
+    nncf: Any, model: Any, calibration: Any, settings: dict[str, Any], validation: list[tuple[np.ndarray, int]],
+    max_drop: float,
 ) -> Any:
     """NNCF's accuracy-aware PTQ: layers go back to float until top-1 drops by at most ``max_drop`` points."""
-    items, val_dir = _validation_set(ctx)
 
     def validate(compiled: Any, data: Any) -> float:
         request = compiled.create_infer_request()
@@ -150,9 +147,7 @@ def _quantize_with_accuracy_control(
             total += 1
         return 100.0 * correct / max(total, 1)  # percent, so max_drop is in top-1 points
 
-    quantized = nncf.quantize_with_accuracy_control(
-        model, calibration, nncf.Dataset(items), validate, max_drop=max_drop, drop_type=nncf.DropType.ABSOLUTE,
+    return nncf.quantize_with_accuracy_control(
+        model, calibration, nncf.Dataset(validation), validate, max_drop=max_drop, drop_type=nncf.DropType.ABSOLUTE,
         **settings,
     )
-    details["accuracy_control"] = {"max_drop": max_drop, "val": val_dir, "val_images": len(items)}
-    return quantized

@@ -4,7 +4,7 @@ onnx2tf (NCHW ONNX -> NHWC TensorFlow without transpose chains) runs once per
 distinct ONNX graph; its SavedModel and float tflite files are cached by the ONNX
 file's hash. Quantized variants come from ``tf.lite.TFLiteConverter`` on that
 SavedModel, so only the requested variant is built (onnx2tf's own int8 path
-builds every variant and takes ~100 s instead of ~20 s).
+builds every variant, several times slower).
 
 onnx2tf downloads a sample-image file into its working directory when none is
 there; it runs here in a private folder that already holds one, made from real
@@ -28,16 +28,17 @@ import numpy as np
 from edgedeploy.backends.litert.graph import graph_summary, layer_name
 from edgedeploy.core.artifacts import atomic_path
 from edgedeploy.core.cache import cache_dir, content_key
-from edgedeploy.core.errors import ConfigError, DataError, ValidationError
+from edgedeploy.core.errors import ConfigError, ConversionError
 from edgedeploy.core.hashing import sha256_file
 from edgedeploy.core.io_spec import InputSpec, ModelIO, OutputSpec
 from edgedeploy.core.logcapture import captured_output, log_tail, quiet_tensorflow_env
 from edgedeploy.export.context import Conversion, ExportContext
+from edgedeploy.export.converters.common import conversion_failure
 
-__all__ = ["to_tflite_fp32", "to_tflite_fp16", "to_tflite_dynamic", "to_tflite_int8", "IO_DTYPES", "TOOLS"]
+__all__ = ["to_tflite_fp32", "to_tflite_fp16", "to_tflite_dynamic", "to_tflite_int8", "TOOLS"]
 
 TOOLS = ("tensorflow", "onnx2tf", "ai-edge-litert")
-IO_DTYPES = ("int8", "uint8", "float32")
+TFLITE_CONVERTER = "TFLite converter"
 # The file onnx2tf fetches from the internet if its working directory lacks it.
 ONNX2TF_SAMPLE = "calibration_image_sample_data_20x128x128x3_float32.npy"
 ONNX2TF_SAMPLE_SHAPE = (20, 128, 128, 3)
@@ -97,12 +98,12 @@ def _tensorflow_graph(src: Path, ctx: ExportContext) -> Path:
                     non_verbose=True,
                 )
             except SystemExit as exc:  # onnx2tf exits the process on conversion errors
-                raise ValidationError(f"onnx2tf failed (exit {exc.code}): {log_tail(ctx.log_path)}") from None
+                raise ConversionError(f"onnx2tf failed (exit {exc.code}): {log_tail(ctx.log_path)}") from exc
             except Exception as exc:
-                raise ValidationError(f"onnx2tf failed ({exc.__class__.__name__}: {str(exc)[:160]})") from None
+                raise conversion_failure("onnx2tf", exc, ctx.log_path) from exc
         for name in ("model_float32.tflite", "model_float16.tflite", "saved_model.pb"):
             if not (build / "out" / name).is_file():
-                raise ValidationError(f"onnx2tf produced no {name}: {log_tail(ctx.log_path)}")
+                raise ConversionError(f"onnx2tf produced no {name}: {log_tail(ctx.log_path)}")
         (build / "out" / _FINISHED).write_text(key)
         shutil.rmtree(done, ignore_errors=True)
         os.replace(build / "out", done)
@@ -168,19 +169,24 @@ def _quantize(src: Path, dst: Path, ctx: ExportContext, configure: Callable[[Any
     with captured_output(ctx.log_path):
         import tensorflow as tf
 
-        converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
-        configure(converter, tf)
         try:
-            dst.write_bytes(_selectively_quantized(converter, tf, keep_float) if keep_float else converter.convert())
-        except ConfigError:
-            raise
+            converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
         except Exception as exc:
-            raise ValidationError(f"TFLite converter failed ({exc.__class__.__name__}): {log_tail(ctx.log_path)}") from None
+            raise conversion_failure(TFLITE_CONVERTER, exc, ctx.log_path) from exc
+        configure(converter, tf)
+        if keep_float:
+            model = _selectively_quantized(converter, tf, keep_float, ctx.log_path)
+        else:
+            try:
+                model = converter.convert()
+            except Exception as exc:
+                raise conversion_failure(TFLITE_CONVERTER, exc, ctx.log_path) from exc
+    dst.write_bytes(model)
     with atomic_path(cached) as tmp:
         shutil.copyfile(dst, tmp)
 
 
-def _selectively_quantized(converter: Any, tf: Any, keep_float: tuple[str, ...]) -> bytes:
+def _selectively_quantized(converter: Any, tf: Any, keep_float: tuple[str, ...], log_path: Path) -> bytes:
     """TFLite's QuantizationDebugger calibrates once, then re-quantizes with the named layers
     denylisted: they compute in float between a DEQUANTIZE and a QUANTIZE. Its models keep
     float32 IO (``Target.keep_float_io_dtype``)."""
@@ -188,15 +194,22 @@ def _selectively_quantized(converter: Any, tf: Any, keep_float: tuple[str, ...])
         # The debugger runs TF's own (deprecated) interpreter internally: not the user's concern.
         warnings.filterwarnings("ignore", message=r"(?s).*tf\.lite\.Interpreter is deprecated")
         debug_options = tf.lite.experimental.QuantizationDebugOptions
-        debugger = tf.lite.experimental.QuantizationDebugger(
-            converter=converter, debug_dataset=converter.representative_dataset, debug_options=debug_options())
+        try:
+            debugger = tf.lite.experimental.QuantizationDebugger(
+                converter=converter, debug_dataset=converter.representative_dataset, debug_options=debug_options())
+        except Exception as exc:
+            raise conversion_failure(TFLITE_CONVERTER, exc, log_path) from exc
         by_layer = _output_tensors_by_layer(debugger.calibrated_model)
         unknown = [name for name in keep_float if name not in by_layer]
         if unknown:
             raise ConfigError(f"--keep-float: no layer named {', '.join(map(repr, unknown))} in this model; "
                               f"`edgedeploy diagnose` lists the layer names (e.g. {next(iter(by_layer))!r})")
         debugger.options = debug_options(denylisted_nodes=[t for name in keep_float for t in by_layer[name]])
-        return debugger.get_nondebug_quantized_model()
+        try:
+            model: bytes = debugger.get_nondebug_quantized_model()
+        except Exception as exc:
+            raise conversion_failure(TFLITE_CONVERTER, exc, log_path) from exc
+        return model
 
 
 def _output_tensors_by_layer(model: bytes) -> dict[str, list[str]]:
@@ -228,12 +241,8 @@ def to_tflite_dynamic(src: Path, dst: Path, ctx: ExportContext) -> Conversion:
 def to_tflite_int8(src: Path, dst: Path, ctx: ExportContext) -> Conversion:
     """Full-integer PTQ: int8 per-channel weights, int8 activations, integer-only builtin ops."""
     _check_batch(ctx)
-    calibration = ctx.calibration
-    if calibration is None:
-        raise DataError("tflite-int8 needs a calibration set: pass --calib DIR")
-    io_dtype = ctx.options.get("io_dtype") or "int8"
-    if io_dtype not in IO_DTYPES:
-        raise ConfigError(f"--io-dtype must be one of {', '.join(IO_DTYPES)}, got {io_dtype!r}")
+    calibration = ctx.required_calibration()
+    io_dtype = ctx.options.io_dtype
     images = calibration.images
 
     def representative_dataset() -> Iterator[list[np.ndarray]]:
@@ -245,12 +254,12 @@ def to_tflite_int8(src: Path, dst: Path, ctx: ExportContext) -> Conversion:
         converter.representative_dataset = representative_dataset
         # Integer-only builtins: conversion fails instead of silently keeping a float op.
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = getattr(tf, io_dtype)
-        converter.inference_output_type = getattr(tf, io_dtype)
+        converter.inference_input_type = getattr(tf, io_dtype.value)
+        converter.inference_output_type = getattr(tf, io_dtype.value)
 
-    keep_float = tuple(ctx.options.get("keep_float") or ())
-    _quantize(src, dst, ctx, configure, {"variant": "int8", "calibration": calibration.key, "io_dtype": io_dtype,
-                                         "keep_float": keep_float}, keep_float)
+    keep_float = ctx.options.keep_float
+    _quantize(src, dst, ctx, configure, {"variant": "int8", "calibration": calibration.key,
+                                         "io_dtype": io_dtype.value, "keep_float": keep_float}, keep_float)
     summary = graph_summary(dst)
     io = _artifact_io(dst, ctx)
     q = io.input.quantization
@@ -260,7 +269,7 @@ def to_tflite_int8(src: Path, dst: Path, ctx: ExportContext) -> Conversion:
             "converter": "onnx2tf + TFLiteConverter",
             "weights": "int8 per-channel",
             "activations": "int8",
-            "io_dtype": io_dtype,
+            "io_dtype": io_dtype.value,
             "integer_only": not summary["float_ops"],
             "raw_pixel_input": bool(ctx.onnx_io.preprocessing.raw_pixels and q and abs(q.scale - 1.0) < 1e-6
                                     and q.zero_point == 0),

@@ -4,6 +4,7 @@ validate them without importing a deep-learning framework."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from edgedeploy.core.errors import ConfigError
 
@@ -19,6 +20,8 @@ RESOLUTION_STEP = 32
 class MobileNetV2Config:
     """Architecture hyper-parameters; validated on construction."""
 
+    # The model registry's name for this family (edgedeploy.models.MODELS).
+    arch: ClassVar[str] = "mobilenet_v2"
     width: float = 1.0
     resolution: int = 224
     num_classes: int = 1000

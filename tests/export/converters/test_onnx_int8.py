@@ -20,7 +20,7 @@ def test_quantization_parameters_cost_at_most_0_7_points(onnx_int8, val_against_
     """The QDQ model's own numbers, executed as simulated quantization (no int8 kernel fusion).
 
     This isolates what the quantizer decided (scales, zero points, per-channel weights)
-    from the CPU's int8 kernels; see the next test and exporters/onnx_int8.py.
+    from the CPU's int8 kernels; see the next test and export/converters/onnx_int8.py.
     """
     import onnxruntime as ort
 

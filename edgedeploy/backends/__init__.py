@@ -20,11 +20,12 @@ from edgedeploy.backends.base import LoadOptions, Runner
 from edgedeploy.backends.precision import PrecisionVerdict
 from edgedeploy.backends.taps import LayerTaps
 from edgedeploy.core.errors import ConfigError, DependencyError, InputFileError
+from edgedeploy.core.integrity import Verification, verify_artifact
 from edgedeploy.models import WEIGHT_NAMES
 
 __all__ = [
     "Backend", "RUNTIMES", "register_runtime", "runtime_names", "get_runtime", "runtime_for", "load_runner",
-    "inspect_model", "open_layer_taps", "verify_precision", "LoadOptions", "Runner", "Inspector",
+    "inspect_model", "open_layer_taps", "verify_precision", "verify_model", "LoadOptions", "Runner", "Inspector",
     "PrecisionVerifier",
 ]
 
@@ -130,28 +131,40 @@ def _existing(model: str) -> None:
         raise InputFileError(f"{model}: is a directory" if Path(model).is_dir() else f"{model}: model file not found")
 
 
+def verify_model(model: str, verify: bool = True) -> Verification:
+    """``model``'s files against its manifest (ArtifactMismatchError, exit 3, on a difference);
+    ``verify=False`` (--no-verify) skips the check and says so. Weights names have no manifest."""
+    _existing(model)
+    if not verify:
+        return Verification(False)
+    if model in WEIGHT_NAMES:
+        return Verification(None)
+    return verify_artifact(model)
+
+
 def load_runner(model: str, options: LoadOptions, runtime: str | None = None) -> Runner:
     """Load ``model`` in its runtime (or the one named) with ``options``."""
     backend = get_runtime(runtime) if runtime else runtime_for(model)
-    _existing(model)
+    verification = verify_model(model, options.verify)
     runner: Runner = backend.load(backend.runner)(model, options)
+    runner.verification = verification
     return runner
 
 
 def inspect_model(model: str, options: LoadOptions) -> dict[str, Any]:
     """Describe ``model`` with its runtime's inspector (``edgedeploy inspect``)."""
     backend = runtime_for(model)
-    _existing(model)
+    verification = verify_model(model, options.verify)
     inspector: Inspector = backend.load(backend.inspector)
-    return inspector(model, options)
+    return {**inspector(model, options), "verified": verification.verified}
 
 
-def open_layer_taps(model: str) -> LayerTaps:
+def open_layer_taps(model: str, verify: bool = True) -> LayerTaps:
     """``model`` opened to read every layer's output."""
     backend = runtime_for(model)
     if backend.layer_taps is None:
         raise ConfigError(f"{model}: per-layer outputs are not offered for {backend.name} models")
-    _existing(model)
+    verify_model(model, verify)
     taps: LayerTaps = backend.load(backend.layer_taps)(Path(model))
     return taps
 

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from edgedeploy.core.errors import ConfigError
+from edgedeploy.core.integrity import Verification
 from edgedeploy.core.io_spec import ModelIO
 
 __all__ = ["Runner", "LoadOptions", "INFERENCE_PRECISIONS"]
@@ -37,6 +38,8 @@ class LoadOptions:
     inference_precision: str = "f32"
     # cpu, or gpu: ONNX Runtime's CUDA/TensorRT execution providers, OpenVINO's GPU plugin.
     accelerator: str = "cpu"
+    # Check every file the manifest lists against its sha256 before loading (--no-verify: False).
+    verify: bool = True
 
     def __post_init__(self) -> None:
         if self.threads < 1:
@@ -56,6 +59,8 @@ class Runner(ABC):
     source: str
     #: fixed batch size of the model's input, or None if the batch dimension is dynamic
     batch_size: int | None
+    #: the check of the model's files against its manifest (set by backends.load_runner)
+    verification: Verification | None = None
 
     @abstractmethod
     def infer(self, tensor: np.ndarray) -> np.ndarray:

@@ -17,7 +17,15 @@ import click
 from edgedeploy import __version__
 from edgedeploy.cli.commands import COMMANDS
 from edgedeploy.cli.options import emit_json
-from edgedeploy.core.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED, EdgeDeployError, Terminated
+from edgedeploy.core.artifacts import FULL_OR_READ_ONLY
+from edgedeploy.core.errors import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    EdgeDeployError,
+    OutputDirError,
+    Terminated,
+)
 
 __all__ = ["cli", "main"]
 
@@ -39,6 +47,11 @@ class _Cli(click.Group):
         except EdgeDeployError as exc:
             self._fail(ctx, str(exc), exc.exit_code, exc)
         except Exception as exc:
+            if isinstance(exc, OSError) and exc.errno in FULL_OR_READ_ONLY:
+                # A full disk or a read-only place met mid-write: the partial files are already gone
+                # (staging folders, temporary names), so this is a bad output place, not a bug.
+                where = f"{exc.filename}: " if exc.filename else ""
+                self._fail(ctx, f"{where}cannot write ({exc.strerror})", OutputDirError.exit_code, exc)
             if ctx.obj and ctx.obj.get("debug"):
                 raise
             self._fail(ctx, f"internal error: {exc.__class__.__name__}: {str(exc)[:300]} (rerun with --debug for the traceback)", EXIT_INTERNAL, exc)

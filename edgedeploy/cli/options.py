@@ -100,6 +100,8 @@ def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--std", type=float, nargs=3, default=None, help="Normalization std (R G B), for models without a manifest."),
         click.option("--raw-pixels", is_flag=True, help="Feed raw 0-255 pixels (models with normalization folded in)."),
         click.option("--threads", type=int, default=None, help="Inference threads [default: the device's]."),
+        click.option("--no-verify", is_flag=True,
+                     help="Use the model even if its files no longer match the sha256 in its manifest."),
         click.option("--no-xnnpack", is_flag=True, help="LiteRT: run the builtin kernels without the XNNPACK delegate."),
         click.option("--inference-precision", type=inference_precision_choice, default="f32",
                      show_default=True, help="OpenVINO: CPU plugin precision (auto: the plugin's own choice)."),
@@ -114,12 +116,18 @@ def devices_option(f: Callable[..., Any]) -> Callable[..., Any]:
                         help="A YAML file of extra device profiles [default: $EDGEDEPLOY_DEVICES].")(f)
 
 
+def verified_text(verified: bool | None) -> str:
+    """How a model's manifest check reads in a table."""
+    return {True: "yes (every file matches its manifest's sha256)", False: "NO (--no-verify: files not checked)",
+            None: "no manifest to check against"}[verified]
+
+
 def load_options(kw: dict[str, Any], threads: int) -> Any:
     from edgedeploy.backends.base import LoadOptions
 
     return LoadOptions(
         threads=threads, mean=kw["mean"], std=kw["std"], raw_pixels=kw["raw_pixels"],
-        arch=kw["arch"], width=kw["width"], resolution=kw["resolution"], num_classes=kw["num_classes"], xnnpack=not kw["no_xnnpack"],
+        verify=not kw["no_verify"], arch=kw["arch"], width=kw["width"], resolution=kw["resolution"], num_classes=kw["num_classes"], xnnpack=not kw["no_xnnpack"],
         inference_precision=kw["inference_precision"],
     )
 

@@ -6,6 +6,7 @@ failed step leaves at most a ``.tmp-*`` file, which is removed on the way out.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -13,7 +14,26 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write_text", "staging_dir"]
+from edgedeploy.core.errors import OutputDirError
+
+__all__ = ["atomic_path", "atomic_write_text", "staging_dir", "output_dir", "FULL_OR_READ_ONLY"]
+
+# OS errors that mean "the output place cannot take the data", not "edgedeploy has a bug"
+# (write() and copyfile() raise them without a file name).
+FULL_OR_READ_ONLY = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+
+
+def output_dir(path: str | Path) -> Path:
+    """``path`` created if needed; OutputDirError (one line, exit 3) naming it and the OS reason if
+    it cannot be created or written."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        if not os.access(path, os.W_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+    except OSError as exc:
+        raise OutputDirError(f"{path}: cannot write to this folder ({exc.strerror or exc})") from exc
+    return path
 
 
 def _umask() -> int:
@@ -26,7 +46,7 @@ def _umask() -> int:
 def atomic_path(final: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``final``; rename it to ``final`` if the block succeeds."""
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
+    output_dir(final.parent)
     fd, tmp_name = tempfile.mkstemp(prefix=f".tmp-{final.name}.", dir=final.parent)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -47,9 +67,11 @@ def atomic_write_text(final: str | Path, text: str) -> None:
 @contextmanager
 def staging_dir(out_dir: str | Path) -> Iterator[Path]:
     """A private scratch folder inside ``out_dir`` (same filesystem, so renames are atomic)."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-stage-", dir=out_dir))
+    out_dir = output_dir(out_dir)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-stage-", dir=out_dir))
+    except OSError as exc:
+        raise OutputDirError(f"{out_dir}: cannot write to this folder ({exc.strerror or exc})") from exc
     try:
         yield tmp
     finally:

@@ -34,6 +34,9 @@ __all__ = [
     "InputFileError",
     "WeightsError",
     "DataError",
+    "ArtifactMismatchError",
+    "OutputDirError",
+    "ResultsError",
     "ValidationError",
     "ConversionError",
     "ParityError",
@@ -68,6 +71,20 @@ class WeightsError(InputFileError):
 
 class DataError(InputFileError):
     """An image folder is missing, empty or unusable."""
+
+
+class ArtifactMismatchError(InputFileError):
+    """An artifact's file no longer matches the sha256 its manifest recorded (changed since export)."""
+
+
+class OutputDirError(InputFileError):
+    """An output folder cannot be created or written (missing parent, read-only, full)."""
+
+
+class ResultsError(EdgeDeployError):
+    """A results file holds a figure that is not a number (NaN, infinite): the gate fails closed."""
+
+    exit_code = EXIT_INCOMPLETE
 
 
 class ValidationError(EdgeDeployError):

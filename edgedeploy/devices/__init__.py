@@ -11,8 +11,8 @@ from edgedeploy.devices.backend import BenchRequest, DeviceBackend, NothingToSet
 from edgedeploy.devices.device import Device
 from edgedeploy.devices.latency import LatencyResult, LatencyStats
 from edgedeploy.devices.profiles import DEVICES_ENV, builtin_devices, default_threads, get_device, load_devices
-from edgedeploy.devices.registry import TRANSPORTS, backend_for, register_transport, transport_names
+from edgedeploy.devices.registry import TRANSPORTS, backend_for, probe, register_transport, transport_names
 
 __all__ = ["Device", "get_device", "load_devices", "builtin_devices", "default_threads", "DEVICES_ENV",
            "DeviceBackend", "Reachability", "BenchRequest", "NothingToSetUp", "LatencyResult", "LatencyStats",
-           "TRANSPORTS", "register_transport", "transport_names", "backend_for"]
+           "TRANSPORTS", "register_transport", "transport_names", "backend_for", "probe"]

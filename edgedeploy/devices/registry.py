@@ -7,15 +7,15 @@ they are loaded, so registering is all it takes for `--devices FILE` to accept t
 
 from __future__ import annotations
 
-from edgedeploy.core.errors import ConfigError
+from edgedeploy.core.errors import ConfigError, EdgeDeployError
 from edgedeploy.devices.adb import AdbBackend
-from edgedeploy.devices.backend import DeviceBackend
+from edgedeploy.devices.backend import DeviceBackend, Reachability
 from edgedeploy.devices.device import Device
 from edgedeploy.devices.local import LocalBackend
 from edgedeploy.devices.qemu.backend import QemuBackend
 from edgedeploy.devices.ssh import SshBackend
 
-__all__ = ["TRANSPORTS", "register_transport", "transport_names", "backend_for"]
+__all__ = ["TRANSPORTS", "register_transport", "transport_names", "backend_for", "probe"]
 
 TRANSPORTS: dict[str, type[DeviceBackend]] = {
     "local": LocalBackend,  # this host, in this process (cpu, gpu)
@@ -47,3 +47,12 @@ def backend_for(device: Device) -> DeviceBackend:
         raise ConfigError(f"device {device.name}: unknown transport {device.transport!r}; "
                           f"registered transports: {', '.join(TRANSPORTS)}") from None
     return backend(device)
+
+
+def probe(device: Device) -> Reachability:
+    """Whether ``device`` is usable now: one device's failing probe (a plugin's, a missing tool)
+    says why in its own row instead of ending the listing of every device."""
+    try:
+        return backend_for(device).probe()
+    except EdgeDeployError as exc:
+        return Reachability(False, " ".join(str(exc).split()))

@@ -130,8 +130,10 @@ def diagnose(
     suggestions: int = DEFAULT_SUGGESTIONS,
     threads: int = 1,
     on_progress: Callable[[int], None] | None = None,
+    verify: bool = True,
 ) -> dict[str, Any]:
-    """Per-layer error of ``model`` (quantized) against ``reference`` (its float export) on ``data``."""
+    """Per-layer error of ``model`` (quantized) against ``reference`` (its float export) on ``data``;
+    both are checked against their manifests first unless ``verify`` is False."""
     runtime, reference_runtime = runtime_for(model).name, runtime_for(reference).name
     if runtime != reference_runtime:
         raise ConfigError(f"diagnose compares layers within one runtime: {model} is {runtime}, {reference} is "
@@ -139,8 +141,8 @@ def diagnose(
     if images < 1:
         raise ConfigError(f"--images must be at least 1, got {images}")
     dataset = ImageFolder.open(data).subset(images, seed=0)
-    quantized_taps: LayerTaps = open_layer_taps(model)
-    reference_taps: LayerTaps = open_layer_taps(reference)
+    quantized_taps: LayerTaps = open_layer_taps(model, verify)
+    reference_taps: LayerTaps = open_layer_taps(reference, verify)
     pairs = _match(quantized_taps.layers, reference_taps.layers)
     if not pairs:
         raise ConfigError(f"no layer of {model} matches a layer of {reference}: are they exports of one model?")
@@ -192,12 +194,14 @@ def diagnose(
     # Only a target that takes --keep-float gets a suggestion (a float model has nothing to keep).
     offers_fallback = target in TARGETS and TARGETS[target].keeps_float
     suggested = _suggest(layers, [q for q, _ in pairs], suggestions) if offers_fallback else []
-    options = LoadOptions(threads=threads)
-    output = evaluate(load_runner(model, options), dataset, reference=load_runner(reference, options))
+    options = LoadOptions(threads=threads, verify=verify)
+    runner = load_runner(model, options)
+    output = evaluate(runner, dataset, reference=load_runner(reference, options))
     return {
         "model": model,
         "reference": reference,
         "runtime": runtime,
+        "verified": runner.verification.verified if runner.verification else None,
         "data": str(data),
         "images": seen,
         "output": {"top1": output.top1, "agreement": output.agreement, "max_abs_diff": output.max_abs_diff},

@@ -212,7 +212,9 @@ def export(request: ExportRequest, on_step: Callable[[str], None] | None = None)
             else target.parity.min_agreement,
         )
         with steps("parity"):
-            candidate = load_runner(str(staged), LoadOptions(threads=request.threads), runtime=target.runtime)
+            # The staged manifest is not final (no sha256 yet): nothing to verify against until it is.
+            candidate = load_runner(str(staged), LoadOptions(threads=request.threads, verify=False),
+                                    runtime=target.runtime)
             report = check_parity(candidate, reference, parity_data, request.parity_images, tolerance)
         report.verify(final.name)
         files = (staged, *conversion.companions)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from edgedeploy.backends import LoadOptions, Runner, runtime_for
+from edgedeploy.backends import LoadOptions, Runner, runtime_for, verify_model
 from edgedeploy.core.errors import ConfigError
 from edgedeploy.devices import BenchRequest, Device, LatencyResult, backend_for
 from edgedeploy.measure.bench import benchmark, check_run_counts
@@ -31,7 +31,11 @@ def check_device_runs(device: Device, model: str, delegate: str | None) -> str:
 def eval_runner(model: str, device: Device, options: LoadOptions) -> Runner:
     """A runner whose predictions come from ``device`` (in-process, or LiteRT's aarch64 build under qemu)."""
     check_device_runs(device, model, None)
-    return backend_for(device).eval_runner(model, options)
+    runner = backend_for(device).eval_runner(model, options)
+    # Checked here too, whatever the device (before any inference): an emulated runner never
+    # computes with a changed file. In-process runners were checked as they loaded: a cache hit.
+    runner.verification = verify_model(model, options.verify)
+    return runner
 
 
 def bench_on_device(
@@ -42,6 +46,7 @@ def bench_on_device(
     """Timings and how the model really ran; ``options.threads`` is used as given."""
     check_run_counts(runs, warmup)
     check_device_runs(device, model, delegate)
+    verify_model(model, options.verify)  # before anything is pushed to a device
     request = BenchRequest(runs=runs, warmup=warmup, time_runner=benchmark, delegate=delegate,
                            benchmark_binary=benchmark_binary, op_profiling=op_profiling, on_progress=on_progress)
     return backend_for(device).bench(model, options, request)

@@ -82,7 +82,8 @@ class LoadedWeights:
 
 def _read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
-        raise WeightsError(f"{path}: weights file not found")
+        raise WeightsError(f"{path}: is a directory, not a weights file" if path.is_dir()
+                           else f"{path}: weights file not found")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for bad pickles/zips
@@ -194,7 +195,8 @@ def weights_fingerprint(spec: str) -> str:
         return f"imagenet:{KNOWN_WEIGHTS['imagenet'].sha256_prefix}"
     path = data_root() / SAMPLE_WEIGHTS if spec == "sample" else Path(spec)
     if not path.is_file():
-        raise WeightsError(f"{path}: weights file not found")
+        raise WeightsError(f"{path}: is a directory, not a weights file" if path.is_dir()
+                           else f"{path}: weights file not found")
     return sha256_file(path)
 
 

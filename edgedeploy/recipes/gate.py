@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from edgedeploy.core.artifacts import atomic_write_text
 from edgedeploy.core.errors import EXIT_INCOMPLETE, EXIT_REGRESSION, ConfigError, InputFileError
+from edgedeploy.recipes.results import check_finite
 from edgedeploy.recipes.schema import Recipe, Thresholds
 
 __all__ = ["Check", "GateReport", "check_results", "write_junit", "DEFAULT_MAX_REGRESSION"]
@@ -123,6 +124,7 @@ def _same_origin(recipe: Recipe, results: dict[str, Any], baseline: dict[str, An
 def check_results(recipe: Recipe, results: dict[str, Any], baseline: dict[str, Any] | None = None,
                   only: list[str] | None = None) -> GateReport:
     """Every check for every recipe target (or ``only`` those), in recipe order."""
+    check_finite(results, "results")
     _same_origin(recipe, results, baseline)
     unknown = [n for n in only or [] if n not in recipe.spec.targets]
     if unknown:

@@ -4,12 +4,15 @@ its reader. Torch-free, so ``report`` and ``gate --results`` run on a machine wi
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from edgedeploy.core.errors import InputFileError
+from edgedeploy.core.errors import ArtifactMismatchError, InputFileError, ResultsError
+from edgedeploy.core.integrity import cached_sha256, verify_artifact
 
-__all__ = ["RESULTS_FILE", "RESULTS_SCHEMA", "ARTIFACTS_DIR", "read_results"]
+__all__ = ["RESULTS_FILE", "RESULTS_SCHEMA", "ARTIFACTS_DIR", "read_results", "check_finite", "verify_result_artifacts"]
 
 RESULTS_FILE = "results.json"
 RESULTS_SCHEMA = "edgedeploy.results/1"
@@ -26,4 +29,50 @@ def read_results(path: str | Path) -> dict[str, Any]:
         raise InputFileError(f"{path}: not a results file ({exc.__class__.__name__})") from None
     if not isinstance(data, dict) or data.get("schema") != RESULTS_SCHEMA or not isinstance(data.get("targets"), dict):
         raise InputFileError(f"{path}: not an edgedeploy results file (expected schema {RESULTS_SCHEMA})")
+    check_finite(data, str(path))
     return data
+
+
+def check_finite(results: dict[str, Any], source: str) -> None:
+    """ResultsError (exit 6) naming the target and field of the first NaN or infinite figure: a NaN
+    compares false with every limit, so it would pass or fail a check by accident."""
+    for owner, entry in [("reference", results.get("reference")), *results["targets"].items()]:
+        for field, value in _numbers(entry):
+            if not math.isfinite(value):
+                raise ResultsError(f"{source}: {owner}: {field} is {value}, not a number a gate can compare")
+
+
+def _numbers(value: object, where: str = "") -> Iterator[tuple[str, float]]:
+    """Every float in a nested results entry, with its dotted field name (json reads NaN/Infinity as floats)."""
+    if isinstance(value, float):
+        yield where, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _numbers(item, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _numbers(item, f"{where}[{i}]")
+
+
+def verify_result_artifacts(results: dict[str, Any], results_dir: Path) -> dict[str, bool | None]:
+    """Each measured target's artifact, where it is still beside the results file, checked against
+    its manifest and against the digests the results recorded (every file; older results: the
+    primary one). ArtifactMismatchError on a difference. None: the artifact is not there (results
+    copied without artifacts), so nothing was checked."""
+    verified: dict[str, bool | None] = {}
+    for name, entry in results["targets"].items():
+        artifact = entry.get("artifact") if isinstance(entry, dict) else None
+        if entry.get("status") != "ok" or not isinstance(artifact, str) or not (results_dir / artifact).is_file():
+            verified[name] = None
+            continue
+        path = results_dir / artifact
+        if verify_artifact(path).verified is not True:
+            raise InputFileError(f"{path}: its manifest is missing, so it cannot be checked (--no-verify gates anyway)")
+        recorded = entry.get("files") or [{"name": path.name, "sha256": entry.get("sha256")}]
+        for f in recorded:
+            actual = cached_sha256(path.with_name(f["name"]))
+            if actual != f["sha256"]:
+                raise ArtifactMismatchError(f"{path.with_name(f['name'])}: sha256 {actual[:12]}... is not the "
+                                            f"{str(f['sha256'])[:12]}... these results measured (--no-verify gates anyway)")
+        verified[name] = True
+    return verified

@@ -144,6 +144,9 @@ def _run_target(
         entry.update({
             "artifact": _relative(build["path"], out_dir), "manifest": _relative(build["manifest"], out_dir),
             "size_bytes": build["size_bytes"], "sha256": build["sha256"], "parity": build["parity"],
+            # Every file's digest (an IR's .bin too): the gate checks the artifacts it was given against them.
+            "files": [{"name": f["name"], "sha256": f["sha256"]}
+                      for f in json.loads(Path(build["manifest"]).read_text())["files"]],
             "build": {"cached": cached, "seconds": build["seconds"], "key": build["build_key"]},
         })
         stage = "eval"

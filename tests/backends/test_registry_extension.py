@@ -74,7 +74,7 @@ def test_a_registered_runtime_serves_inspect_and_eval(toy_runtime, tmp_path, val
     runner = CliRunner()
     inspected = runner.invoke(cli, ["inspect", str(model), "--json"])
     assert inspected.exit_code == 0, inspected.output
-    assert json.loads(inspected.stdout) == {"model": str(model), "runtime": "toyrt", "classes": 1000}
+    assert json.loads(inspected.stdout) == {"model": str(model), "runtime": "toyrt", "classes": 1000, "verified": None}
     evaluated = runner.invoke(cli, ["eval", str(model), "--data", str(val_dir), "--limit", "8", "--json"])
     assert evaluated.exit_code == 0, evaluated.output
     out = json.loads(evaluated.stdout)

@@ -193,7 +193,7 @@ def test_remote_latency_is_typed_and_its_json_reads_back(phone):
     assert remote.delegate.status == "full" and remote.delegate.nodes_delegated == 49
     assert result.latency_ms.mean == pytest.approx(309.35) and remote.device_info["soc"] == "Tensor G3"
     cli_json = {k: v for k, v in json.loads(bench(phone, "--delegate", "gpu").stdout).items()
-                if k not in ("model", "runtime", "device", "host")}
+                if k not in ("model", "runtime", "device", "host", "verified")}
     assert cli_json == result.to_dict() and LatencyResult.from_dict(cli_json) == result
 
 

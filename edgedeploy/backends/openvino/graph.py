@@ -7,9 +7,11 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["WEIGHTED_OPS", "WEIGHT_CHAIN_OPS", "stored_dtype", "folded_weights", "feeds_from", "quantized_convolutions"]
+__all__ = ["WEIGHTED_OPS", "ELEMENT_TYPES", "WEIGHT_CHAIN_OPS", "stored_dtype", "folded_weights", "feeds_from", "quantized_convolutions"]
 
 WEIGHTED_OPS = ("Convolution", "GroupConvolution", "MatMul")
+# OpenVINO's element type names -> numpy's.
+ELEMENT_TYPES = {"f32": "float32", "f16": "float16", "i8": "int8", "u8": "uint8"}
 # Ops between a stored weight Constant and the layer that uses it.
 WEIGHT_CHAIN_OPS = ("Convert", "Multiply", "Subtract", "Reshape", "Transpose")
 

@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Collection
 from pathlib import Path
 
-from edgedeploy.backends.openvino.graph import WEIGHTED_OPS, feeds_from, stored_dtype
+from edgedeploy.backends.openvino.graph import ELEMENT_TYPES, WEIGHTED_OPS, feeds_from, stored_dtype
 from edgedeploy.backends.openvino.runner import read_ir
 from edgedeploy.backends.precision import PrecisionVerdict, allowed_float, expect_weights
 
@@ -16,8 +16,7 @@ __all__ = ["verify_precision"]
 def verify_precision(path: Path, requested: str, keep_float: Collection[str]) -> PrecisionVerdict:
     ops = read_ir(path).get_ordered_ops()
     weighted = [op for op in ops if op.get_type_name() in WEIGHTED_OPS]
-    names = {"f32": "float32", "f16": "float16", "i8": "int8", "u8": "uint8"}
-    weights = {op.get_friendly_name(): names.get(s, s) for op in weighted
+    weights = {op.get_friendly_name(): ELEMENT_TYPES.get(s, s) for op in weighted
                for s in [stored_dtype(op.input_value(1).get_node())]}
     verdict = PrecisionVerdict(requested, dict(Counter(weights.values())))
     fake_quantize = sum(op.get_type_name() == "FakeQuantize" for op in ops)

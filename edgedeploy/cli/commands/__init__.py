@@ -9,7 +9,9 @@ from edgedeploy.cli.commands.export import export
 from edgedeploy.cli.commands.inspect_model import inspect
 from edgedeploy.cli.commands.listing import list_cmd
 from edgedeploy.cli.commands.recipes import gate, report, run_cmd
+from edgedeploy.cli.commands.verify import verify
 
 __all__ = ["COMMANDS"]
 
-COMMANDS = (export, eval_cmd, bench, diagnose, inspect, calibration, run_cmd, gate, report, devices_cmd, list_cmd)
+COMMANDS = (export, eval_cmd, bench, diagnose, inspect, verify, calibration, run_cmd, gate, report, devices_cmd,
+            list_cmd)

@@ -15,6 +15,7 @@ from edgedeploy.cli.options import (
     model_options,
     progress,
     runtime_name,
+    verified_text,
 )
 from edgedeploy.cli.render import fmt, key_values, table
 
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 def bench(as_json: bool, model: str, device: str, runs: int, warmup: int, delegate: str | None,
           benchmark_binary: Path | None, op_profiling: bool, devices_file: str | None, **kw: Any) -> None:
     """Latency of MODEL on a device: percentiles, throughput, memory, and how it really ran."""
+    from edgedeploy.backends import verify_model
     from edgedeploy.devices import backend_for, get_device
     from edgedeploy.measure.on_device import bench_on_device
 
@@ -48,15 +50,16 @@ def bench(as_json: bool, model: str, device: str, runs: int, warmup: int, delega
     with progress(runs if in_process else 0, "bench") as bar:
         result = bench_on_device(model, dev, options, runs, warmup, delegate, benchmark_binary, op_profiling,
                                  on_progress=bar.update)
+    verified = verify_model(model, options.verify).verified  # checked in bench_on_device: a cache hit here
     runtime = runtime_name(model)
     if as_json:
         emit_json({"model": model, "runtime": runtime, "device": dev.name, **result.to_dict(samples=False),
-                   "host": dev.describe_host() if in_process else None})
+                   "host": dev.describe_host() if in_process else None, "verified": verified})
         return
     execution = ", ".join(f"{k} {v}" for k, v in (result.execution or {}).items())
     click.echo(key_values([("model", f"{model} ({runtime})"), ("device", f"{dev.name}, {result.threads} threads"),
                            *([("execution", execution)] if execution else []),
-                           ("runs", f"{result.runs} (+{warmup} warm-up)")]))
+                           ("runs", f"{result.runs} (+{warmup} warm-up)"), ("verified", verified_text(verified))]))
     if result.benchmark_model is not None:
         _echo_benchmark_model(result, result.benchmark_model)
     else:

@@ -16,11 +16,11 @@ def devices_cmd(ctx: click.Context, as_json: bool, devices_file: str | None) -> 
     """List device profiles and whether each is reachable now (and why not)."""
     if ctx.invoked_subcommand is not None:
         return
-    from edgedeploy.devices import backend_for, load_devices
+    from edgedeploy.devices import load_devices, probe
 
     rows = []
     for dev in load_devices(devices_file).values():
-        state = backend_for(dev).probe()
+        state = probe(dev)
         rows.append({"name": dev.name, "transport": dev.transport, "abi": dev.abi, "runtimes": dev.runtime_names,
                      "delegates": dev.delegates, "reachable": state.reachable, "detail": state.detail,
                      "description": dev.description})

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from edgedeploy.cli.options import emit_json, json_option, progress
+from edgedeploy.cli.options import emit_json, json_option, progress, verified_text
 from edgedeploy.cli.render import fmt, key_values, table
 
 
@@ -21,9 +21,10 @@ from edgedeploy.cli.render import fmt, key_values, table
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="PNG of SQNR and RMSE per layer [default: <model stem>.layers.png here].")
 @click.option("--threads", type=click.IntRange(1), default=None, help="Threads for the output comparison.")
+@click.option("--no-verify", is_flag=True, help="Use the models even if their files no longer match their manifests.")
 @json_option
 def diagnose(as_json: bool, model: str, reference: str, data: Path, images: int, suggest: int, plot: Path | None,
-             threads: int | None) -> None:
+             threads: int | None, no_verify: bool) -> None:
     """Per-layer int8 error of MODEL against its float REFERENCE, and the layers to keep in float."""
     from edgedeploy.devices import default_threads
     from edgedeploy.diagnose.analysis import diagnose as run_diagnose
@@ -31,7 +32,7 @@ def diagnose(as_json: bool, model: str, reference: str, data: Path, images: int,
 
     with progress(images, "diagnose") as bar:
         result = run_diagnose(model, reference, data, images, suggest,
-                              threads or default_threads(), on_progress=bar.update)
+                              threads or default_threads(), on_progress=bar.update, verify=not no_verify)
     result["plot"] = str(plot_layer_errors(result, plot or Path(f"{Path(model).stem}.layers.png")))
     if as_json:
         emit_json(result)
@@ -54,5 +55,6 @@ def diagnose(as_json: bool, model: str, reference: str, data: Path, images: int,
         ("suggestion", f"export --target {suggestion['target']} {suggestion['export_option']}"
          if suggestion["layers"] else "none"),
         ("plot", result["plot"]),
+        ("verified", verified_text(result["verified"])),
     ]))
 

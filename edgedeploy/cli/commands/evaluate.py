@@ -7,7 +7,15 @@ from typing import Any
 
 import click
 
-from edgedeploy.cli.options import devices_option, emit_json, json_option, load_options, model_options, progress
+from edgedeploy.cli.options import (
+    devices_option,
+    emit_json,
+    json_option,
+    load_options,
+    model_options,
+    progress,
+    verified_text,
+)
 from edgedeploy.cli.render import fmt, key_values
 
 
@@ -44,9 +52,10 @@ def eval_cmd(as_json: bool, model: str, data: Path, synsets: Path | None, limit:
         result = evaluate(runner, dataset, ref_runner, batch_size, on_progress=bar.update)
     out = {"model": model, "runtime": runner.runtime, "device": dev.name, **result.to_dict(), "data": str(data),
            "classes_from": dataset.class_source, "threads": options.threads, "execution": runner.execution(),
-           "versions": runner.versions()}
+           "versions": runner.versions(), "verified": runner.verification.verified if runner.verification else None}
     if reference:
         out["reference"] = reference
+        out["reference_verified"] = ref_runner.verification.verified if ref_runner and ref_runner.verification else None
     if as_json:
         emit_json(out)
         return
@@ -55,6 +64,7 @@ def eval_cmd(as_json: bool, model: str, data: Path, synsets: Path | None, limit:
     if reference:
         rows += [("reference", reference), ("agreement", f"{fmt(result.agreement)} %"), ("mean KL", result.kl),
                  ("mean cosine", result.cosine), ("max |diff|", result.max_abs_diff)]
+    rows.append(("verified", verified_text(out["verified"])))
     rows.append(("time", f"{result.seconds:.1f} s"))
     click.echo(key_values(rows))
 

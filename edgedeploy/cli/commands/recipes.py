@@ -98,18 +98,21 @@ def run_cmd(ctx: click.Context, as_json: bool, recipe: Path, out_dir: Path | Non
               help="A previous results.json: no target's top-1 may fall more than max_top1_regression below it.")
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the verdicts as JUnit XML (one test case per target and check).")
+@click.option("--no-verify", is_flag=True,
+              help="Gate even if an artifact beside the results no longer matches its manifest or the results.")
 @recipe_run_options
 @json_option
 @click.pass_context
 def gate(ctx: click.Context, as_json: bool, recipe: Path, results_file: Path | None, baseline: Path | None,
-         junit: Path | None, out_dir: Path | None, only: tuple[str, ...], force: bool) -> None:
+         junit: Path | None, no_verify: bool, out_dir: Path | None, only: tuple[str, ...], force: bool) -> None:
     """Fail (exit 1) when a target breaks RECIPE's thresholds or regresses against --baseline.
 
     Exit 0: every check passed. 1: a regression. 6: a target failed to build or measure,
-    or is missing from the results (the gate fails closed). 2/3: bad recipe or files.
+    or is missing from the results (the gate fails closed), or a figure is not a number. 2/3: bad
+    recipe or files (3 also: an artifact beside the results changed since it was measured).
     """
     from edgedeploy.recipes.gate import check_results, write_junit
-    from edgedeploy.recipes.results import RESULTS_FILE, read_results
+    from edgedeploy.recipes.results import RESULTS_FILE, read_results, verify_result_artifacts
     from edgedeploy.recipes.schema import load_recipe
 
     if results_file is not None:
@@ -120,13 +123,15 @@ def gate(ctx: click.Context, as_json: bool, recipe: Path, results_file: Path | N
     else:
         loaded, results, out, _ = run_recipe_with_progress(recipe, out_dir, only, force)
         results_file = out / RESULTS_FILE
+    verified = {} if no_verify else verify_result_artifacts(results, Path(results_file).parent)
     report = check_results(loaded, results, read_results(baseline) if baseline else None, split_targets(only))
     if junit is not None:
         write_junit(report, junit)
     verdict = report.to_dict()
     if as_json:
         emit_json({**verdict, "results_file": str(results_file), "baseline": str(baseline) if baseline else None,
-                    "junit": str(junit) if junit else None})
+                    "junit": str(junit) if junit else None,
+                    "artifacts_verified": verified if not no_verify else False})
     else:
         click.echo(table(["target", "check", "value", "limit", "verdict", "detail"],
                          [[c.target, c.name, c.value, c.limit, c.status.upper(), c.message] for c in report.checks]))

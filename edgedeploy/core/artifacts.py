@@ -29,10 +29,10 @@ def output_dir(path: str | Path) -> Path:
     path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        if not os.access(path, os.W_OK):
-            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
     except OSError as exc:
         raise OutputDirError(f"{path}: cannot write to this folder ({exc.strerror or exc})") from exc
+    if not os.access(path, os.W_OK):
+        raise OutputDirError(f"{path}: cannot write to this folder ({os.strerror(errno.EACCES)})")
     return path
 
 

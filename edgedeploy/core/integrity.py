@@ -16,9 +16,9 @@ from typing import Any
 
 from edgedeploy.core.errors import ArtifactMismatchError, InputFileError
 from edgedeploy.core.hashing import sha256_file
-from edgedeploy.core.manifest import Manifest, manifest_path, read_manifest
+from edgedeploy.core.manifest import manifest_path, read_manifest
 
-__all__ = ["Verification", "verify_artifact", "cached_sha256"]
+__all__ = ["Verification", "verify_artifact", "check_files", "cached_sha256"]
 
 _HASHES: dict[tuple[str, int, int], str] = {}
 
@@ -43,38 +43,41 @@ class Verification:
     seconds: float = 0.0
 
 
-def _listed_files(artifact: Path, manifest: Manifest) -> list[tuple[Path, str]]:
-    data = manifest.data
-    entries = data.get("files") or [{"name": artifact.name, "sha256": data.get("sha256")}]
+def check_files(artifact: Path, entries: object, source: str, why: str) -> list[dict[str, Any]]:
+    """Check the files ``entries`` (``[{"name", "sha256"}]`` from ``source``: a manifest, a results
+    file) list beside ``artifact``, which must be one of them. ArtifactMismatchError (exit 3) on the
+    first that differs, InputFileError if one is missing or an entry is malformed."""
     listed = []
-    for entry in entries:
+    for entry in entries if isinstance(entries, list) else [entries]:
         name, digest = (entry.get("name"), entry.get("sha256")) if isinstance(entry, dict) else (None, None)
-        # A manifest names files beside it, never elsewhere (no "../", no absolute paths).
+        # Entries name files beside the artifact, never elsewhere (no "../", no absolute paths).
         if not isinstance(name, str) or not name or Path(name).name != name or not isinstance(digest, str):
-            raise InputFileError(f"{manifest_path(artifact)}: corrupt manifest (bad files entry {entry!r:.80})")
+            raise InputFileError(f"{source}: corrupt (bad files entry {entry!r:.80})")
         listed.append((artifact.with_name(name), digest))
     if artifact not in [path for path, _ in listed]:
-        # A renamed or copied artifact whose manifest still names the old file: nothing would check it.
-        raise InputFileError(f"{manifest_path(artifact)}: does not list {artifact.name} (renamed after export?)")
-    return listed
+        # A renamed or copied artifact whose record still names the old file: nothing would check it.
+        raise InputFileError(f"{source}: does not list {artifact.name} (renamed after export?)")
+    checked = []
+    for path, expected in listed:
+        if not path.is_file():
+            raise InputFileError(f"{path}: listed in {source} but missing")
+        actual = cached_sha256(path)
+        if actual != expected:
+            raise ArtifactMismatchError(f"{path}: sha256 {actual[:12]}... does not match {why} {expected[:12]}... "
+                                        "(the file changed; --no-verify uses it anyway)")
+        checked.append({"name": path.name, "sha256": actual, "size_bytes": path.stat().st_size})
+    return checked
 
 
 def verify_artifact(artifact: str | Path) -> Verification:
-    """Check every file ``artifact``'s manifest lists; ArtifactMismatchError (exit 3) on the first
-    that differs, InputFileError if one is missing. No manifest: nothing to check (verified None)."""
+    """Check every file ``artifact``'s manifest lists (``check_files``). No manifest: nothing to
+    check (verified None)."""
     artifact = Path(artifact)
     manifest = read_manifest(artifact)
     if manifest is None:
         return Verification(None)
     start = time.perf_counter()
-    checked = []
-    for path, expected in _listed_files(artifact, manifest):
-        if not path.is_file():
-            raise InputFileError(f"{path}: listed in {manifest_path(artifact).name} but missing")
-        actual = cached_sha256(path)
-        if actual != expected:
-            raise ArtifactMismatchError(
-                f"{path}: sha256 {actual[:12]}... does not match the manifest's {expected[:12]}... "
-                "(the file changed after export; --no-verify uses it anyway)")
-        checked.append({"name": path.name, "sha256": actual, "size_bytes": path.stat().st_size})
+    data = manifest.data
+    entries = data.get("files") or {"name": artifact.name, "sha256": data.get("sha256")}
+    checked = check_files(artifact, entries, manifest_path(artifact).name, "the manifest's")
     return Verification(True, checked, time.perf_counter() - start)

@@ -32,9 +32,10 @@ def eval_runner(model: str, device: Device, options: LoadOptions) -> Runner:
     """A runner whose predictions come from ``device`` (in-process, or LiteRT's aarch64 build under qemu)."""
     check_device_runs(device, model, None)
     runner = backend_for(device).eval_runner(model, options)
-    # Checked here too, whatever the device (before any inference): an emulated runner never
-    # computes with a changed file. In-process runners were checked as they loaded: a cache hit.
-    runner.verification = verify_model(model, options.verify)
+    if runner.verification is None:
+        # Runners that did not load through backends.load_runner (emulated, a plugin's) are
+        # checked here, before any inference: no device computes with a changed file.
+        runner.verification = verify_model(model, options.verify)
     return runner
 
 

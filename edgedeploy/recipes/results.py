@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from edgedeploy.core.errors import ArtifactMismatchError, InputFileError, ResultsError
-from edgedeploy.core.integrity import cached_sha256, verify_artifact
+from edgedeploy.core.errors import InputFileError, ResultsError
+from edgedeploy.core.integrity import check_files, verify_artifact
 
 __all__ = ["RESULTS_FILE", "RESULTS_SCHEMA", "ARTIFACTS_DIR", "read_results", "check_finite", "verify_result_artifacts"]
 
@@ -57,7 +57,7 @@ def _numbers(value: object, where: str = "") -> Iterator[tuple[str, float]]:
 def verify_result_artifacts(results: dict[str, Any], results_dir: Path) -> dict[str, bool | None]:
     """Each measured target's artifact, where it is still beside the results file, checked against
     its manifest and against the digests the results recorded (every file; older results: the
-    primary one). ArtifactMismatchError on a difference. None: the artifact is not there (results
+    primary one). ArtifactMismatchError (exit 3) on a difference. None: the artifact is not there (results
     copied without artifacts), so nothing was checked."""
     verified: dict[str, bool | None] = {}
     for name, entry in results["targets"].items():
@@ -68,11 +68,7 @@ def verify_result_artifacts(results: dict[str, Any], results_dir: Path) -> dict[
         path = results_dir / artifact
         if verify_artifact(path).verified is not True:
             raise InputFileError(f"{path}: its manifest is missing, so it cannot be checked (--no-verify gates anyway)")
-        recorded = entry.get("files") or [{"name": path.name, "sha256": entry.get("sha256")}]
-        for f in recorded:
-            actual = cached_sha256(path.with_name(f["name"]))
-            if actual != f["sha256"]:
-                raise ArtifactMismatchError(f"{path.with_name(f['name'])}: sha256 {actual[:12]}... is not the "
-                                            f"{str(f['sha256'])[:12]}... these results measured (--no-verify gates anyway)")
+        recorded = entry.get("files") or {"name": path.name, "sha256": entry.get("sha256")}
+        check_files(path, recorded, f"the results' {name} entry", "the sha256 these results measured,")
         verified[name] = True
     return verified

@@ -43,15 +43,7 @@ def no_network():
 
 @pytest.fixture(scope="session")
 def tflite_int8(tmp_path_factory: pytest.TempPathFactory, data_root: Path):
-    """The default tflite-int8 export of the sample weights, converted with the network blocked."""
-    pytest.importorskip("onnx2tf", reason="needs the [tflite] extra")
-    from edgedeploy.export.pipeline import ExportRequest, export
-
-    blocked = offline()
-    try:
-        return export(ExportRequest(target="tflite-int8", out_dir=tmp_path_factory.mktemp("int8"), threads=2))
-    finally:
-        blocked.undo()
+    return _offline_export(tmp_path_factory, "tflite-int8", "onnx2tf", "tflite")
 
 
 @pytest.fixture(scope="session")
@@ -60,6 +52,28 @@ def tflite_fp32(tmp_path_factory: pytest.TempPathFactory, data_root: Path):
     from edgedeploy.export.pipeline import ExportRequest, export
 
     return export(ExportRequest(target="tflite-fp32", out_dir=tmp_path_factory.mktemp("fp32"), threads=2))
+
+
+def _offline_export(tmp_path_factory: pytest.TempPathFactory, target: str, extra_module: str, extra: str):
+    """The default ``target`` export of the sample weights at 224, converted with the network blocked."""
+    pytest.importorskip(extra_module, reason=f"needs the [{extra}] extra")
+    from edgedeploy.export.pipeline import ExportRequest, export
+
+    blocked = offline()
+    try:
+        return export(ExportRequest(target=target, out_dir=tmp_path_factory.mktemp(target), threads=2))
+    finally:
+        blocked.undo()
+
+
+@pytest.fixture(scope="session")
+def litert_int8(tmp_path_factory: pytest.TempPathFactory, data_root: Path):
+    return _offline_export(tmp_path_factory, "litert-int8", "litert_torch", "litert-torch")
+
+
+@pytest.fixture(scope="session")
+def executorch_int8(tmp_path_factory: pytest.TempPathFactory, data_root: Path):
+    return _offline_export(tmp_path_factory, "executorch-int8", "executorch", "executorch")
 
 
 class ValAgainstTorch:

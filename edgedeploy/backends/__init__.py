@@ -100,6 +100,12 @@ for _backend in (
             description="OpenVINO CPU plugin, latency hint, explicit inference precision",
             precision="edgedeploy.backends.openvino.precision:verify_precision",
             layer_taps="edgedeploy.backends.openvino.taps:OpenVINOLayerTaps"),
+    # No layer taps: with XNNPACK the graph runs as a few delegate calls, and ExecuTorch's debug
+    # outputs (ETDump) stop at delegate boundaries, so there are no per-layer outputs to read.
+    Backend("executorch", (".pte",), "edgedeploy.backends.executorch.runner:ExecuTorchRunner",
+            "edgedeploy.backends.executorch.inspector:inspect", "executorch", extra="executorch",
+            description="ExecuTorch Python runtime, XNNPACK delegate",
+            precision="edgedeploy.backends.executorch.precision:verify_precision"),
 ):
     register_runtime(_backend)
 

@@ -9,6 +9,8 @@ that stayed fp32, a convolution NNCF skipped). After every export, each weighted
 - int8-weights: weights int8, activations float (TFLite dynamic range).
 - int8: weights int8 and every compute op integer (TFLite); weights int8 and activations
   quantized (QuantizeLinear/DequantizeLinear in ONNX, FakeQuantize in OpenVINO).
+- a16w8: weights int8, every compute op integer, weighted layers take int16 activations
+  (TFLite 16x8).
 
 Layers the user kept float (``--keep-float``) or that accuracy control put back are
 allowed and listed. The verdict goes into the manifest; a target that produced the

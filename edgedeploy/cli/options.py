@@ -11,7 +11,8 @@ from typing import Any
 
 import click
 
-__all__ = ["RegistryChoice", "target_choice", "model_choice", "calib_method_choice", "io_dtype_choice", "emit_json", "json_option",
+__all__ = ["RegistryChoice", "target_choice", "model_choice", "calib_method_choice", "io_dtype_choice",
+           "input_layout_choice", "weight_granularity_choice", "emit_json", "json_option",
            "progress", "model_options", "devices_option", "load_options", "runtime_name"]
 
 
@@ -49,6 +50,18 @@ def _io_dtype_names() -> list[str]:
     return io_dtype_names()
 
 
+def _input_layout_names() -> list[str]:
+    from edgedeploy.export.targets import input_layout_names
+
+    return input_layout_names()
+
+
+def _weight_granularity_names() -> list[str]:
+    from edgedeploy.export.targets import weight_granularity_names
+
+    return weight_granularity_names()
+
+
 def _model_names() -> list[str]:
     from edgedeploy.models import list_models
 
@@ -65,6 +78,8 @@ target_choice = RegistryChoice(_target_names)
 model_choice = RegistryChoice(_model_names)
 calib_method_choice = RegistryChoice(_calib_method_names)
 io_dtype_choice = RegistryChoice(_io_dtype_names)
+input_layout_choice = RegistryChoice(_input_layout_names)
+weight_granularity_choice = RegistryChoice(_weight_granularity_names)
 inference_precision_choice = RegistryChoice(_inference_precisions)
 
 

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 __all__ = ["captured_output", "log_tail", "quiet_tensorflow_env"]
+
+_GLOG_CHATTER = re.compile(r"^[IW]\d{4} ")
 
 
 def quiet_tensorflow_env() -> None:
@@ -52,5 +55,6 @@ def log_tail(log_path: Path, lines: int = 3) -> str:
         text = log_path.read_text(errors="replace").splitlines()
     except OSError:
         return ""
-    kept = [line.strip() for line in text if line.strip() and not line.startswith(("W0000", "I0000"))]
+    # glog/absl info and warning lines ("W1202 14:00:15.350 ...") are chatter, not the failure.
+    kept = [line.strip() for line in text if line.strip() and not _GLOG_CHATTER.match(line)]
     return " | ".join(kept[-lines:])[-400:]

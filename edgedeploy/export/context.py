@@ -34,6 +34,9 @@ class ExportContext:
     calibration: CalibrationSet | None = None
     # Checked against the target's row before conversion starts: converters use them as they are.
     options: TargetOptions = field(default_factory=TargetOptions)
+    # The PyTorch module (eval mode; with the pixel normalization inside for uint8 IO) that the
+    # ONNX graph is exported from: direct routes (litert-torch, ExecuTorch) convert it themselves.
+    torch_model: Any = None
 
     def required_calibration(self) -> CalibrationSet:
         """The calibration set; the pipeline loads one for every calibrated target."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-__all__ = ["IoDtype", "CalibMethod", "Precision", "TargetOptions"]
+__all__ = ["IoDtype", "CalibMethod", "Precision", "InputLayout", "WeightGranularity", "TargetOptions"]
 
 
 class IoDtype(StrEnum):
@@ -33,6 +33,8 @@ class CalibMethod(StrEnum):
     MEAN_MINMAX = "mean-minmax"
     MEAN_QUANTILE = "mean-quantile"
     HISTOGRAM = "histogram"
+    # AI Edge Quantizer's default: an exponential moving average (0.95) of each sample's min/max.
+    MOVING_AVERAGE = "moving-average"
 
 
 class Precision(StrEnum):
@@ -43,6 +45,23 @@ class Precision(StrEnum):
     # int8 weights, float activations (dynamic-range quantization).
     INT8_WEIGHTS = "int8-weights"
     INT8 = "int8"
+    # int16 activations, int8 weights (TFLite's 16x8 quantization).
+    A16W8 = "a16w8"
+
+
+class InputLayout(StrEnum):
+    """Where the channels sit in the artifact's input (--input-layout), for targets that offer both."""
+
+    NHWC = "nhwc"
+    NCHW = "nchw"
+
+
+class WeightGranularity(StrEnum):
+    """One weight scale per output channel or per tensor (--weight-granularity); NPUs and the
+    EdgeTPU need per-tensor."""
+
+    PER_CHANNEL = "per-channel"
+    PER_TENSOR = "per-tensor"
 
 
 @dataclass(frozen=True)
@@ -58,3 +77,7 @@ class TargetOptions:
     val_dir: Path | None = None
     # Layers (names from `edgedeploy diagnose`) kept in float.
     keep_float: tuple[str, ...] = ()
+    # None where the target does not offer a choice (its layout is fixed by its converter).
+    input_layout: InputLayout | None = None
+    # None where the target has no integer weights or does not offer a choice.
+    weight_granularity: WeightGranularity | None = None

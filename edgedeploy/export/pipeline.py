@@ -21,7 +21,7 @@ from edgedeploy.backends import LoadOptions, load_runner, verify_precision
 from edgedeploy.backends.precision import ANY_LAYER
 from edgedeploy.backends.torch.runner import TorchRunner
 from edgedeploy.core.artifacts import staging_dir
-from edgedeploy.core.errors import DataError, EdgeDeployError, PrecisionError
+from edgedeploy.core.errors import ConfigError, DataError, EdgeDeployError, PrecisionError
 from edgedeploy.core.hashing import sha256_file
 from edgedeploy.core.io_spec import INPUT_NAME, OUTPUT_NAME, InputSpec, ModelIO, OutputSpec
 from edgedeploy.core.manifest import created_utc, manifest_path, tool_versions, write_manifest
@@ -112,7 +112,7 @@ def _manifest(
     request: ExportRequest,
     reference: TorchRunner,
     complexity: Complexity,
-    graph: OnnxGraphStats,
+    graph: OnnxGraphStats | None,
     conversion: Conversion,
 ) -> dict[str, Any]:
     """Everything known about the artifact before parity; parity, sha256 and size are added after."""
@@ -132,21 +132,26 @@ def _manifest(
         "input": conversion.io.input.to_dict(),
         "output": conversion.io.output.to_dict(),
         "preprocessing": conversion.io.preprocessing.to_dict(),
-        "export": {
-            "exporter": "torch.onnx.export (TorchScript)", "opset": graph.opset,
-            "dynamic_batch": request.dynamic_batch,
-            "onnx_nodes_before_simplify": graph.nodes_before, "onnx_nodes_after_simplify": graph.nodes_after,
-            **conversion.details,
-        },
-        "tools": tool_versions(("torch", "onnx", "onnxruntime", "onnxsim", "numpy", *conversion.tools)),
+        "export": {**_onnx_details(graph), "dynamic_batch": request.dynamic_batch, **conversion.details},
+        "tools": tool_versions(("torch", *(("onnx", "onnxruntime", "onnxsim") if graph else ()), "numpy",
+                                *conversion.tools)),
     }
+
+
+def _onnx_details(graph: OnnxGraphStats | None) -> dict[str, Any]:
+    """How the ONNX graph was made; direct PyTorch routes name their exporter in their conversion details."""
+    if graph is None:
+        return {}
+    return {"exporter": "torch.onnx.export (TorchScript)", "opset": graph.opset,
+            "onnx_nodes_before_simplify": graph.nodes_before, "onnx_nodes_after_simplify": graph.nodes_after}
 
 
 def export(request: ExportRequest, on_step: Callable[[str], None] | None = None) -> ExportResult:
     target = get_target(request.target)
     target_options = target.validated_options(
         io_dtype=request.io_dtype, calib_method=request.calib_method, max_drop=request.max_drop,
-        val_dir=request.val_dir, keep_float=request.keep_float,
+        val_dir=request.val_dir, keep_float=request.keep_float, input_layout=request.input_layout,
+        weight_granularity=request.weight_granularity,
     )
     convert = target.load_converter()
     steps = _Steps(on_step)
@@ -176,18 +181,24 @@ def export(request: ExportRequest, on_step: Callable[[str], None] | None = None)
         with steps("calibration"):
             calibration = load_calibration(_calibration_dir(request), onnx_io.preprocessing,
                                            request.calib_size, request.calib_seed)
+    if target.source == "pytorch" and request.dynamic_batch:
+        raise ConfigError(f"{target.name} has a fixed batch of 1: drop --dynamic-batch")
     with staging_dir(request.out_dir) as stage:
-        with steps("export onnx"):
-            export_onnx(graph_model, stage / "exported.onnx", config.resolution, request.opset, request.dynamic_batch)
-        with steps("simplify"):
-            graph = simplify_onnx(stage / "exported.onnx", stage / "simplified.onnx")
+        graph, src = None, None
+        if target.source == "onnx":
+            with steps("export onnx"):
+                export_onnx(graph_model, stage / "exported.onnx", config.resolution, request.opset,
+                            request.dynamic_batch)
+            with steps("simplify"):
+                graph, src = simplify_onnx(stage / "exported.onnx", stage / "simplified.onnx"), stage / "simplified.onnx"
         staged = stage / final.name
         log_path = stage / f"{final.name}.log"
         ctx = ExportContext(target=target.name, config=config, onnx_io=onnx_io, workdir=stage, log_path=log_path,
-                            sample_images=parity_data, calibration=calibration, options=target_options)
+                            sample_images=parity_data, calibration=calibration, options=target_options,
+                            torch_model=graph_model)
         try:
             with steps(f"convert {target.name}"):
-                conversion = convert(stage / "simplified.onnx", staged, ctx)
+                conversion = convert(src, staged, ctx)
             with steps("precision"):
                 # Accuracy control decides itself which layers go back to float.
                 allowed_float = (ANY_LAYER,) if target_options.max_drop is not None else target_options.keep_float
@@ -241,9 +252,7 @@ def export(request: ExportRequest, on_step: Callable[[str], None] | None = None)
         parity=manifest["parity"],
         steps=steps.seconds,
         details={
-            "onnx_nodes_before_simplify": graph.nodes_before,
-            "onnx_nodes_after_simplify": graph.nodes_after,
-            "opset": graph.opset,
+            **{k: v for k, v in _onnx_details(graph).items() if k != "exporter"},
             "params": complexity.params,
             "macs": complexity.macs,
             "log": str(final.with_name(log_path.name)) if final.with_name(log_path.name).is_file() else None,

@@ -50,3 +50,7 @@ class ExportRequest:
     val_dir: Path | None = None
     # int8 targets: layers (names from `edgedeploy diagnose`) kept in float.
     keep_float: tuple[str, ...] = ()
+    # Direct TFLite routes: nhwc or nchw input (None: the target's default).
+    input_layout: str | None = None
+    # Integer targets: per-channel or per-tensor weight scales (None: the target's default).
+    weight_granularity: str | None = None

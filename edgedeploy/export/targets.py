@@ -1,7 +1,7 @@
 """The export-target registry: one row per target, so adding a format touches one place.
 
 Each row names the converter (``module:function``, imported lazily, or the function itself)
-that turns the simplified ONNX graph into the artifact, the runtime that loads the artifact,
+that turns the simplified ONNX graph (or, for direct routes, the PyTorch module) into the artifact, the runtime that loads the artifact,
 the parity tolerance the artifact must meet against PyTorch, and the options it takes. A new
 target on an existing runtime is one ``register_target`` call and one converter function.
 """
@@ -11,22 +11,34 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
 
 from edgedeploy.backends import get_runtime
 from edgedeploy.core.errors import ConfigError, DependencyError
-from edgedeploy.export.options import CalibMethod, IoDtype, Precision, TargetOptions
+from edgedeploy.export.options import (
+    CalibMethod,
+    InputLayout,
+    IoDtype,
+    Precision,
+    TargetOptions,
+    WeightGranularity,
+)
 
 if TYPE_CHECKING:
     from edgedeploy.export.context import Conversion, ExportContext
 
 __all__ = ["ParityTolerance", "Target", "Converter", "TARGETS", "register_target", "get_target", "target_names",
-           "io_dtype_names", "calib_method_names", "float_counterpart"]
+           "io_dtype_names", "calib_method_names", "input_layout_names", "weight_granularity_names",
+           "float_counterpart"]
+
+_Choice = TypeVar("_Choice", CalibMethod, InputLayout, WeightGranularity)
+
 
 class Converter(Protocol):
-    """Writes the artifact ``dst`` from the simplified ONNX graph ``src``; says what it built."""
+    """Writes the artifact ``dst`` from the simplified ONNX graph ``src`` (None for targets whose
+    source is the PyTorch module, ``ctx.torch_model``); says what it built."""
 
-    def __call__(self, src: Path, dst: Path, ctx: ExportContext, /) -> Conversion: ...
+    def __call__(self, src: Path | None, dst: Path, ctx: ExportContext, /) -> Conversion: ...
 
 
 @dataclass(frozen=True)
@@ -65,6 +77,13 @@ class Target:
     keeps_float: bool = False
     # The IO dtype of a model with float layers, where the backend fixes it (TFLite: float32).
     keep_float_io_dtype: IoDtype | None = None
+    # What the converter starts from: the simplified ONNX graph, or the PyTorch module itself
+    # (direct routes: no ONNX export, no onnxsim).
+    source: Literal["onnx", "pytorch"] = "onnx"
+    # Accepted --input-layout values, first is the default; empty: fixed by the converter.
+    input_layouts: tuple[InputLayout, ...] = ()
+    # Accepted --weight-granularity values, first is the default; empty: fixed by the converter.
+    weight_granularities: tuple[WeightGranularity, ...] = ()
 
     def artifact_name(self, stem: str) -> str:
         return stem + self.file_suffix
@@ -76,6 +95,8 @@ class Target:
         max_drop: float | None = None,
         val_dir: Path | None = None,
         keep_float: tuple[str, ...] = (),
+        input_layout: str | None = None,
+        weight_granularity: str | None = None,
     ) -> TargetOptions:
         """The requested options checked against this target, its defaults filled in.
 
@@ -85,20 +106,29 @@ class Target:
         if keep_float and not self.keeps_float:
             allowed = ", ".join(t.name for t in TARGETS.values() if t.keeps_float)
             raise ConfigError(f"--keep-float does not apply to {self.name} (only to {allowed})")
-        if calib_method is not None and calib_method not in self.calib_methods:
-            allowed = ", ".join(self.calib_methods) or "none"
-            raise ConfigError(f"calibration method {calib_method} does not apply to {self.name}; allowed: {allowed}")
         if max_drop is not None and not self.accuracy_control:
             allowed = ", ".join(t.name for t in TARGETS.values() if t.accuracy_control)
             raise ConfigError(f"max drop (accuracy control) does not apply to {self.name} (only to {allowed})")
         if max_drop is not None and max_drop <= 0:
             raise ConfigError(f"max drop must be positive (top-1 points), got {max_drop}")
-        if calib_method is not None:
-            resolved_method: CalibMethod | None = CalibMethod(calib_method)
-        else:
-            resolved_method = self.calib_methods[0] if self.calib_methods else None
-        return TargetOptions(io_dtype=resolved_io_dtype, calib_method=resolved_method, max_drop=max_drop,
-                             val_dir=val_dir, keep_float=tuple(keep_float))
+        return TargetOptions(
+            io_dtype=resolved_io_dtype,
+            calib_method=self._choice("calibration method", calib_method, self.calib_methods, CalibMethod),
+            max_drop=max_drop, val_dir=val_dir, keep_float=tuple(keep_float),
+            input_layout=self._choice("input layout", input_layout, self.input_layouts, InputLayout),
+            weight_granularity=self._choice("weight granularity", weight_granularity, self.weight_granularities,
+                                            WeightGranularity),
+        )
+
+    def _choice(self, what: str, requested: str | None, offered: tuple[_Choice, ...],
+                kind: type[_Choice]) -> _Choice | None:
+        """``requested`` if this target offers it, else an error; None requested: the first offered."""
+        if requested is None:
+            return offered[0] if offered else None
+        if requested not in offered:
+            raise ConfigError(f"{what} {requested} does not apply to {self.name}; "
+                              f"allowed: {', '.join(offered) or 'none'}")
+        return kind(requested)
 
     def _io_dtype(self, requested: str | None, keep_float: tuple[str, ...]) -> IoDtype:
         """The artifact's IO dtype: ``requested`` if this target offers it, else its default."""
@@ -129,6 +159,13 @@ class Target:
 
 # The first target registered for each runtime is its fp32 baseline (see float_counterpart).
 TARGETS: dict[str, Target] = {}
+# Per-channel first: per-tensor collapses MobileNetV2 (its depthwise weights' ranges differ by
+# orders of magnitude per channel; 0-6% agreement with float at 96 px on every backend, measured).
+_GRANULARITIES = (WeightGranularity.PER_CHANNEL, WeightGranularity.PER_TENSOR)
+# Absolute min/max first: the quantizer's own moving average clips the logits (README, measured).
+_AEQ_CALIB_METHODS = (CalibMethod.MINMAX, CalibMethod.MOVING_AVERAGE)
+# NHWC first: the layout of camera frames and of TFLite's kernels (NCHW input adds a TRANSPOSE).
+_LAYOUTS = (InputLayout.NHWC, InputLayout.NCHW)
 
 
 def register_target(target: Target) -> Target:
@@ -187,7 +224,7 @@ for _target in (
     ),
     Target(
         name="tflite-int8",
-        description="TFLite full-integer PTQ: int8 per-channel weights and activations (LiteRT)",
+        description="TFLite full-integer PTQ: int8 weights (per-channel by default) and activations (LiteRT)",
         file_suffix="_int8.tflite",
         runtime="litert",
         converter="edgedeploy.export.converters.tflite:to_tflite_int8",
@@ -199,6 +236,7 @@ for _target in (
         extra="tflite",
         calibrated=True,
         io_dtypes=(IoDtype.INT8, IoDtype.UINT8, IoDtype.FLOAT32),
+        weight_granularities=_GRANULARITIES,
     ),
     Target(
         name="openvino-fp32",
@@ -237,7 +275,7 @@ for _target in (
     ),
     Target(
         name="onnx-int8",
-        description="ONNX QDQ int8 via ONNX Runtime static quantization, per-channel weights",
+        description="ONNX QDQ int8 via ONNX Runtime static quantization, int8 weights (per-channel by default)",
         file_suffix="_int8.onnx",
         runtime="onnxruntime",
         converter="edgedeploy.export.converters.onnx_int8:to_onnx_int8",
@@ -248,15 +286,86 @@ for _target in (
         parity=ParityTolerance(max_abs_diff=None, min_agreement=75.0),
         calibrated=True,
         calib_methods=(CalibMethod.MINMAX, CalibMethod.PERCENTILE, CalibMethod.ENTROPY),
+        weight_granularities=_GRANULARITIES,
+    ),
+    # Direct PyTorch routes: no ONNX in between.
+    Target(
+        name="litert-fp32",
+        description="TFLite fp32 straight from PyTorch via litert-torch, NHWC input by default (LiteRT)",
+        file_suffix="_litert_float32.tflite",
+        runtime="litert",
+        converter="edgedeploy.export.converters.litert_torch:to_litert_fp32",
+        parity=ParityTolerance(max_abs_diff=1e-3, min_agreement=99.0),
+        extra="litert-torch",
+        source="pytorch",
+        input_layouts=_LAYOUTS,
+    ),
+    Target(
+        name="litert-int8",
+        description="TFLite int8 (weights, activations, IO) via litert-torch + AI Edge Quantizer (LiteRT)",
+        file_suffix="_litert_int8.tflite",
+        runtime="litert",
+        converter="edgedeploy.export.converters.litert_torch:to_litert_int8",
+        precision=Precision.INT8,
+        parity=ParityTolerance(max_abs_diff=None, min_agreement=85.0),
+        extra="litert-torch",
+        calibrated=True,
+        keeps_float=True,
+        source="pytorch",
+        input_layouts=_LAYOUTS,
+        calib_methods=_AEQ_CALIB_METHODS,
+        weight_granularities=_GRANULARITIES,
+    ),
+    Target(
+        name="litert-a16w8",
+        description="TFLite 16x8: int16 activations, int8 weights, via litert-torch + AI Edge Quantizer (LiteRT)",
+        file_suffix="_litert_a16w8.tflite",
+        runtime="litert",
+        converter="edgedeploy.export.converters.litert_torch:to_litert_a16w8",
+        precision=Precision.A16W8,
+        parity=ParityTolerance(max_abs_diff=None, min_agreement=90.0),
+        extra="litert-torch",
+        calibrated=True,
+        keeps_float=True,
+        source="pytorch",
+        input_layouts=_LAYOUTS,
+        calib_methods=_AEQ_CALIB_METHODS,
+        weight_granularities=_GRANULARITIES,
+    ),
+    Target(
+        name="executorch-fp32",
+        description="ExecuTorch .pte fp32, torch.export + XNNPACK delegate (ExecuTorch runtime)",
+        file_suffix="_xnnpack_fp32.pte",
+        runtime="executorch",
+        converter="edgedeploy.export.converters.executorch:to_executorch_fp32",
+        parity=ParityTolerance(max_abs_diff=1e-3, min_agreement=99.0),
+        extra="executorch",
+        source="pytorch",
+    ),
+    Target(
+        name="executorch-int8",
+        description="ExecuTorch .pte int8 via PT2E with the XNNPACK quantizer, XNNPACK delegate (ExecuTorch runtime)",
+        file_suffix="_xnnpack_int8.pte",
+        runtime="executorch",
+        converter="edgedeploy.export.converters.executorch:to_executorch_int8",
+        precision=Precision.INT8,
+        parity=ParityTolerance(max_abs_diff=None, min_agreement=85.0),
+        extra="executorch",
+        calibrated=True,
+        source="pytorch",
+        weight_granularities=_GRANULARITIES,
     ),
 ):
     register_target(_target)
 
 
 def float_counterpart(name: str) -> str:
-    """The float target on ``name``'s runtime (the first registered for it): speed-ups are quoted against it."""
-    runtime = get_target(name).runtime
-    return next(t.name for t in TARGETS.values() if t.runtime == runtime)
+    """The float target on ``name``'s runtime that speed-ups are quoted against: the fp32 target of the
+    same route (source) if there is one, else the runtime's first (its fp32 baseline)."""
+    target = get_target(name)
+    same_runtime = [t for t in TARGETS.values() if t.runtime == target.runtime]
+    same_route = [t for t in same_runtime if t.source == target.source and t.precision is Precision.FP32]
+    return (same_route or same_runtime)[0].name
 
 
 def target_names() -> list[str]:
@@ -271,6 +380,14 @@ def io_dtype_names() -> list[str]:
 def calib_method_names() -> list[str]:
     """Every --calib-method some target takes (each target checks its own)."""
     return list(dict.fromkeys(m.value for t in TARGETS.values() for m in t.calib_methods))
+
+
+def input_layout_names() -> list[str]:
+    return list(dict.fromkeys(v.value for t in TARGETS.values() for v in t.input_layouts))
+
+
+def weight_granularity_names() -> list[str]:
+    return list(dict.fromkeys(v.value for t in TARGETS.values() for v in t.weight_granularities))
 
 
 def get_target(name: str) -> Target:

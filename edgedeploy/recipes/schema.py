@@ -110,6 +110,9 @@ class TargetSpec(Section):
     accuracy_data: str | None = None
     # int8 targets: layers kept in float (names from `edgedeploy diagnose`).
     keep_float: list[str] = []
+    # Direct TFLite routes: nhwc or nchw input; integer targets: per-channel or per-tensor weights.
+    input_layout: str | None = None
+    weight_granularity: str | None = None
     # Overrides the recipe's calibration section for this target.
     calibration: CalibrationSpec | None = None
     parity: ParitySpec = ParitySpec()
@@ -202,7 +205,7 @@ class Recipe:
             calib_seed=calibration.seed if calibration else DEFAULT_CALIB_SEED,
             io_dtype=t.io_dtype, calib_method=t.calib_method, max_drop=t.max_drop,
             val_dir=self.resolve(t.accuracy_data) if t.accuracy_data else None,
-            keep_float=tuple(t.keep_float),
+            keep_float=tuple(t.keep_float), input_layout=t.input_layout, weight_granularity=t.weight_granularity,
         )
 
 
@@ -239,7 +242,9 @@ def _check_semantics(spec: RecipeSpec, lines: Lines) -> None:
         try:
             target = get_target(name)
             target.validated_options(io_dtype=options.io_dtype, calib_method=options.calib_method,
-                                     max_drop=options.max_drop, keep_float=tuple(options.keep_float))
+                                     max_drop=options.max_drop, keep_float=tuple(options.keep_float),
+                                     input_layout=options.input_layout,
+                                     weight_granularity=options.weight_granularity)
         except ConfigError as exc:
             fail(["targets", name], str(exc))
         if options.max_drop is not None and options.accuracy_data is None:

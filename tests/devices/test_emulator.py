@@ -69,6 +69,21 @@ def test_int8_model_on_arm_kernels_matches_x86_exactly(emulator, tflite_int8, va
 
 @needs_qemu
 @pytest.mark.slow
+def test_litert_torch_model_on_arm_kernels_agrees_with_x86(emulator, litert_int8, val_dir):
+    """The direct route's .tflite (AI Edge Quantizer int8) on the same aarch64 LiteRT."""
+    import json
+
+    result = CliRunner().invoke(cli, ["eval", str(litert_int8.path), "--data", str(val_dir), "--limit", "24",
+                                      "--device", "arm64-emu", "--reference", str(litert_int8.path), "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["device"] == "arm64-emu" and out["n"] == 24
+    assert out["agreement"] == 100.0 and out["max_abs_diff"] <= 0.1
+    assert out["top1"] >= 70
+
+
+@needs_qemu
+@pytest.mark.slow
 def test_emulated_latency_is_flagged(emulator, tflite_int8):
     result = CliRunner().invoke(cli, ["bench", str(tflite_int8.path), "--device", "arm64-emu", "--runs", "2",
                                       "--warmup", "0", "--json"])

@@ -141,3 +141,32 @@ def test_shipped_recipe_passes_its_gate_against_the_committed_baseline(tmp_path,
     # XNNPACK picks int8 kernels per CPU (AVX2 / AVX512-VNNI) with different rounding: one image
     # of 600 (0.17 points) flips between CI machines.
     assert results["targets"]["tflite-int8"]["accuracy"]["top1"] == pytest.approx(77.0, abs=0.34)
+
+
+def test_direct_pytorch_routes_run_gate_and_report(tmp_path, data_root):
+    """litert-torch and ExecuTorch targets in a recipe: built, evaluated, benched against their own
+    route's float target, gated and reported like every other target."""
+    pytest.importorskip("litert_torch", reason="needs the [litert-torch] extra")
+    pytest.importorskip("executorch", reason="needs the [executorch] extra")
+    recipe = tmp_path / "routes.yaml"
+    recipe.write_text(
+        "name: routes\nmodel: {weights: sample, resolution: 96}\n"
+        f"calibration: {{data: {data_root / 'imagenet-subset' / 'calib'}, size: 50}}\n"
+        f"evaluation: {{data: {data_root / 'imagenet-subset' / 'val'}, limit: 60}}\n"
+        "bench: {runs: 5, warmup: 1, threads: 2}\n"
+        "thresholds: {max_top1_drop: 8.0, min_agreement: 80}\n"
+        "targets:\n  litert-fp32: {}\n  executorch-fp32: {}\n  executorch-int8: {weight_granularity: per-channel}\n")
+    run = invoke("run", str(recipe), "--out", str(tmp_path / "out"), "--json")
+    assert run.exit_code == 0, run.output
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["failed"] == []
+    targets = results["targets"]
+    assert targets["executorch-int8"]["speedup_vs_float"]["baseline"] == "executorch-fp32"
+    for name in ("litert-fp32", "executorch-fp32"):
+        assert targets[name]["accuracy"]["agreement"] == 100.0
+    assert targets["executorch-int8"]["accuracy"]["agreement"] >= 80 and targets["executorch-int8"]["size_bytes"] < 4.2e6
+    gate = invoke("gate", str(recipe), "--results", str(tmp_path / "out" / "results.json"), "--json")
+    assert gate.exit_code == 0, gate.output
+    assert {c["target"] for c in json.loads(gate.stdout)["checks"]} >= set(targets)
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert all(name in html for name in targets)

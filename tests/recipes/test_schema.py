@@ -30,8 +30,11 @@ def test_main_recipe_has_every_target():
     from edgedeploy.export.targets import TARGETS
 
     recipe = load_recipe(REPO / "recipes" / "mobilenet_v2.yaml")
-    # tflite-dynamic is an extra, not a product target; every product target is in the recipe.
-    assert set(recipe.spec.targets) == set(TARGETS) - {"tflite-dynamic"}
+    routes = load_recipe(REPO / "recipes" / "mobilenet_v2_routes.yaml")
+    # tflite-dynamic is an extra, not a product target; every product target is in a shipped recipe:
+    # the ONNX routes in the main one, the direct PyTorch routes beside their onnx2tf rival.
+    assert set(recipe.spec.targets) | set(routes.spec.targets) == set(TARGETS) - {"tflite-dynamic"}
+    assert {t for t in TARGETS if TARGETS[t].source == "pytorch"} <= set(routes.spec.targets)
     assert recipe.thresholds("onnx-int8").max_top1_drop == 4.5  # override
     assert recipe.thresholds("onnx-int8").max_top1_regression == 0.3  # inherited
     assert recipe.thresholds("tflite-int8").max_size_mb == 4.0
@@ -52,6 +55,9 @@ def test_main_recipe_has_every_target():
          r"recipe.yaml:3: targets.tflite-int8: an int8 target needs a calibration set"),
         (MINIMAL + "    io_dtype: uint8\n", r"recipe.yaml:4: targets.onnx: io dtype uint8 does not apply to onnx"),
         (MINIMAL + "    keep_float: [a]\n", r"recipe.yaml:4: targets.onnx: --keep-float does not apply to onnx"),
+        (MINIMAL + "    input_layout: nchw\n", r"recipe.yaml:4: targets.onnx: input layout nchw does not apply"),
+        (MINIMAL + "    weight_granularity: per-tensor\n",
+         r"recipe.yaml:4: targets.onnx: weight granularity per-tensor does not apply to onnx"),
         (MINIMAL + "    calib_method: histogram\n",
          r"recipe.yaml:4: targets.onnx: calibration method histogram does not apply to onnx"),
         ("name: r\nevaluation: {data: val}\ncalibration: {data: c}\ntargets:\n  openvino-int8: {max_drop: 0.5}\n",

@@ -30,12 +30,26 @@ def graph_ops(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
 
 
 _KERAS_PREFIX = re.compile(r"^model(_\d+)?/")
+# litert-torch names a tensor by its module scope, one "<module.path.Class>_<attribute>" per level.
+_TORCH_SCOPE = re.compile(r"^(?:\w+\.)*[A-Za-z]\w*?_(\w+)$")
+# The wrapper litert-torch's to_channel_last_io puts around the model (its attribute "wrapped").
+_CHANNEL_LAST_WRAPPER = "litert_torch._convert.to_channel_last_io.ChannelLastIOWrapper"
 
 
 def layer_name(tensor_name: str) -> str:
     """A TFLite op's stable name: the first of its fused output names, without the Keras
-    model prefix (``model_2/``), whose number depends on how many models a process built."""
-    return _KERAS_PREFIX.sub("", tensor_name.split(";")[0])
+    model prefix (``model_2/``), whose number depends on how many models a process built.
+    litert-torch's module scopes become the PyTorch module's own name (``features.1.conv.0``)."""
+    name = _KERAS_PREFIX.sub("", tensor_name.split(";")[0])
+    root, *scope = name.split("/")
+    attributes = [_TORCH_SCOPE.match(part) for part in scope]
+    if "." not in root or not scope or not all(attributes):
+        return name
+    path = [m.group(1) for m in attributes if m]
+    if root == _CHANNEL_LAST_WRAPPER:
+        path = path[1:]
+    # Ops of the model's own forward (the global pool's MEAN) sit at its top scope: its class name.
+    return ".".join(path) or scope[-1].rsplit(".", 1)[-1].rsplit("_", 1)[0]
 
 
 def graph_summary(path: str | Path) -> dict[str, Any]:

@@ -28,6 +28,8 @@ def verify_precision(path: Path, requested: str, keep_float: Collection[str]) ->
     small: set[str] = set()
     float_ops: list[str] = []
     float_layers: list[str] = []
+    # Weighted layers by the dtype of the activations they take (int16 in 16x8 models).
+    activations: dict[str, str] = {}
     allowed = allowed_float(keep_float)
     for op in ops:
         name = layer_name(tensors[op["outputs"][0]]["name"])
@@ -39,6 +41,8 @@ def verify_precision(path: Path, requested: str, keep_float: Collection[str]) ->
         if op["op_name"] in IO_OPS:
             continue
         computes_in_float = any(dtype[i] == "float32" for i in (op["inputs"][0], op["outputs"][0]))
+        if op["op_name"] in WEIGHTED_OPS:
+            activations[name] = dtype[op["inputs"][0]]
         if computes_in_float:
             (float_layers if op["op_name"] in WEIGHTED_OPS else float_ops).append(name)
     verdict = PrecisionVerdict(requested, dict(Counter(weights.values())))
@@ -60,4 +64,9 @@ def verify_precision(path: Path, requested: str, keep_float: Collection[str]) ->
         stray = [n for n in float_layers if not allowed(n)] + ([] if keep_float else float_ops)
         if stray:
             verdict.problems.append(f"{len(stray)} ops compute in float (first: {stray[0]})")
+        if requested == "a16w8":
+            narrow = [n for n, d in activations.items() if d != "int16" and not allowed(n)]
+            if narrow:
+                verdict.problems.append(f"{len(narrow)} weighted layers do not take int16 activations "
+                                        f"(first: {narrow[0]} {activations[narrow[0]]})")
     return verdict

@@ -11,10 +11,12 @@ import click
 from edgedeploy.cli.options import (
     calib_method_choice,
     emit_json,
+    input_layout_choice,
     io_dtype_choice,
     json_option,
     model_choice,
     target_choice,
+    weight_granularity_choice,
 )
 from edgedeploy.cli.render import key_values
 
@@ -61,6 +63,10 @@ log = logging.getLogger("edgedeploy")
               help="Labeled images for --max-drop.")
 @click.option("--keep-float", "keep_float", multiple=True, metavar="LAYER",
               help="int8 targets: keep this layer in float (repeatable; names from `edgedeploy diagnose`).")
+@click.option("--input-layout", type=input_layout_choice, default=None,
+              help="litert-* targets: nhwc (camera frames, no TRANSPOSE) or nchw (PyTorch's) [default: nhwc].")
+@click.option("--weight-granularity", type=weight_granularity_choice, default=None,
+              help="int8 targets: per-channel, or per-tensor for NPUs/EdgeTPU that need it [default: per-channel].")
 @json_option
 def export(as_json: bool, target: str, arch: str, width: float, resolution: int, num_classes: int, out_dir: Path, **kw: Any) -> None:
     """Export MobileNetV2 to TARGET, check parity with PyTorch, write artifact + manifest."""
@@ -79,7 +85,8 @@ def export(as_json: bool, target: str, arch: str, width: float, resolution: int,
         threads=kw["threads"] or default_threads(),
         calib_dir=kw["calib_dir"], calib_size=kw["calib_size"], calib_seed=kw["calib_seed"], io_dtype=kw["io_dtype"],
         calib_method=kw["calib_method"], max_drop=kw["max_drop"], val_dir=kw["val_dir"],
-        keep_float=tuple(kw["keep_float"]),
+        keep_float=tuple(kw["keep_float"]), input_layout=kw["input_layout"],
+        weight_granularity=kw["weight_granularity"],
     )
     result = run_export(request, on_step=lambda step: log.info("%s ...", step)).to_dict()
     if as_json:
@@ -90,7 +97,9 @@ def export(as_json: bool, target: str, arch: str, width: float, resolution: int,
     click.echo(key_values([
         ("size", f"{result['size_bytes'] / 2**20:.2f} MiB"),
         ("sha256", result["sha256"]),
-        ("onnx nodes", f"{result['onnx_nodes_before_simplify']} -> {result['onnx_nodes_after_simplify']} after onnxsim"),
+        *([("onnx nodes", f"{result['onnx_nodes_before_simplify']} -> {result['onnx_nodes_after_simplify']} "
+                          "after onnxsim")] if "onnx_nodes_before_simplify" in result else []),
+        *([("route", result["converter"])] if result.get("converter") else []),
         ("parity", f"max |diff| {parity['max_abs_diff']:.3g}, top-1 agreement {parity['top1_agreement']:.1f}% "
                    f"on {parity['images']} images"),
         ("manifest", result["manifest"]),

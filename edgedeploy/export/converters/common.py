@@ -1,5 +1,5 @@
-"""What the converters share: the NCHW batches the ONNX graph takes, and one message shape for
-a failed third-party conversion call."""
+"""What the converters share: the NCHW batches the ONNX graph takes, one message shape for a
+failed third-party conversion call, and the IO of a written .tflite read back from LiteRT."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 
 from edgedeploy.core.errors import ConversionError
+from edgedeploy.core.io_spec import InputSpec, ModelIO, OutputSpec
 from edgedeploy.core.logcapture import log_tail
+from edgedeploy.export.context import ExportContext
 
-__all__ = ["nchw_batch", "squeezed", "conversion_failure"]
+__all__ = ["nchw_batch", "squeezed", "conversion_failure", "litert_artifact_io"]
 
 
 def nchw_batch(image_hwc: np.ndarray) -> np.ndarray:
@@ -30,3 +32,19 @@ def conversion_failure(tool: str, exc: BaseException, log_path: Path, log_lines:
     """
     return ConversionError(f"{tool} failed ({exc.__class__.__name__}: {squeezed(str(exc), 160)}): "
                            f"{log_tail(log_path, log_lines)}")
+
+
+def litert_artifact_io(path: Path, ctx: ExportContext) -> ModelIO:
+    """The converted .tflite's real IO (layout, dtype, quantization) as LiteRT reads it."""
+    from edgedeploy.backends.litert.runner import open_interpreter, quantization_of
+
+    interpreter = open_interpreter(path)
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    shape = tuple(int(d) for d in inp["shape"])
+    return ModelIO(
+        input=InputSpec(inp["name"], shape, np.dtype(inp["dtype"]).name, "NCHW" if shape[1] == 3 else "NHWC",
+                        quantization_of(inp)),
+        output=OutputSpec(out["name"], ctx.config.num_classes, dtype=np.dtype(out["dtype"]).name,
+                          quantization=quantization_of(out)),
+        preprocessing=ctx.onnx_io.preprocessing,
+    )

@@ -2,7 +2,7 @@
 
 Follows ONNX Runtime's recommended recipe: ``quant_pre_process`` (symbolic shape
 inference + graph optimization) first, then ``quantize_static`` in QDQ format with
-per-channel int8 weights. Activations are uint8 (U8S8), the combination ORT's x86
+int8 weights, per-channel unless --weight-granularity per-tensor. Activations are uint8 (U8S8), the combination ORT's x86
 kernels are built for.
 
 On x86 without VNNI, ORT's fused U8S8 kernels lose accuracy to the documented
@@ -24,7 +24,7 @@ from edgedeploy.core.io_spec import INPUT_NAME
 from edgedeploy.core.logcapture import captured_output
 from edgedeploy.export.context import Conversion, ExportContext
 from edgedeploy.export.converters.common import conversion_failure, nchw_batch
-from edgedeploy.export.options import CalibMethod
+from edgedeploy.export.options import CalibMethod, WeightGranularity
 
 __all__ = ["to_onnx_int8"]
 
@@ -57,6 +57,7 @@ def to_onnx_int8(src: Path, dst: Path, ctx: ExportContext) -> Conversion:
             return None if image is None else {INPUT_NAME: nchw_batch(image)}
 
     keep_float = list(ctx.options.keep_float)
+    granularity = ctx.options.weight_granularity or WeightGranularity.PER_CHANNEL
     prepared = ctx.workdir / "preprocessed.onnx"
     with captured_output(ctx.log_path):
         try:
@@ -67,7 +68,7 @@ def to_onnx_int8(src: Path, dst: Path, ctx: ExportContext) -> Conversion:
         try:
             quantize_static(
                 str(prepared), str(dst), Reader(),
-                quant_format=QuantFormat.QDQ, per_channel=True,
+                quant_format=QuantFormat.QDQ, per_channel=granularity is WeightGranularity.PER_CHANNEL,
                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                 calibrate_method=calibrate,
                 extra_options={"CalibTensorRangeSymmetric": False},
@@ -78,7 +79,7 @@ def to_onnx_int8(src: Path, dst: Path, ctx: ExportContext) -> Conversion:
     return Conversion(
         io=ctx.onnx_io,
         details={"converter": "onnxruntime.quantization.quantize_static", "format": "QDQ",
-                 "weights": "int8 per-channel", "activations": "uint8", "calib_method": method.value,
+                 "weights": f"int8 {granularity}", "activations": "uint8", "calib_method": method.value,
                  "calibration": calibration.describe(), **({"keep_float": keep_float} if keep_float else {})},
     )
 

@@ -30,10 +30,10 @@ from edgedeploy.core.artifacts import atomic_path
 from edgedeploy.core.cache import cache_dir, content_key
 from edgedeploy.core.errors import ConfigError, ConversionError
 from edgedeploy.core.hashing import sha256_file
-from edgedeploy.core.io_spec import InputSpec, ModelIO, OutputSpec
 from edgedeploy.core.logcapture import captured_output, log_tail, quiet_tensorflow_env
 from edgedeploy.export.context import Conversion, ExportContext
-from edgedeploy.export.converters.common import conversion_failure
+from edgedeploy.export.converters.common import conversion_failure, litert_artifact_io
+from edgedeploy.export.options import WeightGranularity
 
 __all__ = ["to_tflite_fp32", "to_tflite_fp16", "to_tflite_dynamic", "to_tflite_int8", "TOOLS"]
 
@@ -117,21 +117,6 @@ def _append_log(ctx: ExportContext, text: str) -> None:
         f.write(text)
 
 
-def _artifact_io(path: Path, ctx: ExportContext) -> ModelIO:
-    """Read the converted model's real IO (NHWC, dtype, quantization) from LiteRT."""
-    from edgedeploy.backends.litert.runner import open_interpreter, quantization_of
-
-    interpreter = open_interpreter(path)
-    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    return ModelIO(
-        input=InputSpec(inp["name"], tuple(int(d) for d in inp["shape"]), np.dtype(inp["dtype"]).name, "NHWC",
-                        quantization_of(inp)),
-        output=OutputSpec(out["name"], ctx.config.num_classes, dtype=np.dtype(out["dtype"]).name,
-                          quantization=quantization_of(out)),
-        preprocessing=ctx.onnx_io.preprocessing,
-    )
-
-
 def _check_batch(ctx: ExportContext) -> None:
     if ctx.onnx_io.input.shape[0] != 1:
         raise ConfigError("TFLite targets need a fixed batch of 1: drop --dynamic-batch")
@@ -141,7 +126,7 @@ def _copy_float(variant: str) -> Callable[[Path, Path, ExportContext], Conversio
     def convert(src: Path, dst: Path, ctx: ExportContext) -> Conversion:
         _check_batch(ctx)
         shutil.copyfile(_tensorflow_graph(src, ctx) / f"model_{variant}.tflite", dst)
-        return Conversion(io=_artifact_io(dst, ctx), details={"converter": "onnx2tf", "weights": variant},
+        return Conversion(io=litert_artifact_io(dst, ctx), details={"converter": "onnx2tf", "weights": variant},
                           tools=TOOLS)
 
     return convert
@@ -234,15 +219,17 @@ def to_tflite_dynamic(src: Path, dst: Path, ctx: ExportContext) -> Conversion:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
 
     _quantize(src, dst, ctx, configure, {"variant": "dynamic"})
-    return Conversion(io=_artifact_io(dst, ctx), details={"converter": "onnx2tf + TFLiteConverter",
+    return Conversion(io=litert_artifact_io(dst, ctx), details={"converter": "onnx2tf + TFLiteConverter",
                                                           "weights": "int8", "activations": "float32"}, tools=TOOLS)
 
 
 def to_tflite_int8(src: Path, dst: Path, ctx: ExportContext) -> Conversion:
-    """Full-integer PTQ: int8 per-channel weights, int8 activations, integer-only builtin ops."""
+    """Full-integer PTQ: int8 weights (per-channel, or per-tensor), int8 activations, integer-only builtin ops."""
     _check_batch(ctx)
     calibration = ctx.required_calibration()
     io_dtype = ctx.options.io_dtype
+    granularity = ctx.options.weight_granularity or WeightGranularity.PER_CHANNEL
+    per_channel = granularity is WeightGranularity.PER_CHANNEL
     images = calibration.images
 
     def representative_dataset() -> Iterator[list[np.ndarray]]:
@@ -256,18 +243,21 @@ def to_tflite_int8(src: Path, dst: Path, ctx: ExportContext) -> Conversion:
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = getattr(tf, io_dtype.value)
         converter.inference_output_type = getattr(tf, io_dtype.value)
+        # TFLite's only switch for per-tensor weights (EdgeTPU-style); private but long-standing.
+        converter._experimental_disable_per_channel = not per_channel
 
     keep_float = ctx.options.keep_float
     _quantize(src, dst, ctx, configure, {"variant": "int8", "calibration": calibration.key,
-                                         "io_dtype": io_dtype.value, "keep_float": keep_float}, keep_float)
+                                         "io_dtype": io_dtype.value, "keep_float": keep_float,
+                                         **({} if per_channel else {"weights": granularity.value})}, keep_float)
     summary = graph_summary(dst)
-    io = _artifact_io(dst, ctx)
+    io = litert_artifact_io(dst, ctx)
     q = io.input.quantization
     return Conversion(
         io=io,
         details={
             "converter": "onnx2tf + TFLiteConverter",
-            "weights": "int8 per-channel",
+            "weights": f"int8 {granularity}",
             "activations": "int8",
             "io_dtype": io_dtype.value,
             "integer_only": not summary["float_ops"],

@@ -75,7 +75,6 @@ def test_conversion_never_touches_the_network(tmp_path, monkeypatch, data_root, 
 def test_second_identical_export_reuses_cached_intermediates(tflite_int8, tmp_path):
     again = export(ExportRequest(target="tflite-int8", out_dir=tmp_path, threads=2))
     assert again.sha256 == tflite_int8.sha256
-    assert again.steps["convert tflite-int8"] < 5.0  # the cold conversion takes ~20 s
     log = again.path.with_name(again.path.name + ".log").read_text()
     assert "reused cached conversion" in log and "reused cached result" in log
 

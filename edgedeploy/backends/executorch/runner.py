@@ -1,0 +1,102 @@
+"""ExecuTorch's Python runtime: runs a .pte in-process with the kernels and delegates (XNNPACK)
+its pip package was built with."""
+
+from __future__ import annotations
+
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgedeploy.backends.base import LoadOptions, Runner
+from edgedeploy.backends.io_inference import infer_model_io
+from edgedeploy.core.errors import InputFileError
+from edgedeploy.core.io_spec import ModelIO
+from edgedeploy.core.logcapture import captured_output, log_tail
+from edgedeploy.core.manifest import read_manifest
+
+__all__ = ["ExecuTorchRunner", "load_method", "use_threads", "dtype_name"]
+
+METHOD = "forward"
+# ExecuTorch's tensor dtypes (ScalarType codes) that an image model's IO can have.
+DTYPE_NAMES = {6: "float32", 1: "int8", 0: "uint8"}
+
+
+def use_threads(threads: int) -> None:
+    """Size ExecuTorch's XNNPACK thread pool: it is one per process, so every runner sets it before
+    it runs (two runners with different --threads may live in one process, e.g. a benchmark)."""
+    from executorch.extension.pybindings import portable_lib
+
+    if portable_lib._threadpool_get_thread_count() != threads:
+        with tempfile.TemporaryDirectory() as tmp, captured_output(Path(tmp) / "threadpool.log"):
+            portable_lib._unsafe_reset_threadpool(threads)  # logs "Resetting threadpool" from C++
+
+
+def load_method(path: Path, threads: int = 1) -> Any:
+    """The program's ``forward`` method, ready to execute; InputFileError (exit 3) if the file is not a
+    .pte this runtime can load: corrupt, truncated, or written for another ExecuTorch version."""
+    if not path.is_file():
+        raise InputFileError(f"{path}: model file not found")
+    # The runtime logs its reasons (and CPU probing) from C++ to stderr: keep them for the message.
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "executorch.log"
+        try:
+            with captured_output(log):
+                from executorch.runtime import Runtime, Verification
+
+                program = Runtime.get().load_program(path, verification=Verification.InternalConsistency)
+                method = program.load_method(METHOD)
+        except (RuntimeError, ValueError) as exc:
+            reason = log_tail(log, 1) or " ".join(str(exc).split())
+            raise InputFileError(f"{path}: ExecuTorch {_version()} cannot load it ({reason[:200]})") from exc
+    use_threads(threads)
+    return method
+
+
+def dtype_name(code: int) -> str:
+    return DTYPE_NAMES.get(int(code), f"ScalarType {int(code)}")
+
+
+def _version() -> str:
+    return metadata.version("executorch")
+
+
+class ExecuTorchRunner(Runner):
+    runtime = "executorch"
+
+    def __init__(self, source: str, options: LoadOptions):
+        self.source = source
+        path = Path(source)
+        self.method = load_method(path, options.threads)
+        meta = self.method.metadata
+        if meta.num_inputs() != 1 or meta.num_outputs() != 1:
+            raise InputFileError(f"{path}: expected one input and one output, found {meta.num_inputs()} "
+                                 f"and {meta.num_outputs()}")
+        inp, out = meta.input_tensor_meta(0), meta.output_tensor_meta(0)
+        shape = tuple(int(d) for d in inp.sizes())
+        self.batch_size = shape[0]
+        manifest = read_manifest(path)
+        self.io: ModelIO = manifest.io if manifest else infer_model_io(
+            path=path, input_name="input", input_shape=shape, input_dtype=dtype_name(inp.dtype()),
+            output_name="output", num_outputs=int(out.sizes()[-1]), output_is_softmax=False, options=options,
+        )
+        if manifest and tuple(self.io.input.shape) != shape:
+            raise InputFileError(f"{path}: manifest input spec does not match the model's input {list(shape)}")
+        self.threads = options.threads
+
+    def infer(self, tensor: np.ndarray) -> np.ndarray:
+        import torch
+
+        use_threads(self.threads)
+        output = self.method.execute([torch.from_numpy(np.ascontiguousarray(tensor))])[0]
+        return np.asarray(output.numpy()).copy()
+
+    def versions(self) -> dict[str, str]:
+        return {"executorch": _version()}
+
+    def execution(self) -> dict[str, Any]:
+        from edgedeploy.backends.executorch.graph import delegation_summary
+
+        return {"delegates": delegation_summary(Path(self.source))["delegates"]}

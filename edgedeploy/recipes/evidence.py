@@ -1,9 +1,11 @@
-"""Per-image evidence of a run (``evidence.npz`` beside results.json): for every evaluated image, keyed
-by its sha256, the label, the float model's top-5 and each target's top-5. It lets a later gate pair
-images: the same image right in one model and wrong in another is what paired statistics count.
+"""Per-image evidence of a run (``results.evidence.npz`` beside results.json): for every evaluated image,
+keyed by its sha256, the label, the float model's top-5 and each target's top-5. It lets a later gate
+pair images: the same image right in one model and wrong in another is what paired statistics count.
 
-results.json names the file with its sha256 (``evidence``), so a changed file is refused like a
-changed artifact. Torch-free (numpy only): the gate reads it on a machine with no ML stack.
+The file is found by the results file's name (``X.json`` -> ``X.evidence.npz``), so a baseline kept as
+``baselines/mobilenet_v2.json`` keeps its evidence as ``baselines/mobilenet_v2.evidence.npz``.
+results.json records its sha256 (``evidence``), so a changed file is refused like a changed artifact.
+Torch-free (numpy only): the gate reads it on a machine with no ML stack.
 """
 
 from __future__ import annotations
@@ -19,9 +21,8 @@ from edgedeploy.core.artifacts import atomic_path
 from edgedeploy.core.errors import ArtifactMismatchError, InputFileError
 from edgedeploy.core.hashing import sha256_file
 
-__all__ = ["EVIDENCE_FILE", "NO_LABEL", "Predictions", "Evidence", "write_evidence", "read_evidence"]
+__all__ = ["evidence_path", "NO_LABEL", "Predictions", "Evidence", "write_evidence", "read_evidence"]
 
-EVIDENCE_FILE = "evidence.npz"
 NO_LABEL = -1
 
 
@@ -92,28 +93,33 @@ class Evidence:
                         {n: t[order] for n, t in self.targets.items()})
 
 
-def write_evidence(evidence: Evidence, out_dir: Path) -> dict[str, Any]:
-    """Write ``out_dir/evidence.npz``; returns the results.json entry that names it."""
+def evidence_path(results_file: Path) -> Path:
+    """Where the evidence of ``results_file`` lies: beside it, named after it."""
+    return results_file.with_name(f"{results_file.stem}.evidence.npz")
+
+
+def write_evidence(evidence: Evidence, results_file: Path) -> dict[str, Any]:
+    """Write the evidence beside ``results_file`` (before it); returns the results.json entry for it."""
     arrays = {"images": evidence.images, "labels": evidence.labels, "reference.top5": evidence.reference}
     for name, top5 in evidence.targets.items():
         arrays[f"target.{name}.top5"] = top5
         arrays[f"target.{name}.agrees"] = evidence.agrees(name)
-    path = out_dir / EVIDENCE_FILE
+    path = evidence_path(results_file)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     with atomic_path(path) as tmp:
         tmp.write_bytes(buffer.getvalue())
-    return {"file": EVIDENCE_FILE, "sha256": sha256_file(path), "images": len(evidence.images),
+    return {"file": path.name, "sha256": sha256_file(path), "images": len(evidence.images),
             "targets": list(evidence.targets)}
 
 
-def read_evidence(results: dict[str, Any], results_dir: Path) -> Evidence | None:
-    """The evidence beside a results file, checked against the sha256 the results recorded; None
-    for results written before evidence existed (schema 1) or copied without it."""
+def read_evidence(results: dict[str, Any], results_file: Path) -> Evidence | None:
+    """The evidence beside ``results_file`` (read as ``results``), checked against the sha256 the results
+    recorded; None for results written before evidence existed (schema 1) or copied without it."""
     entry = results.get("evidence")
     if not isinstance(entry, dict):
         return None
-    path = results_dir / str(entry.get("file", EVIDENCE_FILE))
+    path = evidence_path(results_file)
     if not path.is_file():
         return None
     if sha256_file(path) != entry.get("sha256"):

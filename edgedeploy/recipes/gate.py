@@ -37,8 +37,8 @@ DEFAULT_MAX_REGRESSION = 0.3
 
 Status = Literal["pass", "fail", "error", "skip"]
 GATE_COLUMNS = ["target", "check", "value", "limit", "interval", "lost/gained", "p", "verdict", "detail"]
-NO_EVIDENCE = ("the {what} carry no per-image evidence (written before edgedeploy.results/2, or evidence.npz is "
-               "not beside them): {checks} gated on point estimates")
+NO_EVIDENCE = ("the {what} carry no per-image evidence (written before edgedeploy.results/2, or copied without "
+               "their .evidence.npz): {checks} gated on point estimates")
 
 
 @dataclass(frozen=True)
@@ -162,11 +162,12 @@ def _latency_checks(name: str, results: dict[str, Any], limits: Thresholds) -> l
         if limits.max_latency_ratio is not None:
             check = f"latency_ratio[{device}]"
             counterpart = float_counterpart(name)
-            ratio = latency_ratio(results["targets"], name, device, confidence or DEFAULT_CONFIDENCE)
             if name == counterpart:
                 checks.append(Check(name, check, "skip", limit=limits.max_latency_ratio,
                                     message="the float target of its runtime: the ratio's denominator"))
-            elif ratio is None:
+                continue
+            ratio = latency_ratio(results["targets"], name, device, confidence or DEFAULT_CONFIDENCE)
+            if ratio is None:
                 checks.append(Check(name, check, "error", limit=limits.max_latency_ratio,
                                     message=f"no timed runs of {name} and {counterpart} on {device} in the results"))
             else:

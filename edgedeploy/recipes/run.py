@@ -1,5 +1,6 @@
 """Run a recipe: export every target, evaluate each against the float model, bench each
-on the recipe's devices, and collect everything in one results dict (results.json).
+on the recipe's devices (all targets in interleaved rounds), and collect everything in one
+results dict (results.json) with the per-image predictions beside it (results.evidence.npz).
 
 Builds come from the content-addressed build cache and accuracy figures from an
 evaluation cache keyed by the artifact's sha256 and the evaluation data's content, so
@@ -297,7 +298,7 @@ def run_recipe(
                    "model": recipe.spec.model.model_dump()},
         "evaluation": {"data": str(evaluator.dataset.root), "images": len(evaluator.dataset),
                        "fingerprint": evaluator.data_key},
-        "evidence": write_evidence(evidence, out_dir),
+        "evidence": write_evidence(evidence, out_dir / RESULTS_FILE),
         "host": builtin_devices()["cpu"].describe_host(),
         "devices": [d.name for d in devices],
         "bench": recipe.spec.bench.model_dump(),

@@ -88,7 +88,7 @@ def test_without_evidence_accuracy_is_not_tested():
 
 def write_run(folder, results, ev):
     folder.mkdir()
-    results = {**results, "evidence": write_evidence(ev, folder)}
+    results = {**results, "evidence": write_evidence(ev, folder / "results.json")}
     (folder / "results.json").write_text(json.dumps(results))
     return str(folder / "results.json")
 

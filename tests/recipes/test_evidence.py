@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edgedeploy.core.errors import ArtifactMismatchError, InputFileError
-from edgedeploy.recipes.evidence import EVIDENCE_FILE, Evidence, Predictions, read_evidence, write_evidence
+from edgedeploy.recipes.evidence import Evidence, Predictions, evidence_path, read_evidence, write_evidence
 
 
 def evidence(n=6, lost=(), gained=(), order=None):
@@ -27,27 +27,36 @@ def evidence(n=6, lost=(), gained=(), order=None):
 
 def test_written_evidence_reads_back_the_same(tmp_path):
     ev = evidence(lost=[1, 2], gained=[4])
-    entry = write_evidence(ev, tmp_path)
-    assert entry["file"] == EVIDENCE_FILE and entry["images"] == 6 and entry["targets"] == ["tflite-int8"]
-    back = read_evidence({"evidence": json.loads(json.dumps(entry))}, tmp_path)
+    entry = write_evidence(ev, tmp_path / "results.json")
+    assert entry["file"] == "results.evidence.npz" and entry["images"] == 6 and entry["targets"] == ["tflite-int8"]
+    back = read_evidence({"evidence": json.loads(json.dumps(entry))}, tmp_path / "results.json")
     assert np.array_equal(back.images, ev.images) and np.array_equal(back.labels, ev.labels)
     assert np.array_equal(back.correct("tflite-int8"), [True, False, False, True, True, True])
     assert np.array_equal(back.correct(), [True, True, True, True, False, True])
     assert np.array_equal(back.agrees("tflite-int8"), [True, False, False, True, False, True])
-    with np.load(tmp_path / EVIDENCE_FILE) as raw:  # "whether it matches the float model" is stored too
+    with np.load(tmp_path / "results.evidence.npz") as raw:  # "whether it matches the float model" is stored too
         assert np.array_equal(raw["target.tflite-int8.agrees"], back.agrees("tflite-int8"))
 
 
 def test_results_without_evidence_or_without_the_file_read_as_none(tmp_path):
-    assert read_evidence({"schema": "edgedeploy.results/1"}, tmp_path) is None
-    assert read_evidence({"evidence": {"file": EVIDENCE_FILE, "sha256": "0" * 64}}, tmp_path) is None
+    assert read_evidence({"schema": "edgedeploy.results/1"}, tmp_path / "results.json") is None
+    assert read_evidence({"evidence": {"sha256": "0" * 64}}, tmp_path / "results.json") is None
 
 
 def test_a_changed_evidence_file_is_refused(tmp_path):
-    entry = write_evidence(evidence(), tmp_path)
-    write_evidence(evidence(lost=[0]), tmp_path)  # the same name, other content
+    entry = write_evidence(evidence(), tmp_path / "results.json")
+    write_evidence(evidence(lost=[0]), tmp_path / "results.json")  # the same name, other content
     with pytest.raises(ArtifactMismatchError, match="sha256 differs"):
-        read_evidence({"evidence": entry}, tmp_path)
+        read_evidence({"evidence": entry}, tmp_path / "results.json")
+
+
+def test_a_baseline_keeps_its_evidence_under_its_own_name(tmp_path):
+    entry = write_evidence(evidence(lost=[2]), tmp_path / "run" / "results.json")
+    baseline = tmp_path / "baselines" / "mobilenet_v2.json"
+    baseline.parent.mkdir()
+    evidence_path(baseline).write_bytes((tmp_path / "run" / "results.evidence.npz").read_bytes())
+    assert evidence_path(baseline).name == "mobilenet_v2.evidence.npz"
+    assert not read_evidence({"evidence": entry}, baseline).correct("tflite-int8")[2]
 
 
 def test_evidence_is_paired_by_image_digest_not_by_position():

@@ -26,7 +26,7 @@ def compare(as_json: bool, results_a: Path, results_b: Path, confidence: float, 
     from edgedeploy.recipes.results import read_results
 
     a, b = read_results(results_a), read_results(results_b)
-    comparison = compare_results(a, b, read_evidence(a, results_a.parent), read_evidence(b, results_b.parent),
+    comparison = compare_results(a, b, read_evidence(a, results_a), read_evidence(b, results_b),
                                  confidence, latency_margin)
     if as_json:
         emit_json({"a": str(results_a), "b": str(results_b), **comparison.to_dict()})

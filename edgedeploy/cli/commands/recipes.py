@@ -96,7 +96,7 @@ def run_cmd(ctx: click.Context, as_json: bool, recipe: Path, out_dir: Path | Non
               help="Check this results.json instead of running the recipe first.")
 @click.option("--baseline", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="A previous results.json: no target's top-1 may fall more than max_top1_regression below it "
-                   "(paired on the same images when both carry evidence.npz).")
+                   "(paired image by image when both have their .evidence.npz beside them).")
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the verdicts as JUnit XML (one test case per target and check).")
 @click.option("--no-verify", is_flag=True,
@@ -127,8 +127,8 @@ def gate(ctx: click.Context, as_json: bool, recipe: Path, results_file: Path | N
         results_file = out / RESULTS_FILE
     verified = {} if no_verify else verify_result_artifacts(results, Path(results_file).parent)
     before = read_results(baseline) if baseline else None
-    report = check_results(loaded, results, before, split_targets(only), read_evidence(results, Path(results_file).parent),
-                           read_evidence(before, baseline.parent) if before is not None and baseline else None)
+    report = check_results(loaded, results, before, split_targets(only), read_evidence(results, Path(results_file)),
+                           read_evidence(before, baseline) if before is not None and baseline else None)
     if junit is not None:
         write_junit(report, junit)
     verdict = report.to_dict()

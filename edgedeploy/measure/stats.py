@@ -8,18 +8,20 @@ gives the same interval and the same verdict: a gate must not flap on its own re
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
 
 __all__ = ["Interval", "PairedAccuracy", "paired_accuracy", "median_interval", "ratio_of_medians",
-           "DEFAULT_CONFIDENCE", "BOOTSTRAP_SEED"]
+           "DEFAULT_CONFIDENCE", "BOOTSTRAP_SEED", "RESAMPLES"]
 
 # The confidence of reported intervals when a recipe asks for none.
 DEFAULT_CONFIDENCE = 0.95
 BOOTSTRAP_SEED = 0
-_RESAMPLES = 9999
+# scipy's default; fewer give coarser interval ends (simulations of coverage use fewer, for speed).
+RESAMPLES = 9999
 # Resamples per vectorized batch: 600 images x 2000 resamples of float64 is ~10 MB.
 _BATCH = 2000
 
@@ -68,15 +70,17 @@ class PairedAccuracy:
                 f"McNemar p={self.p_value:.3g}")
 
 
-def _bootstrap(samples: tuple[np.ndarray, ...], statistic, confidence: float, seed: int) -> tuple[float, float]:
+def _bootstrap(samples: tuple[np.ndarray, ...], statistic: Callable[..., np.ndarray], confidence: float, seed: int,
+               resamples: int) -> tuple[float, float]:
     result = stats.bootstrap(samples, statistic, vectorized=True, paired=False, confidence_level=confidence,
-                             n_resamples=_RESAMPLES, batch=_BATCH, method="percentile",
+                             n_resamples=resamples, batch=_BATCH, method="percentile",
                              rng=np.random.default_rng(seed))
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
 def paired_accuracy(reference_correct: np.ndarray, candidate_correct: np.ndarray,
-                    confidence: float = DEFAULT_CONFIDENCE, seed: int = BOOTSTRAP_SEED) -> PairedAccuracy:
+                    confidence: float = DEFAULT_CONFIDENCE, seed: int = BOOTSTRAP_SEED,
+                    resamples: int = RESAMPLES) -> PairedAccuracy:
     """The top-1 drop (reference minus candidate, points) with its paired bootstrap interval and
     McNemar's exact p-value. Both arrays are per-image correctness on the same images, same order."""
     ref = np.asarray(reference_correct, dtype=bool)
@@ -90,14 +94,14 @@ def paired_accuracy(reference_correct: np.ndarray, candidate_correct: np.ndarray
     if np.all(diff == diff[0]):
         low = high = drop  # every resample is the same: the interval is the point
     else:
-        low, high = _bootstrap((diff,), lambda d, axis: d.mean(axis=axis), confidence, seed)
+        low, high = _bootstrap((diff,), lambda d, axis: d.mean(axis=axis), confidence, seed, resamples)
     p_value = float(stats.binomtest(lost, lost + gained, 0.5).pvalue) if lost + gained else 1.0
     return PairedAccuracy(len(ref), Interval(round(drop, 4), round(low, 4), round(high, 4), confidence),
                           lost, gained, p_value)
 
 
 def median_interval(samples: list[float] | np.ndarray, confidence: float = DEFAULT_CONFIDENCE,
-                    seed: int = BOOTSTRAP_SEED) -> Interval:
+                    seed: int = BOOTSTRAP_SEED, resamples: int = RESAMPLES) -> Interval:
     """The median (p50) of timed samples with its bootstrap interval."""
     x = np.asarray(samples, dtype=np.float64)
     if len(x) < 2:
@@ -105,12 +109,13 @@ def median_interval(samples: list[float] | np.ndarray, confidence: float = DEFAU
     median = float(np.median(x))
     with warnings.catch_warnings():  # identical samples: a degenerate but correct interval
         warnings.simplefilter("ignore", stats.DegenerateDataWarning)
-        low, high = _bootstrap((x,), lambda s, axis: np.median(s, axis=axis), confidence, seed)
+        low, high = _bootstrap((x,), lambda s, axis: np.median(s, axis=axis), confidence, seed, resamples)
     return Interval(round(median, 4), round(low, 4), round(high, 4), confidence)
 
 
 def ratio_of_medians(numerator: list[float] | np.ndarray, denominator: list[float] | np.ndarray,
-                     confidence: float = DEFAULT_CONFIDENCE, seed: int = BOOTSTRAP_SEED) -> Interval:
+                     confidence: float = DEFAULT_CONFIDENCE, seed: int = BOOTSTRAP_SEED,
+                     resamples: int = RESAMPLES) -> Interval:
     """median(numerator) / median(denominator), e.g. int8 p50 / fp32 p50, with a two-sample
     bootstrap interval (each sample resampled on its own)."""
     a, b = np.asarray(numerator, dtype=np.float64), np.asarray(denominator, dtype=np.float64)
@@ -120,5 +125,5 @@ def ratio_of_medians(numerator: list[float] | np.ndarray, denominator: list[floa
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", stats.DegenerateDataWarning)
         low, high = _bootstrap((a, b), lambda x, y, axis: np.median(x, axis=axis) / np.median(y, axis=axis),
-                               confidence, seed)
+                               confidence, seed, resamples)
     return Interval(round(ratio, 4), round(low, 4), round(high, 4), confidence)

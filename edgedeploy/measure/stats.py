@@ -53,21 +53,23 @@ class PairedAccuracy:
     drop: Interval
     lost: int
     gained: int
-    # McNemar's exact test (two-sided binomial test of lost vs gained at 1/2).
+    # McNemar's exact test: a binomial test of lost vs gained at 1/2, two-sided (any change) ...
     p_value: float
+    # ... and one-sided (the candidate loses more than it gains): what a gate, which cares about losses, uses.
+    p_loss: float
 
     @property
     def significant_loss(self) -> bool:
         """More images lost than gained, beyond what chance explains at the interval's confidence."""
-        return self.lost > self.gained and self.p_value < 1 - self.drop.confidence
+        return self.p_loss < 1 - self.drop.confidence
 
     def to_dict(self) -> dict[str, object]:
         return {"n": self.n, "drop": self.drop.to_dict(), "lost": self.lost, "gained": self.gained,
-                "p_value": self.p_value}
+                "p_value": self.p_value, "p_loss": self.p_loss}
 
     def describe(self) -> str:
         return (f"{self.drop.confidence:.0%} CI {self.drop}, {self.lost} lost / {self.gained} gained, "
-                f"McNemar p={self.p_value:.3g}")
+                f"McNemar p={self.p_value:.3g} (one-sided, for a loss: {self.p_loss:.3g})")
 
 
 def _bootstrap(samples: tuple[np.ndarray, ...], statistic: Callable[..., np.ndarray], confidence: float, seed: int,
@@ -95,9 +97,13 @@ def paired_accuracy(reference_correct: np.ndarray, candidate_correct: np.ndarray
         low = high = drop  # every resample is the same: the interval is the point
     else:
         low, high = _bootstrap((diff,), lambda d, axis: d.mean(axis=axis), confidence, seed, resamples)
-    p_value = float(stats.binomtest(lost, lost + gained, 0.5).pvalue) if lost + gained else 1.0
+    if lost + gained:
+        p_value = float(stats.binomtest(lost, lost + gained, 0.5).pvalue)
+        p_loss = float(stats.binomtest(lost, lost + gained, 0.5, alternative="greater").pvalue)
+    else:
+        p_value = p_loss = 1.0  # no discordant image: no evidence of any difference
     return PairedAccuracy(len(ref), Interval(round(drop, 4), round(low, 4), round(high, 4), confidence),
-                          lost, gained, p_value)
+                          lost, gained, p_value, p_loss)
 
 
 def median_interval(samples: list[float] | np.ndarray, confidence: float = DEFAULT_CONFIDENCE,

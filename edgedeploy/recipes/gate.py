@@ -4,7 +4,8 @@ With per-image evidence (results schema 2), accuracy checks are paired: the same
 float model (or the baseline) and the target, McNemar's exact test on the images one gets right
 and the other wrong, and a bootstrap interval of the drop. A recipe's ``confidence`` picks the
 semantics: unset, a limit is checked on the point estimate (the interval is shown); set, an
-accuracy check fails only on a significant loss whose upper bound exceeds the limit, and a latency
+accuracy check fails only on a significant loss (one-sided McNemar) whose upper bound exceeds the
+limit, and a latency
 check only when the whole interval is above the limit. Results without evidence gate on point
 estimates, with a note saying so.
 
@@ -36,7 +37,7 @@ __all__ = ["Check", "GateReport", "check_results", "write_junit", "DEFAULT_MAX_R
 DEFAULT_MAX_REGRESSION = 0.3
 
 Status = Literal["pass", "fail", "error", "skip"]
-GATE_COLUMNS = ["target", "check", "value", "limit", "interval", "lost/gained", "p", "verdict", "detail"]
+GATE_COLUMNS = ["target", "check", "value", "limit", "interval", "lost/gained", "p (loss)", "verdict", "detail"]
 NO_EVIDENCE = ("the {what} carry no per-image evidence (written before edgedeploy.results/2, or copied without "
                "their .evidence.npz): {checks} gated on point estimates")
 
@@ -51,7 +52,7 @@ class Check:
     message: str = ""
     # The confidence interval of ``value``, where the evidence gives one.
     interval: tuple[float, float] | None = None
-    # Accuracy with evidence: (images lost, images gained) and McNemar's exact p-value.
+    # Accuracy with evidence: (images lost, images gained) and McNemar's exact one-sided p-value for a loss.
     discordant: tuple[int, int] | None = None
     p_value: float | None = None
 
@@ -112,7 +113,7 @@ def _accuracy(target: str, name: str, point: float | None, limit: float, confide
         return _upper(target, name, point, limit, " pts")
     drop = paired.drop
     stats = dict(value=drop.estimate, limit=limit, interval=(drop.low, drop.high),
-                 discordant=(paired.lost, paired.gained), p_value=paired.p_value)
+                 discordant=(paired.lost, paired.gained), p_value=paired.p_loss)
     if confidence is None:
         ok = drop.estimate <= limit
         return Check(target, name, "pass" if ok else "fail", message=(
@@ -122,10 +123,10 @@ def _accuracy(target: str, name: str, point: float | None, limit: float, confide
         ok, why = True, f"upper bound {drop.high:.2f} pts <= {limit:.2f} pts"
     elif not paired.significant_loss:
         ok, why = True, (f"upper bound {drop.high:.2f} pts > {limit:.2f} pts, but no significant loss "
-                         f"(McNemar p={paired.p_value:.3g} >= {alpha:.3g} or no more images lost than gained)")
+                         f"(one-sided McNemar p={paired.p_loss:.3g} >= {alpha:.3g})")
     else:
-        ok, why = False, (f"significant loss (McNemar p={paired.p_value:.3g} < {alpha:.3g}) and upper bound "
-                          f"{drop.high:.2f} pts > {limit:.2f} pts")
+        ok, why = False, (f"significant loss (one-sided McNemar p={paired.p_loss:.3g} < {alpha:.3g}) and upper "
+                          f"bound {drop.high:.2f} pts > {limit:.2f} pts")
     return Check(target, name, "pass" if ok else "fail",
                  message=f"{why}; drop {drop.estimate:.2f} pts, {paired.describe()}", **stats)
 

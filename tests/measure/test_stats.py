@@ -24,6 +24,7 @@ def test_ten_images_lost_and_none_gained_is_a_significant_loss():
     result = paired_accuracy(*pairs(600, lost=10, gained=0, both_wrong=130))
     assert (result.lost, result.gained, result.n) == (10, 0, 600)
     assert result.p_value == pytest.approx(2 * 0.5**10)  # McNemar exact: two-sided binomial, 10 of 10
+    assert result.p_loss == pytest.approx(0.5**10)  # one-sided, for a loss
     assert result.drop.estimate == pytest.approx(100 * 10 / 600, abs=1e-4)
     assert 0 < result.drop.low < result.drop.estimate < result.drop.high
     assert result.significant_loss
@@ -31,7 +32,7 @@ def test_ten_images_lost_and_none_gained_is_a_significant_loss():
 
 def test_three_lost_and_two_gained_is_not_significant():
     result = paired_accuracy(*pairs(600, lost=3, gained=2, both_wrong=130))
-    assert result.p_value == pytest.approx(1.0)
+    assert result.p_value == pytest.approx(1.0) and result.p_loss == pytest.approx(0.5)
     assert result.drop.estimate == pytest.approx(100 / 600, abs=1e-4)
     assert result.drop.low < 0 < result.drop.high
     assert not result.significant_loss
@@ -39,7 +40,7 @@ def test_three_lost_and_two_gained_is_not_significant():
 
 def test_gains_are_never_a_significant_loss():
     result = paired_accuracy(*pairs(600, lost=0, gained=10))
-    assert result.p_value < 0.01 and result.drop.estimate < 0 and not result.significant_loss
+    assert result.p_value < 0.01 and result.p_loss == 1.0 and result.drop.estimate < 0 and not result.significant_loss
 
 
 def test_identical_predictions_have_a_zero_width_interval():

@@ -60,42 +60,41 @@ def test_unpaired_input_is_refused():
         median_interval([1.0])
 
 
+def covered_share(seed: int, interval_of, truth: float, trials: int = 200) -> float:
+    """The share of seeded trials whose 90% interval (``interval_of(rng, trial)``) holds ``truth``.
+    Binomial noise of 200 trials at 0.9: sd 2.1 points; the tests allow about 3 sd."""
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for trial in range(trials):
+        interval = interval_of(rng, trial)
+        assert interval.low <= interval.estimate <= interval.high
+        hits += interval.low <= truth <= interval.high
+    return hits / trials
+
+
 @pytest.mark.slow
 def test_the_drop_interval_covers_the_true_drop_at_its_rate():
-    """300 images, true drop 1.5 points (3% lost, 1.5% gained per image): 200 seeded trials."""
-    rng = np.random.default_rng(15)
-    n, p_lost, p_gained, trials = 300, 0.03, 0.015, 200
-    covered = 0
-    for trial in range(trials):
-        u = rng.random(n)
-        ref, cand = u >= 0.2, u >= 0.2  # 20% wrong in both
-        cand[(u >= 0.2) & (u < 0.2 + p_lost)] = False
-        ref[(u >= 0.2 + p_lost) & (u < 0.2 + p_lost + p_gained)] = False
-        result = paired_accuracy(ref, cand, confidence=0.9, seed=trial, resamples=FAST)
-        covered += result.drop.low <= 100 * (p_lost - p_gained) <= result.drop.high
-    # Binomial noise of 200 trials at 0.9: sd 2.1 points; the tolerance is about 3 sd.
-    assert 0.84 <= covered / trials <= 0.96, covered / trials
+    """300 images, true drop 1.5 points (3% lost, 1.5% gained per image, 20% wrong in both)."""
+    def drop(rng, trial):
+        u = rng.random(300)
+        ref, cand = u >= 0.2, u >= 0.2
+        cand[(u >= 0.2) & (u < 0.23)] = False
+        ref[(u >= 0.23) & (u < 0.245)] = False
+        return paired_accuracy(ref, cand, confidence=0.9, seed=trial, resamples=FAST).drop
+
+    assert 0.84 <= covered_share(15, drop, 1.5) <= 0.96
 
 
 @pytest.mark.slow
 def test_the_median_interval_covers_the_true_median_at_its_rate():
-    rng = np.random.default_rng(3)
-    trials, covered = 200, 0
-    for trial in range(trials):
-        samples = rng.lognormal(mean=np.log(5.0), sigma=0.1, size=100)  # true median: 5 ms
-        interval = median_interval(samples, 0.9, seed=trial, resamples=FAST)
-        covered += interval.low <= 5.0 <= interval.high
-    assert 0.84 <= covered / trials <= 0.96, covered / trials
+    share = covered_share(3, lambda rng, trial: median_interval(rng.lognormal(np.log(5.0), 0.1, 100), 0.9,
+                                                                seed=trial, resamples=FAST), truth=5.0)
+    assert 0.84 <= share <= 0.96
 
 
 @pytest.mark.slow
 def test_the_ratio_of_medians_covers_the_true_ratio_at_its_rate():
-    rng = np.random.default_rng(4)
-    trials, covered = 200, 0
-    for trial in range(trials):
-        int8 = rng.lognormal(np.log(2.0), 0.1, size=100)
-        fp32 = rng.lognormal(np.log(5.0), 0.1, size=100)
-        interval = ratio_of_medians(int8, fp32, 0.9, seed=trial, resamples=FAST)
-        assert interval.low < interval.estimate < interval.high
-        covered += interval.low <= 0.4 <= interval.high
-    assert 0.84 <= covered / trials <= 0.96, covered / trials
+    share = covered_share(4, lambda rng, trial: ratio_of_medians(rng.lognormal(np.log(2.0), 0.1, 100),
+                                                                 rng.lognormal(np.log(5.0), 0.1, 100), 0.9,
+                                                                 seed=trial, resamples=FAST), truth=0.4)
+    assert 0.84 <= share <= 0.96

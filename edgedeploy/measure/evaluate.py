@@ -32,8 +32,8 @@ def _softmax(scores: np.ndarray) -> np.ndarray:
 
 
 def top5_classes(scores: np.ndarray) -> np.ndarray:
-    """Each row's five highest classes, best first (int16: 1000 classes fit, evidence stays small)."""
-    return np.argsort(-scores, axis=1)[:, :5].astype(np.int16)
+    """Each row's five highest classes (fewer with fewer classes), best first."""
+    return np.argsort(-scores, axis=1)[:, :5].astype(np.int32)
 
 
 def _as_probabilities(scores: np.ndarray, already: bool) -> np.ndarray:

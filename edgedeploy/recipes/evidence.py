@@ -32,7 +32,7 @@ class Predictions:
 
     images: np.ndarray  # (n,) sha256 hex of each image file
     labels: np.ndarray  # (n,) int32 class index, NO_LABEL when unlabeled
-    top5: np.ndarray  # (n, 5) int16 classes, best first
+    top5: np.ndarray  # (n, 5) int32 classes, best first
 
     def save(self, path: Path) -> None:
         with atomic_path(path) as tmp, tmp.open("wb") as f:

@@ -5,9 +5,8 @@ float model (or the baseline) and the target, McNemar's exact test on the images
 and the other wrong, and a bootstrap interval of the drop. A recipe's ``confidence`` picks the
 semantics: unset, a limit is checked on the point estimate (the interval is shown); set, an
 accuracy check fails only on a significant loss (one-sided McNemar) whose upper bound exceeds the
-limit, and a latency
-check only when the whole interval is above the limit. Results without evidence gate on point
-estimates, with a note saying so.
+limit, and a latency check only when the whole interval is above the limit. Results without
+evidence gate on point estimates, with a note saying so.
 
 It fails closed. A target that failed to build or measure, a target the recipe names
 but the results lack, results of a different model, or a baseline measured on other

@@ -20,7 +20,7 @@ HOST = "x86_64 AMD EPYC, 2 logical CPUs, int8 features: avx2"
 def evidence(lost=0, gained=0):
     """The float model right on 462 of 600 images; tflite-int8 loses ``lost`` of them and gains ``gained``."""
     labels = np.arange(N, dtype=np.int32)
-    top5 = np.stack([labels + k for k in range(5)], axis=1).astype(np.int16)
+    top5 = np.stack([labels + k for k in range(5)], axis=1).astype(np.int32)
     top5[:138, 0] += 7
     int8 = top5.copy()
     int8[138:138 + lost, 0] += 9

@@ -13,7 +13,7 @@ def evidence(n=6, lost=(), gained=(), order=None):
     """n images labeled 0..n-1; the float model right except on ``gained``, the target right except on ``lost``."""
     images = np.array([f"{i:064x}" for i in range(n)])
     labels = np.arange(n, dtype=np.int32)
-    reference = np.tile(np.arange(5, dtype=np.int16), (n, 1)) + labels[:, None].astype(np.int16)
+    reference = np.tile(np.arange(5, dtype=np.int32), (n, 1)) + labels[:, None].astype(np.int32)
     target = reference.copy()
     for i in lost:
         target[i, 0] = 999
@@ -78,7 +78,7 @@ def test_evidence_on_other_images_cannot_be_paired():
 
 
 def test_predictions_round_trip_through_the_cache_file(tmp_path):
-    preds = Predictions(np.array(["a" * 64, "b" * 64]), np.array([1, -1], np.int32), np.zeros((2, 5), np.int16))
+    preds = Predictions(np.array(["a" * 64, "b" * 64]), np.array([1, -1], np.int32), np.zeros((2, 5), np.int32))
     preds.save(tmp_path / "p.npz")
     back = Predictions.load(tmp_path / "p.npz")
     assert np.array_equal(back.images, preds.images) and np.array_equal(back.labels, preds.labels)

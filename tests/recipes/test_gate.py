@@ -206,7 +206,7 @@ def paired_evidence(lost=0, gained=0, n=600, wrong=138, images=None):
     """600 images, the float model wrong on ``wrong`` of them; tflite-int8 loses ``lost`` of the float model's
     right answers and gets ``gained`` of its wrong ones; tflite-fp32 is the float model."""
     labels = np.arange(n, dtype=np.int32) % 1000
-    reference = np.stack([labels + k for k in range(5)], axis=1).astype(np.int16)
+    reference = np.stack([labels + k for k in range(5)], axis=1).astype(np.int32)
     reference[:wrong, 0] = (labels[:wrong] + 1) % 1000
     int8 = reference.copy()
     int8[wrong:wrong + lost, 0] = (labels[wrong:wrong + lost] + 2) % 1000

@@ -54,7 +54,7 @@ def test_a_real_run_carries_per_image_evidence_that_reproduces_its_figures(recip
     _, results, out = recipe_run
     assert results["schema"] == "edgedeploy.results/2" and results["bench"]["rounds"] == 5
     assert results["evidence"]["images"] == 300 and results["evidence"]["targets"] == list(results["targets"])
-    evidence = read_evidence(results, out)
+    evidence = read_evidence(results, out / "results.json")
     # Keyed by the image file's sha256: the first val image in evaluation order.
     first = sorted(p for p in val_dir.rglob("*.JPEG"))[0]
     assert evidence.images[0] == sha256_file(first) and len(set(evidence.images.tolist())) == 300
@@ -83,7 +83,7 @@ def test_the_gate_pairs_a_real_runs_evidence(recipe_run):
     checks = {(c["target"], c["name"]): c for c in verdict["checks"]}
     paired = results["targets"]["tflite-int8"]["accuracy"]["paired"]
     drop = checks[("tflite-int8", "top1_drop")]
-    assert drop["discordant"] == [paired["lost"], paired["gained"]] and drop["p_value"] == paired["p_value"]
+    assert drop["discordant"] == [paired["lost"], paired["gained"]] and drop["p_value"] == paired["p_loss"]
     assert drop["interval"] == [paired["drop"]["low"], paired["drop"]["high"]]
     # Against itself: every image pairs with itself, nothing is discordant.
     assert checks[("tflite-int8", "top1_vs_baseline")]["discordant"] == [0, 0]

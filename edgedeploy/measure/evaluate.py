@@ -32,8 +32,9 @@ def _softmax(scores: np.ndarray) -> np.ndarray:
 
 
 def top5_classes(scores: np.ndarray) -> np.ndarray:
-    """Each row's five highest classes (fewer with fewer classes), best first."""
-    return np.argsort(-scores, axis=1)[:, :5].astype(np.int32)
+    """Each row's five highest classes (fewer with fewer classes), best first. A stable sort breaks ties
+    (common in quantized outputs) by the lower class, as argmax does, so top-1 and agreement agree."""
+    return np.argsort(-scores, axis=1, kind="stable")[:, :5].astype(np.int32)
 
 
 def _as_probabilities(scores: np.ndarray, already: bool) -> np.ndarray:

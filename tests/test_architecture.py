@@ -1,5 +1,5 @@
 """The package's shape: the import-layer contract (import-linter, configured in pyproject.toml),
-the torch-free path of `report` and `gate --results`, and small modules."""
+the torch-free path of `report`, `gate --results` and `compare`, and small modules."""
 
 from __future__ import annotations
 
@@ -44,8 +44,8 @@ def test_the_contract_catches_a_wrong_import(tmp_path, module, upward):
     assert result.returncode == 1 and "BROKEN" in result.stdout, result.stdout[-2000:]
 
 
-def test_report_and_gate_on_a_results_file_do_not_import_torch(tmp_path):
-    """A CI machine that only gates and reports needs no ML stack: neither command imports one."""
+def test_report_gate_and_compare_on_results_files_do_not_import_torch(tmp_path):
+    """A CI machine that only gates, compares and reports needs no ML stack: no such command imports one."""
     baseline = REPO / "recipes" / "baselines" / "mobilenet_v2.json"
     recipe = REPO / "recipes" / "mobilenet_v2.yaml"
     script = f"""
@@ -56,12 +56,13 @@ runner = CliRunner()
 report = runner.invoke(cli, ["report", {str(baseline)!r}, "--out", {str(tmp_path / "report")!r}, "--json"])
 gate = runner.invoke(cli, ["gate", {str(recipe)!r}, "--results", {str(baseline)!r}, "--baseline", {str(baseline)!r},
                            "--json"])
+compare = runner.invoke(cli, ["compare", {str(baseline)!r}, {str(baseline)!r}, "--json"])
 loaded = sorted(m for m in {HEAVY!r} if m in sys.modules)
-print(report.exit_code, gate.exit_code, loaded)
+print(report.exit_code, gate.exit_code, compare.exit_code, loaded)
 """
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.strip().splitlines()[-1] == "0 0 []", result.stdout[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "0 0 0 []", result.stdout[-2000:]
     assert (tmp_path / "report" / "report.html").is_file()
 
 

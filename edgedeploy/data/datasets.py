@@ -15,7 +15,7 @@ from pathlib import Path
 from PIL import Image
 
 from edgedeploy.core.errors import DataError
-from edgedeploy.core.hashing import sha256_files
+from edgedeploy.core.hashing import sha256_file, sha256_files
 from edgedeploy.data.preprocess import load_image
 
 __all__ = ["ImageFolder", "LabeledImage", "read_synsets"]
@@ -117,6 +117,10 @@ class ImageFolder:
     def fingerprint(self) -> str:
         """A digest of the files and their labels: equal fingerprints, equal evaluation data."""
         return sha256_files([(f"{p.relative_to(self.root).as_posix()}:{label}", p) for p, label in self.files])
+
+    def digests(self) -> dict[Path, str]:
+        """Each file's sha256: an image's identity wherever the folder is (per-image evidence is keyed by it)."""
+        return {p: sha256_file(p) for p, _ in self.files}
 
     def __iter__(self) -> Iterator[LabeledImage]:
         """Decode images one at a time (memory stays flat); undecodable files are skipped."""

@@ -6,15 +6,17 @@ import resource
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
 from edgedeploy.backends.base import Runner
 from edgedeploy.core.errors import ConfigError
 from edgedeploy.data.synthetic import synthetic_images
+from edgedeploy.devices.latency import InProcessFigures, LatencyResult, LatencyStats
 
-__all__ = ["BenchResult", "benchmark", "check_run_counts", "MAX_RUNS", "MAX_WARMUP", "rss_mb"]
+__all__ = ["BenchResult", "benchmark", "check_run_counts", "latency_stats", "merge_rounds", "MAX_RUNS", "MAX_WARMUP",
+           "rss_mb"]
 
 MAX_RUNS = 100_000
 MAX_WARMUP = 10_000
@@ -61,6 +63,38 @@ def check_run_counts(runs: int, warmup: int) -> None:
         raise ConfigError(f"--warmup must be between 0 and {MAX_WARMUP}, got {warmup}")
 
 
+def latency_stats(times: np.ndarray) -> dict[str, float]:
+    """The in-process timing loop's statistics of timed runs (ms)."""
+    latency = {
+        "p50": float(np.percentile(times, 50)),
+        "p90": float(np.percentile(times, 90)),
+        "p99": float(np.percentile(times, 99)),
+        "mean": float(times.mean()),
+        "std": float(times.std()),
+        "min": float(times.min()),
+        "max": float(times.max()),
+    }
+    return {k: round(v, 4) for k, v in latency.items()}
+
+
+def merge_rounds(rounds: list[LatencyResult]) -> LatencyResult:
+    """One result from several rounds of the in-process loop on one model (interleaved with other
+    models' rounds): every timed run, statistics over all of them. Warm-up is per round."""
+    first = rounds[0]
+    if len(rounds) == 1:
+        return first
+    if any(r.in_process is None for r in rounds):
+        raise ValueError("only in-process results (with every timed run) can be merged")
+    samples = [t for r in rounds for t in r.in_process.samples_ms]
+    latency = latency_stats(np.asarray(samples))
+    figures = first.in_process
+    # Every round feeds the same batch, so throughput scales with the mean latency.
+    throughput = round(figures.throughput_ips * first.latency_ms.mean / latency["mean"], 2)
+    peak = max(r.in_process.peak_rss_mb for r in rounds)
+    return replace(first, runs=len(samples), latency_ms=LatencyStats.from_dict(latency),
+                   in_process=InProcessFigures(throughput, peak, figures.rss_after_load_mb, samples))
+
+
 def benchmark(
     runner: Runner, runs: int = 100, warmup: int = 10, on_progress: Callable[[int], None] | None = None
 ) -> BenchResult:
@@ -77,18 +111,10 @@ def benchmark(
         times[i] = (time.perf_counter_ns() - t0) / 1e6
         if on_progress:
             on_progress(1)
-    latency = {
-        "p50": float(np.percentile(times, 50)),
-        "p90": float(np.percentile(times, 90)),
-        "p99": float(np.percentile(times, 99)),
-        "mean": float(times.mean()),
-        "std": float(times.std()),
-        "min": float(times.min()),
-        "max": float(times.max()),
-    }
+    latency = latency_stats(times)
     batch = tensor.shape[0]
     return BenchResult(
-        latency_ms={k: round(v, 4) for k, v in latency.items()},
+        latency_ms=latency,
         runs=runs,
         warmup=warmup,
         throughput_ips=round(1000.0 * batch / latency["mean"], 2),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -18,7 +19,7 @@ from edgedeploy.core.io_spec import Preprocessing
 from edgedeploy.data.datasets import ImageFolder, LabeledImage
 from edgedeploy.data.preprocess import preprocess
 
-__all__ = ["EvalResult", "MetricAccumulator", "evaluate", "DEFAULT_BATCH"]
+__all__ = ["EvalResult", "MetricAccumulator", "evaluate", "top5_classes", "DEFAULT_BATCH"]
 
 DEFAULT_BATCH = 16
 _EPS = 1e-12
@@ -28,6 +29,12 @@ def _softmax(scores: np.ndarray) -> np.ndarray:
     z = scores - scores.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
+
+
+def top5_classes(scores: np.ndarray) -> np.ndarray:
+    """Each row's five highest classes (fewer with fewer classes), best first. A stable sort breaks ties
+    (common in quantized outputs) by the lower class, as argmax does, so top-1 and agreement agree."""
+    return np.argsort(-scores, axis=1, kind="stable")[:, :5].astype(np.int32)
 
 
 def _as_probabilities(scores: np.ndarray, already: bool) -> np.ndarray:
@@ -71,8 +78,7 @@ class MetricAccumulator:
         probabilities: tuple[bool, bool] = (False, False),
     ) -> None:
         self.n += len(scores)
-        top5 = np.argsort(-scores, axis=1)[:, :5]
-        for row, label in zip(top5, labels):
+        for row, label in zip(top5_classes(scores), labels):
             if label is not None:
                 self.labeled += 1
                 self.top1 += int(row[0] == label)
@@ -126,13 +132,14 @@ def evaluate(
     reference: Runner | np.ndarray | None = None,
     batch_size: int = DEFAULT_BATCH,
     on_progress: Callable[[int], None] | None = None,
-    on_scores: Callable[[np.ndarray], None] | None = None,
+    on_scores: Callable[[np.ndarray, list[Path]], None] | None = None,
 ) -> EvalResult:
     """Top-1/top-5 of ``runner`` (if labeled) and, with ``reference``, agreement, KL and cosine.
 
     ``reference`` is a runner, or the logits a runner produced on this same dataset
     (rows in iteration order), so one reference pass can serve many models.
-    ``on_scores`` receives each batch's scores as they are computed.
+    ``on_scores`` receives each batch's scores as they are computed, with the batch's image files
+    (undecodable files are skipped, so rows and dataset files need not line up otherwise).
     """
     acc = MetricAccumulator()
     skipped_before = len(dataset.skipped)
@@ -148,7 +155,7 @@ def evaluate(
 
         scores = runner.predict(inputs(runner.io.preprocessing))
         if on_scores:
-            on_scores(scores)
+            on_scores(scores, [item.path for item in batch])
         ref_probabilities = False
         if isinstance(reference, np.ndarray):
             ref_scores = reference[acc.n:acc.n + len(batch)]

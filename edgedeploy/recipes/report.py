@@ -17,10 +17,13 @@ from edgedeploy.core.artifacts import atomic_path, atomic_write_text
 
 __all__ = ["write_report", "report_rows", "COLUMNS"]
 
-COLUMNS = ["target", "runtime", "device", "size MiB", "top-1 %", "drop pts", "agreement %",
-           "p50 ms", "p90 ms", "speed-up vs float"]
-NOTE = ("Drop and agreement are against the PyTorch float model on the same images; speed-up is the float "
-        "target's p50 divided by this target's, on the same device in the same run.")
+COLUMNS = ["target", "runtime", "device", "size MiB", "top-1 %", "drop pts", "drop interval", "lost/gained (p)",
+           "agreement %", "p50 ms", "p90 ms", "speed-up vs float", "p50 ratio vs float"]
+NOTE = ("Drop and agreement are against the PyTorch float model on the same images; the drop interval is a paired "
+        "bootstrap interval, lost/gained the images the float model gets right and the target wrong and the reverse, "
+        "p McNemar's exact test on them. Speed-up is the float target's p50 divided by this target's, on the same "
+        "device in the same run (benched in interleaved rounds); the p50 ratio is its inverse with a bootstrap "
+        "interval.")
 PLOTS = {"accuracy_vs_latency": "Top-1 vs p50 latency", "latency_distribution": "Latency distribution"}
 
 
@@ -28,25 +31,36 @@ def _num(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _interval(interval: dict[str, float]) -> str:
+    return f"[{interval['low']:.2f}, {interval['high']:.2f}]"
+
+
 def report_rows(results: dict[str, Any]) -> list[list[str]]:
     """One row per (target, device), the float reference first; failed targets get one row."""
     rows = []
     ref = results["reference"]
     for device, lat in ref["latency"].items():
-        rows.append(["pytorch (reference)", ref["runtime"], device, "-", _num(ref["accuracy"]["top1"]), "-", "-",
-                     _num(lat["latency_ms"]["p50"]), _num(lat["latency_ms"].get("p90")), "-"])
+        rows.append(["pytorch (reference)", ref["runtime"], device, "-", _num(ref["accuracy"]["top1"]), "-", "-", "-",
+                     "-", _num(lat["latency_ms"]["p50"]), _num(lat["latency_ms"].get("p90")), "-", "-"])
     for name, t in results["targets"].items():
         if t["status"] != "ok":
-            rows.append([name, t["runtime"], "-", "-", "-", "-", "-", "-", "-", f"FAILED ({t['stage']})"])
+            rows.append([name, t["runtime"], "-", "-", "-", "-", "-", "-", "-", "-", "-", "-",
+                         f"FAILED ({t['stage']})"])
             continue
         acc = t["accuracy"]
+        # Results written before per-image evidence (schema 1) have no paired statistics.
+        paired = acc.get("paired")
         speedup = t.get("speedup_vs_float", {})
+        ratios = t.get("latency_ratio_vs_float", {})
         for device, lat in t["latency"].items():
             ratio = speedup.get(device)
             rows.append([
                 name, t["runtime"], device, _num(t["size_bytes"] / 2**20), _num(acc["top1"]), _num(acc["top1_drop"]),
+                _interval(paired["drop"]) if paired else "-",
+                f"{paired['lost']}/{paired['gained']} ({paired['p_value']:.2g})" if paired else "-",
                 _num(acc["agreement"]), _num(lat["latency_ms"]["p50"]), _num(lat["latency_ms"].get("p90")),
                 "-" if ratio is None else f"{ratio:.2f}x vs {speedup['baseline']}",
+                f"{ratios[device]['estimate']:.2f} {_interval(ratios[device])}" if device in ratios else "-",
             ])
     return rows
 

@@ -1,5 +1,10 @@
-"""The results file of a run (``results.json``, schema ``edgedeploy.results/1``): its names and
-its reader. Torch-free, so ``report`` and ``gate --results`` run on a machine with no ML stack."""
+"""The results file of a run (``results.json``, schema ``edgedeploy.results/2``): its names, its
+reader and the figures read out of it. Torch-free, so ``report``, ``gate --results`` and ``compare``
+run on a machine with no ML stack.
+
+Schema 2 adds the per-image evidence file (``evidence``), the bench rounds (``bench``) and, per
+target, paired accuracy statistics and latency ratios against the float target; schema 1 files
+are still read (their accuracy is gated on point estimates)."""
 
 from __future__ import annotations
 
@@ -11,11 +16,16 @@ from typing import Any
 
 from edgedeploy.core.errors import InputFileError, ResultsError
 from edgedeploy.core.integrity import check_files, verify_artifact
+from edgedeploy.export.targets import float_counterpart
+from edgedeploy.measure.stats import Interval, ratio_of_medians
 
-__all__ = ["RESULTS_FILE", "RESULTS_SCHEMA", "ARTIFACTS_DIR", "read_results", "check_finite", "verify_result_artifacts"]
+__all__ = ["RESULTS_FILE", "RESULTS_SCHEMA", "ARTIFACTS_DIR", "read_results", "check_finite", "verify_result_artifacts",
+           "timed_samples", "latency_ratio", "int8_features"]
 
 RESULTS_FILE = "results.json"
-RESULTS_SCHEMA = "edgedeploy.results/1"
+RESULTS_SCHEMA = "edgedeploy.results/2"
+# Older schemas this version still reads.
+READABLE_SCHEMAS = ("edgedeploy.results/1", RESULTS_SCHEMA)
 ARTIFACTS_DIR = "artifacts"
 
 
@@ -27,7 +37,7 @@ def read_results(path: str | Path) -> dict[str, Any]:
         raise InputFileError(f"{path}: results file not found") from None
     except (OSError, ValueError) as exc:
         raise InputFileError(f"{path}: not a results file ({exc.__class__.__name__})") from None
-    if not isinstance(data, dict) or data.get("schema") != RESULTS_SCHEMA or not isinstance(data.get("targets"), dict):
+    if not isinstance(data, dict) or data.get("schema") not in READABLE_SCHEMAS or not isinstance(data.get("targets"), dict):
         raise InputFileError(f"{path}: not an edgedeploy results file (expected schema {RESULTS_SCHEMA})")
     check_finite(data, str(path))
     return data
@@ -72,3 +82,29 @@ def verify_result_artifacts(results: dict[str, Any], results_dir: Path) -> dict[
         check_files(path, recorded, f"the results' {name} entry", "the sha256 these results measured,")
         verified[name] = True
     return verified
+
+
+def timed_samples(entry: dict[str, Any], device: str) -> list[float]:
+    """Every timed run of a target (or the reference) on ``device``; empty where the tool reported
+    summary statistics only (benchmark_model on a phone)."""
+    return list((entry.get("latency") or {}).get(device, {}).get("samples_ms") or [])
+
+
+def latency_ratio(targets: dict[str, Any], name: str, device: str, confidence: float) -> Interval | None:
+    """p50 of ``name`` / p50 of the float target on its runtime, on ``device``, with a bootstrap
+    interval from both targets' timed runs; None without a float counterpart or without samples."""
+    counterpart = targets.get(float_counterpart(name))
+    if counterpart is None or counterpart.get("status") != "ok" or targets[name].get("status") != "ok":
+        return None
+    own, other = timed_samples(targets[name], device), timed_samples(counterpart, device)
+    if len(own) < 2 or len(other) < 2:
+        return None
+    return ratio_of_medians(own, other, confidence)
+
+
+def int8_features(host: str | None) -> str | None:
+    """The int8 instruction-set features a results file's host line names (``describe_host``), or
+    None when it names none (older files): int8/fp32 latency only compares between equal ones."""
+    if not host or "int8 features: " not in host:
+        return None
+    return host.split("int8 features: ", 1)[1].strip()

@@ -1,5 +1,6 @@
 """Run a recipe: export every target, evaluate each against the float model, bench each
-on the recipe's devices, and collect everything in one results dict (results.json).
+on the recipe's devices (all targets in interleaved rounds), and collect everything in one
+results dict (results.json) with the per-image predictions beside it (results.evidence.npz).
 
 Builds come from the content-addressed build cache and accuracy figures from an
 evaluation cache keyed by the artifact's sha256 and the evaluation data's content, so
@@ -25,13 +26,16 @@ from edgedeploy.core.cache import cache_dir, code_fingerprint, content_key
 from edgedeploy.core.errors import EXIT_INTERNAL, ConfigError, EdgeDeployError
 from edgedeploy.core.manifest import created_utc, tool_versions
 from edgedeploy.data.datasets import ImageFolder
-from edgedeploy.devices import Device, LatencyResult, builtin_devices, default_threads, get_device
+from edgedeploy.devices import Device, builtin_devices, default_threads, get_device
 from edgedeploy.export.build_cache import cached_export, conversion_packages
 from edgedeploy.export.targets import float_counterpart, get_target
-from edgedeploy.measure.evaluate import evaluate
+from edgedeploy.measure.evaluate import evaluate, top5_classes
 from edgedeploy.measure.on_device import bench_on_device
+from edgedeploy.measure.stats import DEFAULT_CONFIDENCE, paired_accuracy
 from edgedeploy.models.weights import weights_fingerprint
-from edgedeploy.recipes.results import ARTIFACTS_DIR, RESULTS_FILE, RESULTS_SCHEMA
+from edgedeploy.recipes.evidence import NO_LABEL, Evidence, Predictions, write_evidence
+from edgedeploy.recipes.interleaved import BenchJob, bench_interleaved
+from edgedeploy.recipes.results import ARTIFACTS_DIR, RESULTS_FILE, RESULTS_SCHEMA, latency_ratio
 from edgedeploy.recipes.schema import Recipe
 
 __all__ = ["run_recipe", "Event"]
@@ -63,7 +67,8 @@ def _selected_targets(recipe: Recipe, only: list[str] | None) -> list[str]:
 
 
 class _Evaluator:
-    """Evaluates models on the recipe's data against the float model's logits, with a cache."""
+    """Evaluates models on the recipe's data against the float model's logits, with a cache that
+    keeps each model's figures and its per-image predictions (the run's evidence)."""
 
     def __init__(self, recipe: Recipe, force: bool):
         ev = recipe.spec.evaluation
@@ -77,49 +82,81 @@ class _Evaluator:
                                          tool_versions(("torch",)), code_fingerprint())
         self._scores_file = cache_dir("evals") / f"{self.reference_key}.npy"
         self._reference_scores: np.ndarray | None = None
+        self._digests: dict[Path, str] | None = None
+        self.reference_predictions: Predictions | None = None
+        self.predictions: dict[str, Predictions] = {}
 
-    def _read(self, key: str) -> dict[str, Any] | None:
+    def _read(self, key: str) -> tuple[dict[str, Any], Predictions] | None:
         path = cache_dir("evals") / f"{key}.json"
         if self.force or not path.is_file():
             return None
         try:
-            return dict(json.loads(path.read_text()))
-        except ValueError:
-            return None  # a damaged entry is recomputed
+            return dict(json.loads(path.read_text())), Predictions.load(path.with_suffix(".npz"))
+        except (OSError, ValueError, KeyError):
+            return None  # a damaged or incomplete entry is recomputed
 
     @staticmethod
-    def _write(key: str, result: dict[str, Any]) -> None:
+    def _write(key: str, result: dict[str, Any], predictions: Predictions) -> None:
+        predictions.save(cache_dir("evals") / f"{key}.npz")
         atomic_write_text(cache_dir("evals") / f"{key}.json", json.dumps(result))
+
+    def _evaluate(self, runner: Runner, keep_scores: bool) -> tuple[dict[str, Any], Predictions, list[np.ndarray]]:
+        top5: list[np.ndarray] = []
+        paths: list[Path] = []
+        scores: list[np.ndarray] = []
+
+        def collect(batch_scores: np.ndarray, batch_paths: list[Path]) -> None:
+            top5.append(top5_classes(batch_scores))
+            paths.extend(batch_paths)
+            if keep_scores:
+                scores.append(batch_scores)
+
+        result = evaluate(runner, self.dataset, self._reference_scores, self.batch_size, on_scores=collect).to_dict()
+        if self._digests is None:
+            self._digests = self.dataset.digests()
+        labels = dict(self.dataset.files)
+        predictions = Predictions(
+            np.array([self._digests[p] for p in paths]),
+            np.array([NO_LABEL if labels[p] is None else labels[p] for p in paths], dtype=np.int32),
+            np.concatenate(top5))
+        return result, predictions, scores
 
     def reference(self, runner: Runner) -> tuple[dict[str, Any], bool]:
         """The float model's accuracy; its logits are kept for every target's agreement figures."""
         cached = self._read(self.reference_key)
         if cached is not None and self._scores_file.is_file():
-            return cached, True
-        rows: list[np.ndarray] = []
-        result = evaluate(runner, self.dataset, batch_size=self.batch_size, on_scores=rows.append).to_dict()
+            result, self.reference_predictions = cached
+            return result, True
+        result, self.reference_predictions, rows = self._evaluate(runner, keep_scores=True)
         self._reference_scores = np.concatenate(rows).astype(np.float32)
         with atomic_path(self._scores_file) as tmp, tmp.open("wb") as f:
             np.save(f, self._reference_scores)
-        self._write(self.reference_key, result)
+        self._write(self.reference_key, result, self.reference_predictions)
         return result, False
 
-    def target(self, runner: Runner, build_key: str) -> tuple[dict[str, Any], bool]:
+    def target(self, name: str, runner: Runner, build_key: str) -> tuple[dict[str, Any], bool]:
         # The build key, not the primary file's sha256: an IR's .bin can change while its .xml does not.
         key = content_key("target", build_key, runner.runtime, runner.execution(), self.reference_key,
                           {**runner.versions(), **tool_versions(())}, code_fingerprint())
         cached = self._read(key)
         if cached is not None:
-            return cached, True
+            result, self.predictions[name] = cached
+            return result, True
         if self._reference_scores is None:
             self._reference_scores = np.load(self._scores_file)
-        result = evaluate(runner, self.dataset, self._reference_scores, self.batch_size).to_dict()
-        self._write(key, result)
+        result, self.predictions[name], _ = self._evaluate(runner, keep_scores=False)
+        self._write(key, result, self.predictions[name])
         return result, False
+
+    def evidence(self, names: list[str]) -> Evidence:
+        """The run's evidence file content: the float model and every evaluated target among ``names``."""
+        assert self.reference_predictions is not None, "the reference is evaluated first"
+        return Evidence.collect(self.reference_predictions, {n: self.predictions[n] for n in names
+                                                             if n in self.predictions})
 
 
 def _bench(model: str, device: Device, recipe: Recipe, options: LoadOptions) -> dict[str, Any]:
-    """A results.json latency entry (edgedeploy.results/1), every timed run included."""
+    """A results.json latency entry, every timed run included."""
     spec = recipe.spec.bench
     threads = spec.threads or device.default_threads()
     result = bench_on_device(model, device, replace(options, threads=threads), spec.runs, spec.warmup)
@@ -130,9 +167,18 @@ def _relative(path: str | Path, out_dir: Path) -> str:
     return Path(path).resolve().relative_to(out_dir.resolve()).as_posix()
 
 
-def _run_target(
-    name: str, recipe: Recipe, out_dir: Path, evaluator: _Evaluator, reference_top1: float | None,
-    devices: list[Device], force: bool, progress: Callable[[str, str], None],
+def _failure(stage: str, exc: Exception) -> dict[str, Any]:
+    """A failed target's fields: the stage, one line of error and its exit code."""
+    if isinstance(exc, EdgeDeployError):
+        return {"status": "failed", "stage": stage, "error": " ".join(str(exc).split()), "exit_code": exc.exit_code}
+    log.debug("failed at %s", stage, exc_info=exc)
+    return {"status": "failed", "stage": stage, "exit_code": EXIT_INTERNAL,
+            "error": f"internal error: {exc.__class__.__name__}: {' '.join(str(exc).split())[:300]}"}
+
+
+def _build_and_evaluate(
+    name: str, recipe: Recipe, out_dir: Path, evaluator: _Evaluator, reference_top1: float | None, force: bool,
+    progress: Callable[[str, str], None],
 ) -> dict[str, Any]:
     entry: dict[str, Any] = {"status": "ok", "runtime": get_target(name).runtime}
     stage = "export"
@@ -151,42 +197,57 @@ def _run_target(
         })
         stage = "eval"
         progress(stage, "")
-        options = LoadOptions(threads=threads)
-        runner = load_runner(build["path"], options, runtime=entry["runtime"])
-        accuracy, cached = evaluator.target(runner, build["build_key"])
+        runner = load_runner(build["path"], LoadOptions(threads=threads), runtime=entry["runtime"])
+        accuracy, cached = evaluator.target(name, runner, build["build_key"])
         drop = round(reference_top1 - accuracy["top1"], 4) if reference_top1 is not None and accuracy["top1"] is not None else None
         entry["accuracy"] = {**accuracy, "top1_drop": drop, "cached": cached}
-        stage = "bench"
-        entry["latency"] = {}
-        for device in devices:
-            progress(stage, device.name)
-            entry["latency"][device.name] = _bench(build["path"], device, recipe, options)
-    except EdgeDeployError as exc:
-        entry.update(status="failed", stage=stage, error=" ".join(str(exc).split()), exit_code=exc.exit_code)
-    except Exception as exc:  # one target's bug must not cost the others their results
-        log.debug("%s failed", name, exc_info=True)
-        entry.update(status="failed", stage=stage, exit_code=EXIT_INTERNAL,
-                     error=f"internal error: {exc.__class__.__name__}: {' '.join(str(exc).split())[:300]}")
+    except Exception as exc:  # one target's failure or bug must not cost the others their results
+        entry.update(_failure(stage, exc))
     return entry
 
 
-def _speedups(targets: dict[str, dict[str, Any]]) -> None:
-    """Each target's p50 speed-up against the float target on its runtime, per device."""
+def _bench_targets(recipe: Recipe, out_dir: Path, targets: dict[str, dict[str, Any]], devices: list[Device],
+                   progress: Callable[[str, str, str], None]) -> None:
+    """Every built target's latency on every device, in interleaved rounds (see recipes.interleaved)."""
+    spec = recipe.spec.bench
+    for entry in targets.values():
+        if entry["status"] == "ok":
+            entry["latency"] = {}
+    for device in devices:
+        jobs = [BenchJob(name, str(out_dir / entry["artifact"]), LoadOptions())
+                for name, entry in targets.items() if entry["status"] == "ok"]
+        measured = bench_interleaved(jobs, device, spec.runs, spec.warmup, spec.rounds, spec.threads,
+                                     lambda name, detail: progress(name, "bench", detail))
+        for name, result in measured.items():
+            if isinstance(result, Exception):
+                targets[name].update(_failure("bench", result))
+            else:
+                targets[name]["latency"][device.name] = result.to_dict(samples=True)
 
-    def p50(entry: dict[str, Any]) -> dict[str, float | None]:
-        return {device: LatencyResult.from_dict(lat).latency_ms.p50 for device, lat in entry["latency"].items()}
 
+def _versus_float(recipe: Recipe, targets: dict[str, dict[str, Any]], evidence: Evidence) -> None:
+    """Each target against the float model: the paired accuracy statistics (with per-image evidence) and,
+    per device, the p50 speed-up and latency ratio against the float target on its runtime."""
     for name, entry in targets.items():
-        baseline = targets.get(float_counterpart(name))
-        if name == float_counterpart(name) or entry["status"] != "ok" or not baseline or baseline["status"] != "ok":
+        if entry["status"] != "ok":
             continue
-        float_p50 = p50(baseline)
+        confidence = recipe.thresholds(name).confidence or DEFAULT_CONFIDENCE
+        if evidence.labeled and evidence.has(name):
+            entry["accuracy"]["paired"] = paired_accuracy(evidence.correct(), evidence.correct(name),
+                                                          confidence).to_dict()
+        counterpart = float_counterpart(name)
+        baseline = targets.get(counterpart)
+        if name == counterpart or not baseline or baseline["status"] != "ok":
+            continue
         # A device without a p50 on either side (benchmark_model printed no median) has no speed-up.
-        entry["speedup_vs_float"] = {
-            "baseline": float_counterpart(name),
-            **{device: round(reference / own, 3) for device, own in p50(entry).items()
-               if own and (reference := float_p50.get(device))},
-        }
+        entry["speedup_vs_float"] = {"baseline": counterpart, **{
+            device: round(reference / own, 3) for device, lat in entry["latency"].items()
+            if (own := lat["latency_ms"].get("p50")) and (reference := baseline["latency"].get(device, {})
+                                                          .get("latency_ms", {}).get("p50"))}}
+        ratios = {device: ratio.to_dict() for device in entry["latency"]
+                  if (ratio := latency_ratio(targets, name, device, confidence)) is not None}
+        if ratios:
+            entry["latency_ratio_vs_float"] = {"baseline": counterpart, **ratios}
 
 
 def run_recipe(
@@ -196,17 +257,19 @@ def run_recipe(
     force: bool = False,
     on_event: Callable[[Event], None] | None = None,
 ) -> dict[str, Any]:
-    """Build, evaluate and bench the recipe's targets; write ``out_dir/results.json`` and return it."""
+    """Build, evaluate and bench the recipe's targets; write ``out_dir/results.json`` (and the per-image
+    evidence beside it) and return it."""
     start = time.perf_counter()
     names = _selected_targets(recipe, only)
     devices = [get_device(d) for d in recipe.spec.devices]
     out_dir = Path(out_dir)
 
-    def emitter(target: str, index: int) -> Callable[[str, str], None]:
-        return lambda stage, detail: on_event(Event(target, stage, index, len(names), detail)) if on_event else None
+    def emit(target: str, stage: str, detail: str) -> None:
+        if on_event:
+            on_event(Event(target, stage, names.index(target) + 1 if target in names else 0, len(names), detail))
 
     # The float reference first: without it there is nothing to compare against, so its errors end the run.
-    emitter(REFERENCE, 0)("eval", "")
+    emit(REFERENCE, "eval", "")
     evaluator = _Evaluator(recipe, force)
     ref_options = recipe.reference_options(recipe.spec.bench.threads or default_threads())
     ref_runner = load_runner(recipe.weights, ref_options, runtime="torch")
@@ -215,16 +278,19 @@ def run_recipe(
                                  "accuracy": {**ref_accuracy, "cached": ref_cached}, "latency": {}}
     for device in devices:
         if device.runs("torch"):  # the float reference is benched where PyTorch runs
-            emitter(REFERENCE, 0)("bench", device.name)
+            emit(REFERENCE, "bench", device.name)
             reference["latency"][device.name] = _bench(recipe.weights, device, recipe, ref_options)
 
-    targets: dict[str, dict[str, Any]] = {}
-    for index, name in enumerate(names, 1):
-        targets[name] = _run_target(name, recipe, out_dir, evaluator, ref_accuracy["top1"], devices, force,
-                                    emitter(name, index))
-        emitter(name, index)("done", targets[name]["status"])
-    _speedups(targets)
+    targets = {name: _build_and_evaluate(name, recipe, out_dir, evaluator, ref_accuracy["top1"], force,
+                                         lambda stage, detail, name=name: emit(name, stage, detail))
+               for name in names}
+    _bench_targets(recipe, out_dir, targets, devices, emit)
+    for name in names:
+        emit(name, "done", targets[name]["status"])
+    evidence = evaluator.evidence(names)
+    _versus_float(recipe, targets, evidence)
     failed = [n for n, t in targets.items() if t["status"] != "ok"]
+    out_dir.mkdir(parents=True, exist_ok=True)
     results = {
         "schema": RESULTS_SCHEMA,
         "created_utc": created_utc(),
@@ -232,8 +298,10 @@ def run_recipe(
                    "model": recipe.spec.model.model_dump()},
         "evaluation": {"data": str(evaluator.dataset.root), "images": len(evaluator.dataset),
                        "fingerprint": evaluator.data_key},
+        "evidence": write_evidence(evidence, out_dir / RESULTS_FILE),
         "host": builtin_devices()["cpu"].describe_host(),
         "devices": [d.name for d in devices],
+        "bench": recipe.spec.bench.model_dump(),
         "tools": tool_versions(conversion_packages("tflite") + conversion_packages("openvino")),
         "reference": reference,
         "targets": targets,
@@ -241,6 +309,5 @@ def run_recipe(
         "status": "failed" if failed else "ok",
         "seconds": round(time.perf_counter() - start, 2),
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / RESULTS_FILE, json.dumps(results, indent=1) + "\n")
     return results

@@ -32,8 +32,6 @@ from edgedeploy.models import DEFAULT_MODEL, WEIGHT_NAMES, ModelConfig, get_mode
 __all__ = ["Recipe", "RecipeSpec", "TargetSpec", "Thresholds", "load_recipe", "RecipeError"]
 
 
-
-
 class ModelSpec(Section):
     # A model registry name (edgedeploy.models).
     arch: str = DEFAULT_MODEL
@@ -71,6 +69,8 @@ class BenchSpec(Section):
     warmup: int = Field(10, ge=0, le=MAX_WARMUP)
     # None: the device's default.
     threads: int | None = Field(None, ge=1)
+    # Runs are timed in this many rounds, round-robin over the targets (recipes.interleaved).
+    rounds: int = Field(5, ge=1, le=100)
 
 
 class Thresholds(Section):
@@ -86,6 +86,10 @@ class Thresholds(Section):
     max_size_mb: float | None = Field(None, gt=0)
     # Top-1 points lost against the baseline results (gate --baseline).
     max_top1_regression: float | None = Field(None, ge=0)
+    # p50 of this target / p50 of the float target on its runtime, same device, same run.
+    max_latency_ratio: float | None = Field(None, gt=0)
+    # Set (e.g. 0.95): gate on confidence intervals, not point estimates (README, gate).
+    confidence: float | None = Field(None, ge=0.5, lt=1)
 
     def merged(self, override: Thresholds) -> Thresholds:
         """These thresholds with the fields ``override`` sets explicitly replaced."""

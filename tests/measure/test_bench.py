@@ -1,9 +1,11 @@
+import numpy as np
 import pytest
 
 from edgedeploy.backends import LoadOptions, load_runner
 from edgedeploy.core.errors import ConfigError
 from edgedeploy.devices import builtin_devices, get_device
-from edgedeploy.measure.bench import MAX_RUNS, benchmark
+from edgedeploy.devices.latency import InProcessFigures, LatencyResult, LatencyStats
+from edgedeploy.measure.bench import MAX_RUNS, benchmark, latency_stats, merge_rounds
 
 
 def test_bench_reports_ordered_percentiles(onnx_artifact):
@@ -61,3 +63,26 @@ def test_a_broken_user_profile_file_fails_only_commands_that_use_devices(tmp_pat
     assert bench.exit_code == 2  # bench --device cpu reads the profiles, the user's file too
     inspected = CliRunner().invoke(cli, ["inspect", "random", "--width", "0.35", "--resolution", "96", "--json"])
     assert inspected.exit_code == 0, inspected.output
+
+
+def in_process(samples, throughput, peak):
+    return LatencyResult(tool="edgedeploy", threads=2, runs=len(samples), warmup=2,
+                         latency_ms=LatencyStats.from_dict(latency_stats(np.asarray(samples))),
+                         in_process=InProcessFigures(throughput, peak, 300.0, samples))
+
+
+def test_rounds_merge_into_one_result_over_every_timed_run():
+    first, second = in_process([4.0, 5.0, 6.0], 200.0, 400.0), in_process([7.0, 8.0], 133.33, 410.0)
+    merged = merge_rounds([first, second])
+    assert merged.runs == 5 and merged.in_process.samples_ms == [4.0, 5.0, 6.0, 7.0, 8.0]
+    assert merged.latency_ms.p50 == 6.0 and merged.latency_ms.mean == 6.0 and merged.latency_ms.max == 8.0
+    # The same batch in every round: throughput follows the mean latency (1 image / 6 ms).
+    assert merged.in_process.throughput_ips == pytest.approx(1000 / 6.0, abs=0.01)
+    assert merged.in_process.peak_rss_mb == 410.0 and merged.in_process.rss_after_load_mb == 300.0
+    assert merge_rounds([first]) is first
+
+
+def test_summary_statistics_cannot_be_merged():
+    remote = LatencyResult(tool="benchmark_model", threads=4, runs=50, latency_ms=LatencyStats(p50=3.0))
+    with pytest.raises(ValueError, match="only in-process results"):
+        merge_rounds([remote, remote])

@@ -1,10 +1,11 @@
 """Accuracy acceptance on the real val split (600 ImageNet images)."""
 
+import numpy as np
 import pytest
 
 from edgedeploy.backends import LoadOptions, load_runner
 from edgedeploy.data.datasets import ImageFolder
-from edgedeploy.measure.evaluate import evaluate
+from edgedeploy.measure.evaluate import evaluate, top5_classes
 
 # Reference figures from ../shared/data/README.md (PyTorch, Resize 256 + CenterCrop 224, mean/std 0.5).
 REFERENCE_TOP1, REFERENCE_TOP5 = 77.00, 91.83
@@ -37,7 +38,6 @@ def test_unlabeled_folder_gives_agreement_but_no_accuracy(tmp_path, data_root):
 
 def test_sample_photos_are_classified_as_documented(data_root, tmp_path):
     # ../shared/data/README.md: cat.bmp -> Egyptian cat (285), grace_hopper -> mortarboard (667), parrot -> macaw (88).
-    import numpy as np
 
     from edgedeploy.data.preprocess import load_and_preprocess
 
@@ -46,3 +46,9 @@ def test_sample_photos_are_classified_as_documented(data_root, tmp_path):
                        for n in ("cat.bmp", "grace_hopper.bmp", "parrot.jpg")])
     scores = runner.predict(images)
     assert list(scores.argmax(1)) == [285, 667, 88]
+
+
+def test_top5_breaks_ties_like_argmax():
+    """Quantized outputs tie often; per-image top-1 must be argmax's, or evidence and agreement disagree."""
+    scores = np.random.default_rng(0).integers(-3, 3, (2000, 1000)).astype(np.float32)
+    assert np.array_equal(top5_classes(scores)[:, 0], scores.argmax(axis=1))

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from edgedeploy.cli.app import cli
 from edgedeploy.core.errors import ConfigError
 from edgedeploy.core.hashing import sha256_file
+from edgedeploy.recipes.evidence import read_evidence
 from edgedeploy.recipes.run import run_recipe
 
 pytestmark = [pytest.mark.data, pytest.mark.slow]
@@ -47,6 +48,57 @@ def test_run_builds_evaluates_and_benches_every_target(recipe_run):
     assert speedup["cpu"] == pytest.approx(fp32["latency"]["cpu"]["latency_ms"]["p50"]
                                            / int8["latency"]["cpu"]["latency_ms"]["p50"], rel=1e-2)
     assert "speedup_vs_float" not in onnx
+
+
+def test_a_real_run_carries_per_image_evidence_that_reproduces_its_figures(recipe_run, val_dir):
+    _, results, out = recipe_run
+    assert results["schema"] == "edgedeploy.results/2" and results["bench"]["rounds"] == 5
+    assert results["evidence"]["images"] == 300 and results["evidence"]["targets"] == list(results["targets"])
+    evidence = read_evidence(results, out / "results.json")
+    # Keyed by the image file's sha256: the first val image in evaluation order.
+    first = sorted(p for p in val_dir.rglob("*.JPEG"))[0]
+    assert evidence.images[0] == sha256_file(first) and len(set(evidence.images.tolist())) == 300
+    assert 100 * evidence.correct().mean() == pytest.approx(results["reference"]["accuracy"]["top1"], abs=1e-3)
+    for name, entry in results["targets"].items():
+        accuracy = entry["accuracy"]
+        assert 100 * evidence.correct(name).mean() == pytest.approx(accuracy["top1"], abs=1e-3), name
+        assert 100 * evidence.agrees(name).mean() == pytest.approx(accuracy["agreement"], abs=1e-3), name
+        paired = accuracy["paired"]
+        assert paired["drop"]["estimate"] == pytest.approx(accuracy["top1_drop"], abs=1e-3)
+        assert paired["drop"]["low"] <= paired["drop"]["estimate"] <= paired["drop"]["high"]
+    assert results["targets"]["onnx"]["accuracy"]["paired"]["lost"] == 0  # fp32 ONNX agrees on every image
+    ratio = results["targets"]["tflite-int8"]["latency_ratio_vs_float"]
+    assert ratio["baseline"] == "tflite-fp32" and ratio["cpu"]["low"] <= ratio["cpu"]["estimate"] <= ratio["cpu"]["high"]
+    assert ratio["cpu"]["estimate"] == pytest.approx(1 / results["targets"]["tflite-int8"]["speedup_vs_float"]["cpu"],
+                                                     rel=1e-2)
+
+
+def test_the_gate_pairs_a_real_runs_evidence(recipe_run):
+    recipe, results, out = recipe_run
+    result = invoke("gate", str(recipe.path), "--results", str(out / "results.json"), "--baseline",
+                    str(out / "results.json"), "--json")
+    assert result.exit_code == 0, result.output
+    verdict = json.loads(result.stdout)
+    assert verdict["notes"] == []
+    checks = {(c["target"], c["name"]): c for c in verdict["checks"]}
+    paired = results["targets"]["tflite-int8"]["accuracy"]["paired"]
+    drop = checks[("tflite-int8", "top1_drop")]
+    assert drop["discordant"] == [paired["lost"], paired["gained"]] and drop["p_value"] == paired["p_loss"]
+    assert drop["interval"] == [paired["drop"]["low"], paired["drop"]["high"]]
+    # Against itself: every image pairs with itself, nothing is discordant.
+    assert checks[("tflite-int8", "top1_vs_baseline")]["discordant"] == [0, 0]
+    table = invoke("gate", str(recipe.path), "--results", str(out / "results.json"))
+    assert "lost/gained" in table.stdout and f"{paired['lost']}/{paired['gained']}" in table.stdout
+
+
+def test_compare_of_a_run_with_itself_reports_no_change(recipe_run):
+    _, results, out = recipe_run
+    result = invoke("compare", str(out / "results.json"), str(out / "results.json"), "--json")
+    assert result.exit_code == 0, result.output
+    comparison = json.loads(result.stdout)
+    assert comparison["changed"] == [] and len(comparison["targets"]) == 3
+    assert {t["verdict"] for t in comparison["targets"]} == {"no significant change"}
+    assert all(d["ratio"]["estimate"] == 1.0 for t in comparison["targets"] for d in t["latency"])
 
 
 def test_second_run_reuses_builds_and_evaluations(recipe_run, tmp_path):

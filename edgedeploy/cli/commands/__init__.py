@@ -2,6 +2,7 @@
 
 from edgedeploy.cli.commands.bench import bench
 from edgedeploy.cli.commands.calibration import calibration
+from edgedeploy.cli.commands.compare import compare
 from edgedeploy.cli.commands.devices import devices_cmd
 from edgedeploy.cli.commands.diagnose import diagnose
 from edgedeploy.cli.commands.evaluate import eval_cmd
@@ -13,5 +14,5 @@ from edgedeploy.cli.commands.verify import verify
 
 __all__ = ["COMMANDS"]
 
-COMMANDS = (export, eval_cmd, bench, diagnose, inspect, verify, calibration, run_cmd, gate, report, devices_cmd,
-            list_cmd)
+COMMANDS = (export, eval_cmd, bench, diagnose, inspect, verify, calibration, run_cmd, gate, compare, report,
+            devices_cmd, list_cmd)

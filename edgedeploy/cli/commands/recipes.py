@@ -95,7 +95,8 @@ def run_cmd(ctx: click.Context, as_json: bool, recipe: Path, out_dir: Path | Non
 @click.option("--results", "results_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Check this results.json instead of running the recipe first.")
 @click.option("--baseline", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="A previous results.json: no target's top-1 may fall more than max_top1_regression below it.")
+              help="A previous results.json: no target's top-1 may fall more than max_top1_regression below it "
+                   "(paired image by image when both have their .evidence.npz beside them).")
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the verdicts as JUnit XML (one test case per target and check).")
 @click.option("--no-verify", is_flag=True,
@@ -111,7 +112,8 @@ def gate(ctx: click.Context, as_json: bool, recipe: Path, results_file: Path | N
     or is missing from the results (the gate fails closed), or a figure is not a number. 2/3: bad
     recipe or files (3 also: an artifact beside the results changed since it was measured).
     """
-    from edgedeploy.recipes.gate import check_results, write_junit
+    from edgedeploy.recipes.evidence import read_evidence
+    from edgedeploy.recipes.gate import GATE_COLUMNS, check_results, write_junit
     from edgedeploy.recipes.results import RESULTS_FILE, read_results, verify_result_artifacts
     from edgedeploy.recipes.schema import load_recipe
 
@@ -124,7 +126,9 @@ def gate(ctx: click.Context, as_json: bool, recipe: Path, results_file: Path | N
         loaded, results, out, _ = run_recipe_with_progress(recipe, out_dir, only, force)
         results_file = out / RESULTS_FILE
     verified = {} if no_verify else verify_result_artifacts(results, Path(results_file).parent)
-    report = check_results(loaded, results, read_results(baseline) if baseline else None, split_targets(only))
+    before = read_results(baseline) if baseline else None
+    report = check_results(loaded, results, before, split_targets(only), read_evidence(results, Path(results_file)),
+                           read_evidence(before, baseline) if before is not None and baseline else None)
     if junit is not None:
         write_junit(report, junit)
     verdict = report.to_dict()
@@ -133,8 +137,9 @@ def gate(ctx: click.Context, as_json: bool, recipe: Path, results_file: Path | N
                     "junit": str(junit) if junit else None,
                     "artifacts_verified": verified if not no_verify else False})
     else:
-        click.echo(table(["target", "check", "value", "limit", "verdict", "detail"],
-                         [[c.target, c.name, c.value, c.limit, c.status.upper(), c.message] for c in report.checks]))
+        click.echo(table(GATE_COLUMNS, report.rows()))
+        for note in report.notes:
+            click.echo(f"note: {note}")
         counts = verdict["counts"]
         word = "PASS" if report.passed else "REGRESSION" if report.exit_code == 1 else "ERROR"
         click.echo(f"gate {word}: {counts['pass']} passed, {counts['fail']} failed, {counts['error']} errors, "

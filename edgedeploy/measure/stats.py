@@ -1,0 +1,135 @@
+"""Statistics for gating: paired accuracy (McNemar's exact test, bootstrap interval of the drop)
+and bootstrap intervals of a median and of a ratio of medians (latency).
+
+Every interval comes from ``scipy.stats.bootstrap`` with a fixed seed, so the same evidence always
+gives the same interval and the same verdict: a gate must not flap on its own resampling.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+__all__ = ["Interval", "PairedAccuracy", "paired_accuracy", "median_interval", "ratio_of_medians",
+           "DEFAULT_CONFIDENCE", "BOOTSTRAP_SEED", "RESAMPLES"]
+
+# The confidence of reported intervals when a recipe asks for none.
+DEFAULT_CONFIDENCE = 0.95
+BOOTSTRAP_SEED = 0
+# scipy's default; fewer give coarser interval ends (simulations of coverage use fewer, for speed).
+RESAMPLES = 9999
+# Resamples per vectorized batch: 600 images x 2000 resamples of float64 is ~10 MB.
+_BATCH = 2000
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate and its two-sided bootstrap interval at ``confidence``."""
+
+    estimate: float
+    low: float
+    high: float
+    confidence: float
+
+    def to_dict(self) -> dict[str, float]:
+        return {"estimate": self.estimate, "low": self.low, "high": self.high, "confidence": self.confidence}
+
+    def __str__(self) -> str:
+        return f"[{self.low:.2f}, {self.high:.2f}]"
+
+
+@dataclass(frozen=True)
+class PairedAccuracy:
+    """A candidate's top-1 against a reference's on the same images, in points (0-100).
+
+    ``lost``: images the reference gets right and the candidate wrong; ``gained``: the reverse.
+    Only these discordant images carry information about a difference (McNemar)."""
+
+    n: int
+    drop: Interval
+    lost: int
+    gained: int
+    # McNemar's exact test: a binomial test of lost vs gained at 1/2, two-sided (any change) ...
+    p_value: float
+    # ... and one-sided (the candidate loses more than it gains): what a gate, which cares about losses, uses.
+    p_loss: float
+
+    @property
+    def significant_loss(self) -> bool:
+        """More images lost than gained, beyond what chance explains at the interval's confidence."""
+        return self.p_loss < 1 - self.drop.confidence
+
+    def to_dict(self) -> dict[str, object]:
+        return {"n": self.n, "drop": self.drop.to_dict(), "lost": self.lost, "gained": self.gained,
+                "p_value": self.p_value, "p_loss": self.p_loss}
+
+    def describe(self) -> str:
+        return (f"{self.drop.confidence:.0%} CI {self.drop}, {self.lost} lost / {self.gained} gained, "
+                f"McNemar p={self.p_value:.3g} (one-sided, for a loss: {self.p_loss:.3g})")
+
+
+def _bootstrap(samples: tuple[np.ndarray, ...], statistic: Callable[..., np.ndarray], confidence: float, seed: int,
+               resamples: int) -> tuple[float, float]:
+    result = stats.bootstrap(samples, statistic, vectorized=True, paired=False, confidence_level=confidence,
+                             n_resamples=resamples, batch=_BATCH, method="percentile",
+                             rng=np.random.default_rng(seed))
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def paired_accuracy(reference_correct: np.ndarray, candidate_correct: np.ndarray,
+                    confidence: float = DEFAULT_CONFIDENCE, seed: int = BOOTSTRAP_SEED,
+                    resamples: int = RESAMPLES) -> PairedAccuracy:
+    """The top-1 drop (reference minus candidate, points) with its paired bootstrap interval and
+    McNemar's exact p-value. Both arrays are per-image correctness on the same images, same order."""
+    ref = np.asarray(reference_correct, dtype=bool)
+    cand = np.asarray(candidate_correct, dtype=bool)
+    if ref.shape != cand.shape or ref.ndim != 1 or not len(ref):
+        raise ValueError(f"paired correctness needs two equal, non-empty 1-D arrays, got {ref.shape} and {cand.shape}")
+    # Per-image difference in points: resampling it resamples the image pairs jointly.
+    diff = 100.0 * (ref.astype(np.float64) - cand.astype(np.float64))
+    lost, gained = int((ref & ~cand).sum()), int((~ref & cand).sum())
+    drop = float(diff.mean())
+    if np.all(diff == diff[0]):
+        low = high = drop  # every resample is the same: the interval is the point
+    else:
+        low, high = _bootstrap((diff,), lambda d, axis: d.mean(axis=axis), confidence, seed, resamples)
+    if lost + gained:
+        p_value = float(stats.binomtest(lost, lost + gained, 0.5).pvalue)
+        p_loss = float(stats.binomtest(lost, lost + gained, 0.5, alternative="greater").pvalue)
+    else:
+        p_value = p_loss = 1.0  # no discordant image: no evidence of any difference
+    return PairedAccuracy(len(ref), Interval(round(drop, 4), round(low, 4), round(high, 4), confidence),
+                          lost, gained, p_value, p_loss)
+
+
+def median_interval(samples: list[float] | np.ndarray, confidence: float = DEFAULT_CONFIDENCE,
+                    seed: int = BOOTSTRAP_SEED, resamples: int = RESAMPLES) -> Interval:
+    """The median (p50) of timed samples with its bootstrap interval."""
+    x = np.asarray(samples, dtype=np.float64)
+    if len(x) < 2:
+        raise ValueError("an interval needs at least two samples")
+    median = float(np.median(x))
+    with warnings.catch_warnings():  # identical samples: a degenerate but correct interval
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+        low, high = _bootstrap((x,), lambda s, axis: np.median(s, axis=axis), confidence, seed, resamples)
+    return Interval(round(median, 4), round(low, 4), round(high, 4), confidence)
+
+
+def ratio_of_medians(numerator: list[float] | np.ndarray, denominator: list[float] | np.ndarray,
+                     confidence: float = DEFAULT_CONFIDENCE, seed: int = BOOTSTRAP_SEED,
+                     resamples: int = RESAMPLES) -> Interval:
+    """median(numerator) / median(denominator), e.g. int8 p50 / fp32 p50, with a two-sample
+    bootstrap interval (each sample resampled on its own)."""
+    a, b = np.asarray(numerator, dtype=np.float64), np.asarray(denominator, dtype=np.float64)
+    if len(a) < 2 or len(b) < 2:
+        raise ValueError("a ratio interval needs at least two samples on each side")
+    ratio = float(np.median(a) / np.median(b))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+        low, high = _bootstrap((a, b), lambda x, y, axis: np.median(x, axis=axis) / np.median(y, axis=axis),
+                               confidence, seed, resamples)
+    return Interval(round(ratio, 4), round(low, 4), round(high, 4), confidence)

@@ -4,6 +4,7 @@ its pip package was built with."""
 from __future__ import annotations
 
 import tempfile
+from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -24,17 +25,34 @@ METHOD = "forward"
 DTYPE_NAMES = {6: "float32", 1: "int8", 0: "uint8"}
 
 
-def use_threads(threads: int) -> None:
-    """Size ExecuTorch's XNNPACK thread pool: it is one per process, so every runner sets it before
-    it runs (two runners with different --threads may live in one process, e.g. a benchmark)."""
-    from executorch.extension.pybindings import portable_lib
+# Each resize of ExecuTorch's process-wide thread pool bumps this: XNNPACK delegates keep the pool they
+# were loaded with, so a method loaded before a resize must be loaded again before it runs.
+_pool_generation = 0
 
+
+@lru_cache(maxsize=1)
+def _portable_lib() -> Any:
+    """ExecuTorch's bindings, imported once, their thread pool created (its CPU probing logs from C++
+    to stderr) with that output kept quiet."""
+    with tempfile.TemporaryDirectory() as tmp, captured_output(Path(tmp) / "import.log"):
+        from executorch.extension.pybindings import portable_lib
+
+        portable_lib._threadpool_get_thread_count()
+    return portable_lib
+
+
+def use_threads(threads: int) -> int:
+    """Size ExecuTorch's XNNPACK thread pool (one per process) to ``threads``; the pool's generation."""
+    global _pool_generation
+    portable_lib = _portable_lib()
     if portable_lib._threadpool_get_thread_count() != threads:
         with tempfile.TemporaryDirectory() as tmp, captured_output(Path(tmp) / "threadpool.log"):
             portable_lib._unsafe_reset_threadpool(threads)  # logs "Resetting threadpool" from C++
+        _pool_generation += 1
+    return _pool_generation
 
 
-def load_method(path: Path, threads: int = 1) -> Any:
+def load_method(path: Path) -> Any:
     """The program's ``forward`` method, ready to execute; InputFileError (exit 3) if the file is not a
     .pte this runtime can load: corrupt, truncated, or written for another ExecuTorch version."""
     if not path.is_file():
@@ -51,7 +69,6 @@ def load_method(path: Path, threads: int = 1) -> Any:
         except (RuntimeError, ValueError) as exc:
             reason = log_tail(log, 1) or " ".join(str(exc).split())
             raise InputFileError(f"{path}: ExecuTorch {_version()} cannot load it ({reason[:200]})") from exc
-    use_threads(threads)
     return method
 
 
@@ -69,7 +86,9 @@ class ExecuTorchRunner(Runner):
     def __init__(self, source: str, options: LoadOptions):
         self.source = source
         path = Path(source)
-        self.method = load_method(path, options.threads)
+        self.threads = options.threads
+        self._generation = use_threads(self.threads)
+        self.method = load_method(path)
         meta = self.method.metadata
         if meta.num_inputs() != 1 or meta.num_outputs() != 1:
             raise InputFileError(f"{path}: expected one input and one output, found {meta.num_inputs()} "
@@ -84,12 +103,13 @@ class ExecuTorchRunner(Runner):
         )
         if manifest and tuple(self.io.input.shape) != shape:
             raise InputFileError(f"{path}: manifest input spec does not match the model's input {list(shape)}")
-        self.threads = options.threads
 
     def infer(self, tensor: np.ndarray) -> np.ndarray:
         import torch
 
-        use_threads(self.threads)
+        generation = use_threads(self.threads)
+        if generation != self._generation:  # the pool was resized for another runner since this one loaded
+            self.method, self._generation = load_method(Path(self.source)), generation
         output = self.method.execute([torch.from_numpy(np.ascontiguousarray(tensor))])[0]
         return np.asarray(output.numpy()).copy()
 

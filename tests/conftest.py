@@ -76,6 +76,21 @@ def executorch_int8(tmp_path_factory: pytest.TempPathFactory, data_root: Path):
     return _offline_export(tmp_path_factory, "executorch-int8", "executorch", "executorch")
 
 
+@pytest.fixture(scope="session")
+def small_pte(tmp_path_factory: pytest.TempPathFactory, data_root: Path):
+    """executorch-fp32 of a small random MobileNetV2 (0.35/96), converted with the network blocked."""
+    pytest.importorskip("executorch", reason="needs the [executorch] extra")
+    from edgedeploy.export.pipeline import ExportRequest, export
+    from edgedeploy.models.mobilenet_v2.config import MobileNetV2Config
+
+    blocked = offline()
+    try:
+        return export(ExportRequest(target="executorch-fp32", weights="random", out_dir=tmp_path_factory.mktemp("pte"),
+                                    config=MobileNetV2Config(width=0.35, resolution=96), threads=2, parity_images=4))
+    finally:
+        blocked.undo()
+
+
 class ValAgainstTorch:
     """Evaluate models on the val split against PyTorch; the float reference runs once per session."""
 

@@ -10,14 +10,6 @@ pytest.importorskip("executorch", reason="needs the [executorch] extra")
 
 from edgedeploy.backends import LoadOptions, load_runner  # noqa: E402
 from edgedeploy.cli.app import cli  # noqa: E402
-from edgedeploy.export.pipeline import ExportRequest, export  # noqa: E402
-from edgedeploy.models.mobilenet_v2.config import MobileNetV2Config  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def small_pte(tmp_path_factory, data_root):
-    return export(ExportRequest(target="executorch-fp32", weights="random", out_dir=tmp_path_factory.mktemp("pte"),
-                                config=MobileNetV2Config(width=0.35, resolution=96), threads=2, parity_images=4))
 
 
 def test_runner_matches_pytorch_on_a_real_batch(small_pte, data_root):

@@ -64,7 +64,7 @@ def test_corrupt_manifest_is_reported(onnx_artifact, tmp_path):
 
 # One real model per runtime; a new runtime fails here until it gets an entry.
 MODEL_FOR_RUNTIME = {"torch": None, "onnxruntime": "onnx_artifact", "litert": "tflite_fp32",
-                     "openvino": "openvino_fp32"}
+                     "openvino": "openvino_fp32", "executorch": "executorch_int8"}
 
 
 @pytest.mark.parametrize("name", list(RUNTIMES))

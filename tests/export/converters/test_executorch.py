@@ -15,8 +15,6 @@ from edgedeploy.export.pipeline import ExportRequest, export  # noqa: E402
 from edgedeploy.models import MODELS, ModelFamily, register_model  # noqa: E402
 from edgedeploy.models.mobilenet_v2.config import MobileNetV2Config  # noqa: E402
 
-SMALL = MobileNetV2Config(width=0.35, resolution=96)
-
 # A network ONNX's tracer exports (it records one branch) but torch.export refuses: the branch
 # depends on the input's values.
 BRANCHY = '''
@@ -67,9 +65,8 @@ def branchy(tmp_path, monkeypatch):
     sys.modules.pop("branchy_plugin", None)
 
 
-def test_fp32_pte_matches_pytorch_offline(tmp_path, no_network):
-    r = export(ExportRequest(target="executorch-fp32", weights="random", config=SMALL, out_dir=tmp_path, threads=2,
-                             parity_images=4))
+def test_fp32_pte_matches_pytorch_offline(small_pte):
+    r = small_pte  # converted with the network blocked
     assert r.parity["max_abs_diff"] < 1e-3 and r.parity["top1_agreement"] == 100.0
     m = json.loads(r.manifest.read_text())
     assert m["input"]["layout"] == "NCHW" and m["input"]["shape"] == [1, 3, 96, 96]

@@ -160,4 +160,5 @@ def _keep_float_patterns(float_path: Path, keep_float: tuple[str, ...]) -> list[
     if unknown:
         raise ConfigError(f"--keep-float: no layer named {', '.join(map(repr, unknown))} in this model; "
                           f"`edgedeploy diagnose` lists the layer names (e.g. {next(iter(names))!r})")
-    return [f"^{re.escape(names[name])}$" for name in keep_float]
+    # The quantizer matches an op's scope: its output names, each followed by ";".
+    return [f"^{re.escape(names[name])};" for name in keep_float]

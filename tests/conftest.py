@@ -54,14 +54,15 @@ def tflite_fp32(tmp_path_factory: pytest.TempPathFactory, data_root: Path):
     return export(ExportRequest(target="tflite-fp32", out_dir=tmp_path_factory.mktemp("fp32"), threads=2))
 
 
-def _offline_export(tmp_path_factory: pytest.TempPathFactory, target: str, extra_module: str, extra: str):
-    """The default ``target`` export of the sample weights at 224, converted with the network blocked."""
+def _offline_export(tmp_path_factory: pytest.TempPathFactory, target: str, extra_module: str, extra: str,
+                    **request: object):
+    """``target``'s export (default: the sample weights at 224), converted with the network blocked."""
     pytest.importorskip(extra_module, reason=f"needs the [{extra}] extra")
     from edgedeploy.export.pipeline import ExportRequest, export
 
     blocked = offline()
     try:
-        return export(ExportRequest(target=target, out_dir=tmp_path_factory.mktemp(target), threads=2))
+        return export(ExportRequest(target=target, out_dir=tmp_path_factory.mktemp(target), threads=2, **request))
     finally:
         blocked.undo()
 
@@ -79,16 +80,10 @@ def executorch_int8(tmp_path_factory: pytest.TempPathFactory, data_root: Path):
 @pytest.fixture(scope="session")
 def small_pte(tmp_path_factory: pytest.TempPathFactory, data_root: Path):
     """executorch-fp32 of a small random MobileNetV2 (0.35/96), converted with the network blocked."""
-    pytest.importorskip("executorch", reason="needs the [executorch] extra")
-    from edgedeploy.export.pipeline import ExportRequest, export
     from edgedeploy.models.mobilenet_v2.config import MobileNetV2Config
 
-    blocked = offline()
-    try:
-        return export(ExportRequest(target="executorch-fp32", weights="random", out_dir=tmp_path_factory.mktemp("pte"),
-                                    config=MobileNetV2Config(width=0.35, resolution=96), threads=2, parity_images=4))
-    finally:
-        blocked.undo()
+    return _offline_export(tmp_path_factory, "executorch-fp32", "executorch", "executorch", weights="random",
+                           config=MobileNetV2Config(width=0.35, resolution=96), parity_images=4)
 
 
 class ValAgainstTorch:

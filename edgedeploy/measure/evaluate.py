@@ -19,7 +19,7 @@ from edgedeploy.core.io_spec import Preprocessing
 from edgedeploy.data.datasets import ImageFolder, LabeledImage
 from edgedeploy.data.preprocess import preprocess
 
-__all__ = ["EvalResult", "MetricAccumulator", "evaluate", "top5_classes", "DEFAULT_BATCH"]
+__all__ = ["EvalResult", "MetricAccumulator", "accumulate", "evaluate", "top5_classes", "DEFAULT_BATCH"]
 
 DEFAULT_BATCH = 16
 _EPS = 1e-12
@@ -100,6 +100,13 @@ class MetricAccumulator:
         self.abs_diff_sum += float(diff.sum())
         self.diff_count += diff.size
 
+    def merge(self, other: MetricAccumulator) -> None:
+        """Add ``other``'s sums (another shard of the same data): counts, and so top-1/top-5/agreement,
+        merge exactly; the float sums (KL, cosine, mean |diff|) up to summation order."""
+        for name in ("n", "labeled", "top1", "top5", "agree", "kl", "cosine", "abs_diff_sum", "diff_count"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.max_abs_diff = max(self.max_abs_diff, other.max_abs_diff)
+
     def result(self, skipped: int, seconds: float, with_reference: bool) -> EvalResult:
         pct = lambda k, n: round(100.0 * k / n, 4) if n else None  # noqa: E731
         res = EvalResult(
@@ -126,24 +133,17 @@ def _batches(images: Iterable[LabeledImage], size: int) -> Iterator[list[Labeled
         yield batch
 
 
-def evaluate(
+def accumulate(
     runner: Runner,
     dataset: ImageFolder,
     reference: Runner | np.ndarray | None = None,
     batch_size: int = DEFAULT_BATCH,
     on_progress: Callable[[int], None] | None = None,
     on_scores: Callable[[np.ndarray, list[Path]], None] | None = None,
-) -> EvalResult:
-    """Top-1/top-5 of ``runner`` (if labeled) and, with ``reference``, agreement, KL and cosine.
-
-    ``reference`` is a runner, or the logits a runner produced on this same dataset
-    (rows in iteration order), so one reference pass can serve many models.
-    ``on_scores`` receives each batch's scores as they are computed, with the batch's image files
-    (undecodable files are skipped, so rows and dataset files need not line up otherwise).
-    """
+) -> MetricAccumulator:
+    """The metric sums of ``runner`` on ``dataset`` (see ``evaluate``); sums of shards of one image
+    set merge (``MetricAccumulator.merge``) into the sums of the whole set."""
     acc = MetricAccumulator()
-    skipped_before = len(dataset.skipped)
-    start = time.perf_counter()
     for batch in _batches(dataset, batch_size):
         # Each model gets its own preprocessing; identical specs are computed once.
         cache: dict[Preprocessing, np.ndarray] = {}
@@ -172,4 +172,25 @@ def evaluate(
             on_progress(len(batch))
     if acc.n == 0:
         raise DataError(f"{dataset.root}: none of the {len(dataset)} image files could be decoded")
+    return acc
+
+
+def evaluate(
+    runner: Runner,
+    dataset: ImageFolder,
+    reference: Runner | np.ndarray | None = None,
+    batch_size: int = DEFAULT_BATCH,
+    on_progress: Callable[[int], None] | None = None,
+    on_scores: Callable[[np.ndarray, list[Path]], None] | None = None,
+) -> EvalResult:
+    """Top-1/top-5 of ``runner`` (if labeled) and, with ``reference``, agreement, KL and cosine.
+
+    ``reference`` is a runner, or the logits a runner produced on this same dataset
+    (rows in iteration order), so one reference pass can serve many models.
+    ``on_scores`` receives each batch's scores as they are computed, with the batch's image files
+    (undecodable files are skipped, so rows and dataset files need not line up otherwise).
+    """
+    skipped_before = len(dataset.skipped)
+    start = time.perf_counter()
+    acc = accumulate(runner, dataset, reference, batch_size, on_progress, on_scores)
     return acc.result(len(dataset.skipped) - skipped_before, time.perf_counter() - start, reference is not None)

@@ -20,10 +20,10 @@ import numpy as np
 from edgedeploy.core.artifacts import atomic_path
 from edgedeploy.core.errors import ArtifactMismatchError, InputFileError
 from edgedeploy.core.hashing import sha256_file
+from edgedeploy.measure.sharded import NO_LABEL, ShardResult
 
 __all__ = ["evidence_path", "NO_LABEL", "Predictions", "Evidence", "write_evidence", "read_evidence"]
 
-NO_LABEL = -1
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,10 @@ class Predictions:
     def save(self, path: Path) -> None:
         with atomic_path(path) as tmp, tmp.open("wb") as f:
             np.savez(f, images=self.images, labels=self.labels, top5=self.top5)
+
+    @classmethod
+    def of(cls, shard: ShardResult) -> Predictions:
+        return cls(shard.images, shard.labels, shard.top5)
 
     @classmethod
     def load(cls, path: Path) -> Predictions:

@@ -30,7 +30,7 @@ from edgedeploy.recipes.results import check_finite, latency_ratio, timed_sample
 from edgedeploy.recipes.schema import Recipe, Thresholds
 
 __all__ = ["Check", "GateReport", "check_results", "write_junit", "DEFAULT_MAX_REGRESSION", "NO_EVIDENCE",
-           "GATE_COLUMNS"]
+           "GATE_COLUMNS", "target_checks", "unchecked_targets"]
 
 # Top-1 points a target may lose against its baseline when the recipe sets no max_top1_regression.
 DEFAULT_MAX_REGRESSION = 0.3
@@ -186,7 +186,7 @@ def _paired(before: Evidence | None, before_target: str | None, now: Evidence | 
     return paired_accuracy(before.correct(before_target), now.correct(target), confidence or DEFAULT_CONFIDENCE)
 
 
-def _target_checks(name: str, results: dict[str, Any], limits: Thresholds, baseline: dict[str, Any] | None,
+def target_checks(name: str, results: dict[str, Any], limits: Thresholds, baseline: dict[str, Any] | None,
                    evidence: Evidence | None, baseline_evidence: Evidence | None) -> list[Check]:
     entry = results["targets"][name]
     if entry.get("status") != "ok":
@@ -230,6 +230,13 @@ def _same_origin(recipe: Recipe, results: dict[str, Any], baseline: dict[str, An
                                  "top-1 figures are not comparable")
 
 
+def unchecked_targets(recipe: Recipe, names: list[str]) -> list[str]:
+    """The targets among ``names`` the recipe sets no threshold for (the gate refuses to pass them unchecked)."""
+    # max_top1_regression alone does not count: without a baseline it checks nothing.
+    return [n for n in names if not recipe.thresholds(n).model_dump(
+        exclude_none=True, exclude={"max_top1_regression", "confidence"})]
+
+
 def check_results(recipe: Recipe, results: dict[str, Any], baseline: dict[str, Any] | None = None,
                   only: list[str] | None = None, evidence: Evidence | None = None,
                   baseline_evidence: Evidence | None = None) -> GateReport:
@@ -250,9 +257,7 @@ def check_results(recipe: Recipe, results: dict[str, Any], baseline: dict[str, A
         raise ConfigError(f"--targets {', '.join(unknown)}: not in {recipe.path.name} "
                           f"(it has: {', '.join(recipe.spec.targets)})")
     names = [n for n in recipe.spec.targets if not only or n in only]
-    # max_top1_regression alone does not count: without a baseline it checks nothing.
-    unchecked = [n for n in names if not recipe.thresholds(n).model_dump(
-        exclude_none=True, exclude={"max_top1_regression", "confidence"})]
+    unchecked = unchecked_targets(recipe, names)
     if unchecked:
         raise ConfigError(f"{recipe.path.name}: no thresholds for {', '.join(unchecked)}: "
                           "the gate would pass them unchecked (set thresholds: in the recipe)")
@@ -262,7 +267,7 @@ def check_results(recipe: Recipe, results: dict[str, Any], baseline: dict[str, A
         if entry is None:
             checks.append(Check(name, "build", "error", message="not in the results (was it run?)"))
             continue
-        checks.extend(_target_checks(name, results, recipe.thresholds(name), baseline, evidence, baseline_evidence))
+        checks.extend(target_checks(name, results, recipe.thresholds(name), baseline, evidence, baseline_evidence))
     if not checks:
         checks.append(Check("(all)", "checks", "error", message="nothing was checked"))
     return GateReport(recipe.name, checks, notes)

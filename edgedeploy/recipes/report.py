@@ -10,12 +10,13 @@ from __future__ import annotations
 import base64
 import html
 import io
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from edgedeploy.core.artifacts import atomic_path, atomic_write_text
 
-__all__ = ["write_report", "report_rows", "COLUMNS"]
+__all__ = ["write_report", "report_rows", "COLUMNS", "Page", "png_bytes", "log_ms_axis", "num"]
 
 COLUMNS = ["target", "runtime", "device", "size MiB", "top-1 %", "drop pts", "drop interval", "lost/gained (p)",
            "agreement %", "p50 ms", "p90 ms", "speed-up vs float", "p50 ratio vs float"]
@@ -27,7 +28,7 @@ NOTE = ("Drop and agreement are against the PyTorch float model on the same imag
 PLOTS = {"accuracy_vs_latency": "Top-1 vs p50 latency", "latency_distribution": "Latency distribution"}
 
 
-def _num(value: float | None, digits: int = 2) -> str:
+def num(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
@@ -40,8 +41,8 @@ def report_rows(results: dict[str, Any]) -> list[list[str]]:
     rows = []
     ref = results["reference"]
     for device, lat in ref["latency"].items():
-        rows.append(["pytorch (reference)", ref["runtime"], device, "-", _num(ref["accuracy"]["top1"]), "-", "-", "-",
-                     "-", _num(lat["latency_ms"]["p50"]), _num(lat["latency_ms"].get("p90")), "-", "-"])
+        rows.append(["pytorch (reference)", ref["runtime"], device, "-", num(ref["accuracy"]["top1"]), "-", "-", "-",
+                     "-", num(lat["latency_ms"]["p50"]), num(lat["latency_ms"].get("p90")), "-", "-"])
     for name, t in results["targets"].items():
         if t["status"] != "ok":
             rows.append([name, t["runtime"], "-", "-", "-", "-", "-", "-", "-", "-", "-", "-",
@@ -55,10 +56,10 @@ def report_rows(results: dict[str, Any]) -> list[list[str]]:
         for device, lat in t["latency"].items():
             ratio = speedup.get(device)
             rows.append([
-                name, t["runtime"], device, _num(t["size_bytes"] / 2**20), _num(acc["top1"]), _num(acc["top1_drop"]),
+                name, t["runtime"], device, num(t["size_bytes"] / 2**20), num(acc["top1"]), num(acc["top1_drop"]),
                 _interval(paired["drop"]) if paired else "-",
                 f"{paired['lost']}/{paired['gained']} ({paired['p_value']:.2g})" if paired else "-",
-                _num(acc["agreement"]), _num(lat["latency_ms"]["p50"]), _num(lat["latency_ms"].get("p90")),
+                num(acc["agreement"]), num(lat["latency_ms"]["p50"]), num(lat["latency_ms"].get("p90")),
                 "-" if ratio is None else f"{ratio:.2f}x vs {speedup['baseline']}",
                 f"{ratios[device]['estimate']:.2f} {_interval(ratios[device])}" if device in ratios else "-",
             ])
@@ -86,14 +87,14 @@ def _figures(results: dict[str, Any]) -> dict[str, bytes]:
                 # Staggered label offsets: targets with equal accuracy sit on one line.
                 ax.annotate(name, (lat[device]["latency_ms"]["p50"], top1), textcoords="offset points",
                             xytext=(5, 4 + 9 * (i % 3)), fontsize=8)
-    _log_ms_axis(ax)
+    log_ms_axis(ax)
     ax.set_xlabel("p50 latency, ms (log scale)")
     ax.set_ylabel("top-1, %")
     ax.set_title(f"{results['recipe']['name']}: accuracy vs latency")
     ax.grid(True, alpha=0.3)
     ax.legend(title="device")
     fig.tight_layout()
-    pngs["accuracy_vs_latency"] = _png(fig)
+    pngs["accuracy_vs_latency"] = png_bytes(fig)
 
     # Remote devices report summary statistics only (benchmark_model), so they have no samples to draw.
     series = [(f"{name} [{device}]", lat[device]["samples_ms"]) for name, _, lat in points
@@ -103,20 +104,20 @@ def _figures(results: dict[str, Any]) -> dict[str, bytes]:
     if not series:
         ax.text(0.5, 0.5, "no per-run samples: remote devices report summary statistics only",
                 ha="center", va="center", transform=ax.transAxes)
-        pngs["latency_distribution"] = _png(fig)
+        pngs["latency_distribution"] = png_bytes(fig)
         return pngs
     ax.boxplot([s for _, s in series], orientation="horizontal", showfliers=True, flierprops={"markersize": 2})
     ax.set_yticks(range(1, len(series) + 1), [label for label, _ in series], fontsize=8)
-    _log_ms_axis(ax)
+    log_ms_axis(ax)
     ax.set_xlabel("latency per inference, ms (log scale)")
     ax.set_title("latency distribution (every timed run)")
     ax.grid(True, axis="x", alpha=0.3)
     fig.tight_layout()
-    pngs["latency_distribution"] = _png(fig)
+    pngs["latency_distribution"] = png_bytes(fig)
     return pngs
 
 
-def _log_ms_axis(ax: Any) -> None:
+def log_ms_axis(ax: Any) -> None:
     """A log x axis labelled 1, 2, 5, 10, 20 ... rather than in powers of ten."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
@@ -126,7 +127,7 @@ def _log_ms_axis(ax: Any) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
-def _png(fig: Any) -> bytes:
+def png_bytes(fig: Any) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()
@@ -145,18 +146,66 @@ def _summary(results: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
-def _markdown(results: dict[str, Any]) -> str:
-    lines = [f"# edgedeploy report: {results['recipe']['name']}", ""]
-    lines += [f"- **{k}**: {v}" for k, v in _summary(results)]
-    lines += ["", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(row) + " |" for row in report_rows(results)]
-    lines += ["", NOTE, ""]
-    failed = [(n, t) for n, t in results["targets"].items() if t["status"] != "ok"]
-    if failed:
-        lines += ["## Failed targets", ""] + [f"- **{n}** ({t['stage']}): {t['error']}" for n, t in failed] + [""]
-    lines += ["## Plots", ""] + [f"![{title}](plots/{name}.png)" for name, title in PLOTS.items()] + [""]
-    lines += ["## Tools", "", ", ".join(f"{k} {v}" for k, v in results["tools"].items()), ""]
-    return "\n".join(lines)
+@dataclass(frozen=True)
+class Page:
+    """A report page, written as Markdown and as one self-contained HTML file (plots as data URIs)."""
+
+    title: str
+    summary: list[tuple[str, str]]
+    # (heading or "", columns, rows, note); a row whose last cell starts with FAILED is marked.
+    tables: list[tuple[str, list[str], list[list[str]], str]]
+    failed: list[tuple[str, str, str]]  # (name, stage, error)
+    plots: dict[str, tuple[str, bytes]]  # file stem -> (title, PNG)
+    tools: dict[str, str]
+
+    def markdown(self) -> str:
+        lines = [f"# {self.title}", ""] + [f"- **{k}**: {v}" for k, v in self.summary]
+        for heading, columns, rows, note in self.tables:
+            lines += ["", f"## {heading}"] if heading else []
+            lines += ["", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+            lines += ["| " + " | ".join(row) + " |" for row in rows]
+            lines += ["", note] if note else []
+        lines.append("")
+        if self.failed:
+            lines += ["## Failed", ""] + [f"- **{n}** ({stage}): {error}" for n, stage, error in self.failed] + [""]
+        lines += ["## Plots", ""] + [f"![{title}](plots/{name}.png)" for name, (title, _) in self.plots.items()] + [""]
+        lines += ["## Tools", "", ", ".join(f"{k} {v}" for k, v in self.tools.items()), ""]
+        return "\n".join(lines)
+
+    def html(self) -> str:
+        e = html.escape
+        summary = "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in self.summary)
+        tables = ""
+        for heading, columns, rows, note in self.tables:
+            head = "".join(f"<th>{e(c)}</th>" for c in columns)
+            body = "".join(("<tr class='failed'>" if row[-1].startswith("FAILED") else "<tr>")
+                           + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows)
+            tables += ((f"<h2>{e(heading)}</h2>" if heading else "")
+                       + f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+                       + (f"<p class=\"note\">{e(note)}</p>" if note else ""))
+        failed = "".join(f"<li><b>{e(n)}</b> ({e(stage)}): {e(error)}</li>" for n, stage, error in self.failed)
+        plots = "".join(
+            f"<h3>{e(title)}</h3><img alt=\"{e(title)}\" src=\"data:image/png;base64,"
+            f"{base64.b64encode(png).decode()}\">" for title, png in self.plots.values())
+        tools = e(", ".join(f"{k} {v}" for k, v in self.tools.items()))
+        return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{e(self.title)}</title>"
+                f"<style>{_CSS}</style></head><body><h1>{e(self.title)}</h1><dl>{summary}</dl>{tables}"
+                + (f"<h2>Failed</h2><ul>{failed}</ul>" if failed else "")
+                + f"<h2>Plots</h2>{plots}<h2>Tools</h2><p class=\"note\">{tools}</p></body></html>\n")
+
+    def write(self, out_dir: str | Path, stem: str) -> dict[str, Path]:
+        """``out_dir/<stem>.md``, ``<stem>.html`` and ``plots/*.png``; returns their paths."""
+        out_dir = Path(out_dir)
+        paths = {}
+        for name, (_, png) in self.plots.items():
+            paths[name] = out_dir / "plots" / f"{name}.png"
+            with atomic_path(paths[name]) as tmp:
+                tmp.write_bytes(png)
+        paths["markdown"] = out_dir / f"{stem}.md"
+        atomic_write_text(paths["markdown"], self.markdown())
+        paths["html"] = out_dir / f"{stem}.html"
+        atomic_write_text(paths["html"], self.html())
+        return paths
 
 
 _CSS = """
@@ -173,41 +222,12 @@ img { max-width: 100%; border: 1px solid #eee; }
 """
 
 
-def _html(results: dict[str, Any], pngs: dict[str, bytes]) -> str:
-    e = html.escape
-    title = f"edgedeploy report: {results['recipe']['name']}"
-    summary = "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in _summary(results))
-    head = "".join(f"<th>{e(c)}</th>" for c in COLUMNS)
-    body = "".join(
-        ("<tr class='failed'>" if row[-1].startswith("FAILED") else "<tr>")
-        + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>"
-        for row in report_rows(results)
-    )
-    failed = "".join(f"<li><b>{e(n)}</b> ({e(t['stage'])}): {e(t['error'])}</li>"
-                     for n, t in results["targets"].items() if t["status"] != "ok")
-    plots = "".join(
-        f"<h3>{e(PLOTS[name])}</h3><img alt=\"{e(PLOTS[name])}\" src=\"data:image/png;base64,"
-        f"{base64.b64encode(png).decode()}\">" for name, png in pngs.items())
-    tools = e(", ".join(f"{k} {v}" for k, v in results["tools"].items()))
-    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{e(title)}</title>"
-            f"<style>{_CSS}</style></head><body><h1>{e(title)}</h1><dl>{summary}</dl>"
-            f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-            f"<p class=\"note\">{e(NOTE)}</p>"
-            + (f"<h2>Failed targets</h2><ul>{failed}</ul>" if failed else "")
-            + f"<h2>Plots</h2>{plots}<h2>Tools</h2><p class=\"note\">{tools}</p></body></html>\n")
-
-
 def write_report(results: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
     """Write report.md, report.html and plots/*.png into ``out_dir``; returns their paths."""
-    out_dir = Path(out_dir)
     pngs = _figures(results)
-    paths = {}
-    for name, png in pngs.items():
-        paths[name] = out_dir / "plots" / f"{name}.png"
-        with atomic_path(paths[name]) as tmp:
-            tmp.write_bytes(png)
-    paths["markdown"] = out_dir / "report.md"
-    atomic_write_text(paths["markdown"], _markdown(results))
-    paths["html"] = out_dir / "report.html"
-    atomic_write_text(paths["html"], _html(results, pngs))
-    return paths
+    page = Page(
+        title=f"edgedeploy report: {results['recipe']['name']}", summary=_summary(results),
+        tables=[("", COLUMNS, report_rows(results), NOTE)],
+        failed=[(n, t["stage"], t["error"]) for n, t in results["targets"].items() if t["status"] != "ok"],
+        plots={name: (PLOTS[name], png) for name, png in pngs.items()}, tools=results["tools"])
+    return page.write(out_dir, "report")

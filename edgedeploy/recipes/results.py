@@ -19,7 +19,7 @@ from edgedeploy.core.integrity import check_files, verify_artifact
 from edgedeploy.export.targets import float_counterpart
 from edgedeploy.measure.stats import Interval, ratio_of_medians
 
-__all__ = ["RESULTS_FILE", "RESULTS_SCHEMA", "ARTIFACTS_DIR", "read_results", "check_finite", "verify_result_artifacts",
+__all__ = ["RESULTS_FILE", "RESULTS_SCHEMA", "ARTIFACTS_DIR", "read_results", "read_versioned_json", "check_finite", "verify_result_artifacts",
            "timed_samples", "latency_ratio", "int8_features"]
 
 RESULTS_FILE = "results.json"
@@ -29,18 +29,24 @@ READABLE_SCHEMAS = ("edgedeploy.results/1", RESULTS_SCHEMA)
 ARTIFACTS_DIR = "artifacts"
 
 
-def read_results(path: str | Path) -> dict[str, Any]:
+def read_versioned_json(path: str | Path, what: str, schemas: tuple[str, ...], entries: str) -> dict[str, Any]:
+    """A JSON results file of one of ``schemas`` with a dict under ``entries``, every figure finite;
+    InputFileError (exit 3) naming the file otherwise."""
     path = Path(path)
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
-        raise InputFileError(f"{path}: results file not found") from None
+        raise InputFileError(f"{path}: {what} not found") from None
     except (OSError, ValueError) as exc:
-        raise InputFileError(f"{path}: not a results file ({exc.__class__.__name__})") from None
-    if not isinstance(data, dict) or data.get("schema") not in READABLE_SCHEMAS or not isinstance(data.get("targets"), dict):
-        raise InputFileError(f"{path}: not an edgedeploy results file (expected schema {RESULTS_SCHEMA})")
-    check_finite(data, str(path))
+        raise InputFileError(f"{path}: not a {what} ({exc.__class__.__name__})") from None
+    if not isinstance(data, dict) or data.get("schema") not in schemas or not isinstance(data.get(entries), dict):
+        raise InputFileError(f"{path}: not an edgedeploy {what} (expected schema {schemas[-1]})")
+    check_finite({"reference": data.get("reference"), "targets": data[entries]}, str(path))
     return data
+
+
+def read_results(path: str | Path) -> dict[str, Any]:
+    return read_versioned_json(path, "results file", READABLE_SCHEMAS, "targets")
 
 
 def check_finite(results: dict[str, Any], source: str) -> None:

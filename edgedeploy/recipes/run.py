@@ -29,16 +29,17 @@ from edgedeploy.data.datasets import ImageFolder
 from edgedeploy.devices import Device, builtin_devices, default_threads, get_device
 from edgedeploy.export.build_cache import cached_export, conversion_packages
 from edgedeploy.export.targets import float_counterpart, get_target
-from edgedeploy.measure.evaluate import evaluate, top5_classes
 from edgedeploy.measure.on_device import bench_on_device
+from edgedeploy.measure.sharded import evaluate_shard
 from edgedeploy.measure.stats import DEFAULT_CONFIDENCE, paired_accuracy
 from edgedeploy.models.weights import weights_fingerprint
-from edgedeploy.recipes.evidence import NO_LABEL, Evidence, Predictions, write_evidence
+from edgedeploy.recipes.evidence import Evidence, Predictions, write_evidence
 from edgedeploy.recipes.interleaved import BenchJob, bench_interleaved
 from edgedeploy.recipes.results import ARTIFACTS_DIR, RESULTS_FILE, RESULTS_SCHEMA, latency_ratio
 from edgedeploy.recipes.schema import Recipe
 
-__all__ = ["run_recipe", "Event"]
+__all__ = ["run_recipe", "Event", "build_entry", "failure_entry", "reference_key", "target_key",
+           "REFERENCE"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,19 @@ def _selected_targets(recipe: Recipe, only: list[str] | None) -> list[str]:
     return [t for t in names if t in only]
 
 
+def reference_key(recipe: Recipe, data_key: str) -> str:
+    """The evaluation cache's key of the recipe's float model on the data ``data_key`` fingerprints."""
+    return content_key("reference", weights_fingerprint(recipe.weights), recipe.config.name,
+                       recipe.spec.preprocessing.model_dump(), data_key, tool_versions(("torch",)), code_fingerprint())
+
+
+def target_key(runner: Runner, build_key: str, reference: str) -> str:
+    """The evaluation cache's key of a built target against the float model's ``reference`` key."""
+    # The build key, not the primary file's sha256: an IR's .bin can change while its .xml does not.
+    return content_key("target", build_key, runner.runtime, runner.execution(), reference,
+                       {**runner.versions(), **tool_versions(())}, code_fingerprint())
+
+
 class _Evaluator:
     """Evaluates models on the recipe's data against the float model's logits, with a cache that
     keeps each model's figures and its per-image predictions (the run's evidence)."""
@@ -77,12 +91,9 @@ class _Evaluator:
         self.data_key = self.dataset.fingerprint()
         self.batch_size = ev.batch_size
         self.force = force
-        self.reference_key = content_key("reference", weights_fingerprint(recipe.weights), recipe.config.name,
-                                         recipe.spec.preprocessing.model_dump(), self.data_key,
-                                         tool_versions(("torch",)), code_fingerprint())
+        self.reference_key = reference_key(recipe, self.data_key)
         self._scores_file = cache_dir("evals") / f"{self.reference_key}.npy"
         self._reference_scores: np.ndarray | None = None
-        self._digests: dict[Path, str] | None = None
         self.reference_predictions: Predictions | None = None
         self.predictions: dict[str, Predictions] = {}
 
@@ -100,26 +111,11 @@ class _Evaluator:
         predictions.save(cache_dir("evals") / f"{key}.npz")
         atomic_write_text(cache_dir("evals") / f"{key}.json", json.dumps(result))
 
-    def _evaluate(self, runner: Runner, keep_scores: bool) -> tuple[dict[str, Any], Predictions, list[np.ndarray]]:
-        top5: list[np.ndarray] = []
-        paths: list[Path] = []
-        scores: list[np.ndarray] = []
-
-        def collect(batch_scores: np.ndarray, batch_paths: list[Path]) -> None:
-            top5.append(top5_classes(batch_scores))
-            paths.extend(batch_paths)
-            if keep_scores:
-                scores.append(batch_scores)
-
-        result = evaluate(runner, self.dataset, self._reference_scores, self.batch_size, on_scores=collect).to_dict()
-        if self._digests is None:
-            self._digests = self.dataset.digests()
-        labels = dict(self.dataset.files)
-        predictions = Predictions(
-            np.array([self._digests[p] for p in paths]),
-            np.array([NO_LABEL if labels[p] is None else labels[p] for p in paths], dtype=np.int32),
-            np.concatenate(top5))
-        return result, predictions, scores
+    def _evaluate(self, runner: Runner, keep_scores: bool) -> tuple[dict[str, Any], Predictions, np.ndarray | None]:
+        # The whole set as one shard: the same accumulation a sweep's shards merge.
+        shard = evaluate_shard(runner, self.dataset, self._reference_scores, self.batch_size, keep_scores)
+        result = shard.accumulator.result(shard.skipped, shard.seconds, self._reference_scores is not None)
+        return result.to_dict(), Predictions.of(shard), shard.scores
 
     def reference(self, runner: Runner) -> tuple[dict[str, Any], bool]:
         """The float model's accuracy; its logits are kept for every target's agreement figures."""
@@ -127,17 +123,14 @@ class _Evaluator:
         if cached is not None and self._scores_file.is_file():
             result, self.reference_predictions = cached
             return result, True
-        result, self.reference_predictions, rows = self._evaluate(runner, keep_scores=True)
-        self._reference_scores = np.concatenate(rows).astype(np.float32)
+        result, self.reference_predictions, self._reference_scores = self._evaluate(runner, keep_scores=True)
         with atomic_path(self._scores_file) as tmp, tmp.open("wb") as f:
             np.save(f, self._reference_scores)
         self._write(self.reference_key, result, self.reference_predictions)
         return result, False
 
     def target(self, name: str, runner: Runner, build_key: str) -> tuple[dict[str, Any], bool]:
-        # The build key, not the primary file's sha256: an IR's .bin can change while its .xml does not.
-        key = content_key("target", build_key, runner.runtime, runner.execution(), self.reference_key,
-                          {**runner.versions(), **tool_versions(())}, code_fingerprint())
+        key = target_key(runner, build_key, self.reference_key)
         cached = self._read(key)
         if cached is not None:
             result, self.predictions[name] = cached
@@ -167,13 +160,29 @@ def _relative(path: str | Path, out_dir: Path) -> str:
     return Path(path).resolve().relative_to(out_dir.resolve()).as_posix()
 
 
-def _failure(stage: str, exc: Exception) -> dict[str, Any]:
+def failure_entry(stage: str, exc: Exception) -> dict[str, Any]:
     """A failed target's fields: the stage, one line of error and its exit code."""
     if isinstance(exc, EdgeDeployError):
         return {"status": "failed", "stage": stage, "error": " ".join(str(exc).split()), "exit_code": exc.exit_code}
     log.debug("failed at %s", stage, exc_info=exc)
     return {"status": "failed", "stage": stage, "exit_code": EXIT_INTERNAL,
             "error": f"internal error: {exc.__class__.__name__}: {' '.join(str(exc).split())[:300]}"}
+
+
+def build_entry(name: str, recipe: Recipe, out_dir: Path, threads: int, force: bool,
+                on_step: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Export one recipe target into ``out_dir/artifacts`` (or reuse its cached build): its results
+    entry fields (artifact and manifest relative to ``out_dir``, size, digests, parity, build)."""
+    request = recipe.export_request(name, out_dir / ARTIFACTS_DIR, threads)
+    build, cached = cached_export(request, force, on_step=on_step)
+    return {
+        "artifact": _relative(build["path"], out_dir), "manifest": _relative(build["manifest"], out_dir),
+        "size_bytes": build["size_bytes"], "sha256": build["sha256"], "parity": build["parity"],
+        # Every file's digest (an IR's .bin too): the gate checks the artifacts it was given against them.
+        "files": [{"name": f["name"], "sha256": f["sha256"]}
+                  for f in json.loads(Path(build["manifest"]).read_text())["files"]],
+        "build": {"cached": cached, "seconds": build["seconds"], "key": build["build_key"]},
+    }
 
 
 def _build_and_evaluate(
@@ -185,24 +194,15 @@ def _build_and_evaluate(
     try:
         progress(stage, "")
         threads = recipe.spec.bench.threads or default_threads()
-        request = recipe.export_request(name, out_dir / ARTIFACTS_DIR, threads)
-        build, cached = cached_export(request, force, on_step=lambda step: progress("export", step))
-        entry.update({
-            "artifact": _relative(build["path"], out_dir), "manifest": _relative(build["manifest"], out_dir),
-            "size_bytes": build["size_bytes"], "sha256": build["sha256"], "parity": build["parity"],
-            # Every file's digest (an IR's .bin too): the gate checks the artifacts it was given against them.
-            "files": [{"name": f["name"], "sha256": f["sha256"]}
-                      for f in json.loads(Path(build["manifest"]).read_text())["files"]],
-            "build": {"cached": cached, "seconds": build["seconds"], "key": build["build_key"]},
-        })
+        entry.update(build_entry(name, recipe, out_dir, threads, force, lambda step: progress("export", step)))
         stage = "eval"
         progress(stage, "")
-        runner = load_runner(build["path"], LoadOptions(threads=threads), runtime=entry["runtime"])
-        accuracy, cached = evaluator.target(name, runner, build["build_key"])
+        runner = load_runner(out_dir / entry["artifact"], LoadOptions(threads=threads), runtime=entry["runtime"])
+        accuracy, cached = evaluator.target(name, runner, entry["build"]["key"])
         drop = round(reference_top1 - accuracy["top1"], 4) if reference_top1 is not None and accuracy["top1"] is not None else None
         entry["accuracy"] = {**accuracy, "top1_drop": drop, "cached": cached}
     except Exception as exc:  # one target's failure or bug must not cost the others their results
-        entry.update(_failure(stage, exc))
+        entry.update(failure_entry(stage, exc))
     return entry
 
 
@@ -220,7 +220,7 @@ def _bench_targets(recipe: Recipe, out_dir: Path, targets: dict[str, dict[str, A
                                      lambda name, detail: progress(name, "bench", detail))
         for name, result in measured.items():
             if isinstance(result, Exception):
-                targets[name].update(_failure("bench", result))
+                targets[name].update(failure_entry("bench", result))
             else:
                 targets[name]["latency"][device.name] = result.to_dict(samples=True)
 

@@ -29,7 +29,7 @@ from edgedeploy.export.targets import TARGETS, get_target
 from edgedeploy.measure.bench import MAX_RUNS, MAX_WARMUP
 from edgedeploy.models import DEFAULT_MODEL, WEIGHT_NAMES, ModelConfig, get_model
 
-__all__ = ["Recipe", "RecipeSpec", "TargetSpec", "Thresholds", "load_recipe", "RecipeError"]
+__all__ = ["Recipe", "RecipeSpec", "TargetSpec", "Thresholds", "load_recipe", "check_recipe", "RecipeError"]
 
 
 class ModelSpec(Section):
@@ -213,7 +213,7 @@ class Recipe:
         )
 
 
-def _check_semantics(spec: RecipeSpec, lines: Lines) -> None:
+def check_recipe(spec: RecipeSpec, lines: Lines) -> None:
     """What the schema cannot know: the registries and the options each target takes."""
     from edgedeploy.devices import get_device
 
@@ -262,5 +262,5 @@ def load_recipe(path: str | Path) -> Recipe:
     path = Path(path)
     data, lines = load_yaml(path, "recipe")
     spec = validate(RecipeSpec, data, lines)
-    _check_semantics(spec, lines)
+    check_recipe(spec, lines)
     return Recipe(spec=spec, path=path.resolve(), sha256=sha256_file(path))

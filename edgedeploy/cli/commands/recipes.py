@@ -108,34 +108,59 @@ def gate(ctx: click.Context, as_json: bool, recipe: Path, results_file: Path | N
          junit: Path | None, no_verify: bool, out_dir: Path | None, only: tuple[str, ...], force: bool) -> None:
     """Fail (exit 1) when a target breaks RECIPE's thresholds or regresses against --baseline.
 
+    RECIPE may be a sweep file: then every cell is checked (--results: its sweep.json).
     Exit 0: every check passed. 1: a regression. 6: a target failed to build or measure,
     or is missing from the results (the gate fails closed), or a figure is not a number. 2/3: bad
     recipe or files (3 also: an artifact beside the results changed since it was measured).
     """
     from edgedeploy.recipes.evidence import read_evidence
-    from edgedeploy.recipes.gate import GATE_COLUMNS, check_results, write_junit
+    from edgedeploy.recipes.gate import check_results
     from edgedeploy.recipes.results import RESULTS_FILE, read_results, verify_result_artifacts
     from edgedeploy.recipes.schema import load_recipe
+    from edgedeploy.sweep.schema import is_sweep_file
 
-    if results_file is not None:
-        if force or out_dir is not None:
-            raise click.UsageError("--force and --out apply only when the gate runs the recipe (no --results)")
-        loaded = load_recipe(recipe)
-        results = read_results(results_file)
+    if results_file is not None and (force or out_dir is not None):
+        raise click.UsageError("--force and --out apply only when the gate runs the recipe (no --results)")
+    if is_sweep_file(recipe):
+        from edgedeploy.cli.commands.sweep import run_sweep_with_progress
+        from edgedeploy.sweep.gate import check_sweep, read_sweep_evidence
+        from edgedeploy.sweep.results import SWEEP_FILE, read_sweep
+        from edgedeploy.sweep.schema import load_sweep
+
+        if baseline is not None or only:
+            raise click.UsageError("--baseline and --targets apply to recipes; a sweep gates every cell")
+        if results_file is not None:
+            loaded, results = load_sweep(recipe), read_sweep(results_file)
+        else:
+            loaded, results, out, _ = run_sweep_with_progress(recipe, out_dir, None, None, force)
+            results_file = out / SWEEP_FILE
+        verified = {} if no_verify else verify_result_artifacts({"targets": results["cells"]}, results_file.parent)
+        report = check_sweep(loaded, results, read_sweep_evidence(results, results_file))
     else:
-        loaded, results, out, _ = run_recipe_with_progress(recipe, out_dir, only, force)
-        results_file = out / RESULTS_FILE
-    verified = {} if no_verify else verify_result_artifacts(results, Path(results_file).parent)
-    before = read_results(baseline) if baseline else None
-    report = check_results(loaded, results, before, split_targets(only), read_evidence(results, Path(results_file)),
-                           read_evidence(before, baseline) if before is not None and baseline else None)
+        if results_file is not None:
+            loaded = load_recipe(recipe)
+            results = read_results(results_file)
+        else:
+            loaded, results, out, _ = run_recipe_with_progress(recipe, out_dir, only, force)
+            results_file = out / RESULTS_FILE
+        verified = {} if no_verify else verify_result_artifacts(results, Path(results_file).parent)
+        before = read_results(baseline) if baseline else None
+        report = check_results(loaded, results, before, split_targets(only),
+                               read_evidence(results, Path(results_file)),
+                               read_evidence(before, baseline) if before is not None and baseline else None)
+    _render_gate(ctx, as_json, report, results_file, baseline, junit, verified if not no_verify else False)
+
+
+def _render_gate(ctx: click.Context, as_json: bool, report: Any, results_file: Path, baseline: Path | None,
+                 junit: Path | None, verified: dict[str, bool | None] | bool) -> None:
+    from edgedeploy.recipes.gate import GATE_COLUMNS, write_junit
+
     if junit is not None:
         write_junit(report, junit)
     verdict = report.to_dict()
     if as_json:
         emit_json({**verdict, "results_file": str(results_file), "baseline": str(baseline) if baseline else None,
-                    "junit": str(junit) if junit else None,
-                    "artifacts_verified": verified if not no_verify else False})
+                   "junit": str(junit) if junit else None, "artifacts_verified": verified})
     else:
         click.echo(table(GATE_COLUMNS, report.rows()))
         for note in report.notes:
@@ -156,11 +181,16 @@ def gate(ctx: click.Context, as_json: bool, recipe: Path, results_file: Path | N
               help="Where to write report.md/.html and plots/ [default: beside RESULTS_FILE].")
 @json_option
 def report(as_json: bool, results_file: Path, out_dir: Path | None) -> None:
-    """Rebuild the Markdown/HTML report of a run from its results.json."""
+    """Rebuild the Markdown/HTML report of a run from its results.json (or of a sweep from its sweep.json)."""
     from edgedeploy.recipes.report import write_report
     from edgedeploy.recipes.results import read_results
+    from edgedeploy.sweep.report import write_sweep_report
+    from edgedeploy.sweep.results import is_sweep_results, read_sweep
 
-    paths = write_report(read_results(results_file), out_dir or results_file.parent)
+    if is_sweep_results(results_file):
+        paths = write_sweep_report(read_sweep(results_file), out_dir or results_file.parent)
+    else:
+        paths = write_report(read_results(results_file), out_dir or results_file.parent)
     if as_json:
         emit_json({k: str(v) for k, v in paths.items()})
         return

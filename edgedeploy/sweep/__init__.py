@@ -1,0 +1,1 @@
+"""Sweeps on Ray: a recipe times a matrix of models, targets and quantization settings."""

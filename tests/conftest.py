@@ -90,6 +90,8 @@ class ValAgainstTorch:
     """Evaluate models on the val split against PyTorch; the float reference runs once per session."""
 
     def __init__(self, val_dir: Path):
+        import numpy as np
+
         from edgedeploy.backends import LoadOptions, load_runner
         from edgedeploy.data.datasets import ImageFolder
         from edgedeploy.measure.evaluate import evaluate
@@ -97,12 +99,18 @@ class ValAgainstTorch:
         self._evaluate, self._load, self._options = evaluate, load_runner, LoadOptions(threads=2)
         self.dataset = ImageFolder.open(val_dir)
         self.reference = load_runner("sample", self._options)
-        self.torch = evaluate(self.reference, self.dataset)
+        scores: list[np.ndarray] = []
+        self.torch = evaluate(self.reference, self.dataset, on_scores=lambda batch, _files: scores.append(batch))
+        # PyTorch's logits on every val image, in evaluation order: each model is compared with these
+        # instead of running the float model over the split again (evaluate's ``reference`` as logits).
+        self.logits = np.concatenate(scores)
 
-    def __call__(self, model=None, runner=None):
-        """Pass an artifact path (loaded as users load it) or an already-built runner."""
+    def __call__(self, model=None, runner=None, limit: int | None = None):
+        """Pass an artifact path (loaded as users load it) or an already-built runner; ``limit``: only
+        the first ``limit`` val images (against PyTorch's logits on those same images)."""
         runner = runner or self._load(str(model), self._options)
-        return self._evaluate(runner, self.dataset, reference=self.reference)
+        dataset = self.dataset.subset(limit)
+        return self._evaluate(runner, dataset, reference=self.logits[:len(dataset)])
 
 
 @pytest.fixture(scope="session")
@@ -117,6 +125,32 @@ def openvino_fp32(tmp_path_factory: pytest.TempPathFactory, data_root: Path):
 
     return export(ExportRequest(target="openvino-fp32", out_dir=tmp_path_factory.mktemp("ov"), threads=2,
                                 parity_images=8))
+
+
+@pytest.fixture(scope="session")
+def openvino_int8(tmp_path_factory: pytest.TempPathFactory, data_root: Path):
+    """openvino-int8 as shipped (NNCF on the 200 calibration images), checked on 32 parity images."""
+    pytest.importorskip("nncf", reason="needs the [openvino] extra")
+    from edgedeploy.export.pipeline import ExportRequest, export
+
+    return export(ExportRequest(target="openvino-int8", out_dir=tmp_path_factory.mktemp("ov8"), threads=2))
+
+
+@pytest.fixture(scope="session")
+def openvino_fp16(tmp_path_factory: pytest.TempPathFactory, data_root: Path):
+    pytest.importorskip("openvino", reason="needs the [openvino] extra")
+    from edgedeploy.export.pipeline import ExportRequest, export
+
+    return export(ExportRequest(target="openvino-fp16", out_dir=tmp_path_factory.mktemp("ov16"), threads=2,
+                                parity_images=8))
+
+
+@pytest.fixture(scope="session")
+def onnx_int8(tmp_path_factory: pytest.TempPathFactory, data_root: Path):
+    """onnx-int8 as shipped (ONNX Runtime static QDQ on the 200 calibration images), 32 parity images."""
+    from edgedeploy.export.pipeline import ExportRequest, export
+
+    return export(ExportRequest(target="onnx-int8", out_dir=tmp_path_factory.mktemp("ort8"), threads=2))
 
 
 @pytest.fixture(scope="session")

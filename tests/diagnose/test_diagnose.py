@@ -66,9 +66,8 @@ def test_a_healthy_int8_model_has_good_ranges_everywhere(tflite_int8, tflite_fp3
     assert result["layers_compared"] == 69 and result["layers_unmatched"] == 0
 
 
-def test_onnx_runtime_int8_is_diagnosed_by_tensor_name(tmp_path, onnx_artifact, val_dir):
-    ort = export(ExportRequest(target="onnx-int8", out_dir=tmp_path, threads=2, parity_images=4, calib_size=50))
-    result = diagnose(str(ort.path), str(onnx_artifact.path), val_dir, images=4)
+def test_onnx_runtime_int8_is_diagnosed_by_tensor_name(onnx_int8, onnx_artifact, val_dir):
+    result = diagnose(str(onnx_int8.path), str(onnx_artifact.path), val_dir, images=4)
     assert result["layers_compared"] >= 60 and result["suggestions"]["target"] == "onnx-int8"
     assert min(e["range_sqnr_db"] for e in result["layers"]) > 20
     assert all(e["weights_sqnr_db"] is None or e["weights_sqnr_db"] > 40 for e in result["layers"])

@@ -64,10 +64,11 @@ def test_export_without_any_data_checks_parity_on_random_pixels(tmp_path, monkey
     assert ort.InferenceSession(str(r.path)).get_inputs()[0].shape[0] == "batch"
 
 
-# Targets whose default export a session fixture already builds (checked on 32 parity images):
-# that export is the one checked here, instead of converting the same model twice.
+# Targets whose default export a session fixture already builds (checked on 32 parity images, or
+# on 8 as here): that export is the one checked here, instead of converting the same model twice.
 SESSION_EXPORTS = {"tflite-fp32": "tflite_fp32", "tflite-int8": "tflite_int8", "litert-int8": "litert_int8",
-                   "executorch-int8": "executorch_int8"}
+                   "executorch-int8": "executorch_int8", "onnx-int8": "onnx_int8", "openvino-fp32": "openvino_fp32",
+                   "openvino-fp16": "openvino_fp16", "openvino-int8": "openvino_int8"}
 
 
 @pytest.mark.parametrize("name", list(TARGETS))

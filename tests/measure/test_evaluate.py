@@ -12,12 +12,10 @@ REFERENCE_TOP1, REFERENCE_TOP5 = 77.00, 91.83
 
 
 @pytest.mark.slow
-def test_torch_and_onnxruntime_match_the_reference_accuracy(onnx_artifact, val_dir):
-    ds = ImageFolder.open(val_dir)
-    torch_runner = load_runner("sample", LoadOptions(threads=2))
-    ort_runner = load_runner(str(onnx_artifact.path), LoadOptions(threads=2))
-    torch_res = evaluate(torch_runner, ds)
-    ort_res = evaluate(ort_runner, ds, reference=torch_runner)
+def test_torch_and_onnxruntime_match_the_reference_accuracy(onnx_artifact, val_against_torch):
+    # The session's PyTorch pass over the val split (its logits are ONNX Runtime's reference).
+    torch_res = val_against_torch.torch
+    ort_res = val_against_torch(onnx_artifact.path)
     assert torch_res.n == ort_res.n == 600
     assert abs(torch_res.top1 - REFERENCE_TOP1) <= 0.3
     assert abs(ort_res.top1 - REFERENCE_TOP1) <= 0.3

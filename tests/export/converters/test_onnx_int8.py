@@ -10,10 +10,7 @@ from edgedeploy.backends import LoadOptions, load_runner
 from edgedeploy.core.errors import ConfigError
 from edgedeploy.export.pipeline import ExportRequest, export
 
-
-@pytest.fixture(scope="module")
-def onnx_int8(tmp_path_factory, data_root):
-    return export(ExportRequest(target="onnx-int8", out_dir=tmp_path_factory.mktemp("ort8"), threads=2))
+# onnx_int8: the session fixture (tests/conftest.py), also the one test_pipeline checks.
 
 
 def test_quantization_parameters_cost_at_most_0_7_points(onnx_int8, val_against_torch):

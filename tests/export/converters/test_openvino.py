@@ -15,16 +15,18 @@ from edgedeploy.core.hashing import sha256_file  # noqa: E402
 from edgedeploy.data.datasets import ImageFolder  # noqa: E402
 from edgedeploy.export.pipeline import ExportRequest, export  # noqa: E402
 from edgedeploy.measure.evaluate import evaluate  # noqa: E402
+from edgedeploy.models.mobilenet_v2.config import MobileNetV2Config  # noqa: E402
+
+
+# The session's exports (tests/conftest.py), shared with test_pipeline and diagnose.
+@pytest.fixture(scope="module")
+def ov_fp32(openvino_fp32):
+    return openvino_fp32
 
 
 @pytest.fixture(scope="module")
-def ov_fp32(tmp_path_factory, data_root):
-    return export(ExportRequest(target="openvino-fp32", out_dir=tmp_path_factory.mktemp("ov32"), threads=2))
-
-
-@pytest.fixture(scope="module")
-def ov_int8(tmp_path_factory, data_root):
-    return export(ExportRequest(target="openvino-int8", out_dir=tmp_path_factory.mktemp("ov8"), threads=2))
+def ov_int8(openvino_int8):
+    return openvino_int8
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +66,8 @@ def test_int8_quantizes_every_convolution(ov_int8):
     assert m["tools"]["nncf"] and m["tools"]["openvino"]
 
 
-def test_fp16_compresses_weights(tmp_path, ov_fp32):
-    r = export(ExportRequest(target="openvino-fp16", out_dir=tmp_path, threads=2, parity_images=8))
+def test_fp16_compresses_weights(openvino_fp16, ov_fp32):
+    r = openvino_fp16
     assert r.size_bytes < 0.55 * ov_fp32.size_bytes
     assert r.parity["top1_agreement"] >= 95.0
 
@@ -85,14 +87,20 @@ def test_accuracy_control_keeps_the_drop_within_max_drop(tmp_path, val_dir, syns
         (val / path.parent.name).mkdir(parents=True, exist_ok=True)
         (val / path.parent.name / path.name).symlink_to(path)
     shutil.copy(synsets, tmp_path / "synsets.txt")  # found beside the folder: real class indices
-    r = export(ExportRequest(target="openvino-int8", out_dir=tmp_path / "out", threads=2, max_drop=0.5,
-                             val_dir=val, calib_size=100, parity_images=8))
+    # The sample weights at 128 px (a third of the pixels of 224): plain PTQ loses more there, so NNCF must
+    # rank the quantizers and revert some to float to meet max_drop.
+    r = export(ExportRequest(target="openvino-int8", config=MobileNetV2Config(resolution=128), out_dir=tmp_path / "out",
+                             threads=2, max_drop=0.5, val_dir=val, calib_size=100, parity_images=8))
     control = json.loads(r.manifest.read_text())["export"]["accuracy_control"]
     assert control == {"max_drop": 0.5, "val": str(val), "val_images": 120}
     ds = ImageFolder.open(val)
-    drop = evaluate(load_runner("sample", LoadOptions(threads=2)), ds).top1 - \
-        evaluate(load_runner(str(r.path), LoadOptions(threads=2)), ds).top1
-    assert drop <= 0.5 + 1e-9
+    float_top1 = evaluate(load_runner("sample", LoadOptions(threads=2, resolution=128)), ds).top1
+    int8_top1 = evaluate(load_runner(str(r.path), LoadOptions(threads=2)), ds).top1
+    log = r.path.with_name(r.path.name + ".log").read_text().splitlines()
+    # Measured: 7.5 points lost before accuracy control, 11 of 64 operations reverted, float 60.0 = int8 60.0.
+    print(f"accuracy control at 128 px: float {float_top1}, int8 {int8_top1};",
+          *dict.fromkeys(line.strip() for line in log if "drop:" in line or "were reverted" in line), sep="\n")
+    assert float_top1 - int8_top1 <= 0.5 + 1e-9
 
 
 def test_calibration_method_is_nncf_range_estimator(tmp_path, data_root):

@@ -121,20 +121,18 @@ class _Driver:
                 owner[ref] = cell.id
         remaining = {cell_id: len(p["shards"]) + 2 for cell_id, p in parts.items()}
         waiting = list(owner)
-        try:
-            while waiting:
-                ready, waiting = ray.wait(waiting, num_returns=1)
-                cell_id = owner[ready[0]]
-                remaining[cell_id] -= 1
-                if remaining[cell_id] == 0:
-                    part = parts.pop(cell_id)
-                    if part["cell"].model_id not in self.models:
-                        self._model(part["cell"].model_id, [self._get(ray, r) for r in ref_refs[part["cell"].model_id]])
-                    self._assemble(ray, part)
-        except BaseException:
-            for ref in waiting:  # interrupted: stop what is queued or running (finished cells are stored)
-                ray.cancel(ref, force=True)
-            raise
+        # Interrupted (Ctrl-C, SIGTERM), this raises out to ray_session, whose shutdown ends the job and with it
+        # every task it still owns; finished cells are already stored. (Cancelling each task first raced with
+        # tasks completing and crashed Ray's core worker: "Tried to complete task that was not pending".)
+        while waiting:
+            ready, waiting = ray.wait(waiting, num_returns=1)
+            cell_id = owner[ready[0]]
+            remaining[cell_id] -= 1
+            if remaining[cell_id] == 0:
+                part = parts.pop(cell_id)
+                if part["cell"].model_id not in self.models:
+                    self._model(part["cell"].model_id, [self._get(ray, r) for r in ref_refs[part["cell"].model_id]])
+                self._assemble(ray, part)
 
     @staticmethod
     def _get(ray: Any, ref: Any) -> Any:

@@ -120,37 +120,24 @@ def val_against_torch(val_dir: Path) -> ValAgainstTorch:
 
 @pytest.fixture(scope="session")
 def openvino_fp32(tmp_path_factory: pytest.TempPathFactory, data_root: Path):
-    pytest.importorskip("openvino", reason="needs the [openvino] extra")
-    from edgedeploy.export.pipeline import ExportRequest, export
-
-    return export(ExportRequest(target="openvino-fp32", out_dir=tmp_path_factory.mktemp("ov"), threads=2,
-                                parity_images=8))
+    return _offline_export(tmp_path_factory, "openvino-fp32", "openvino", "openvino", parity_images=8)
 
 
 @pytest.fixture(scope="session")
 def openvino_int8(tmp_path_factory: pytest.TempPathFactory, data_root: Path):
     """openvino-int8 as shipped (NNCF on the 200 calibration images), checked on 32 parity images."""
-    pytest.importorskip("nncf", reason="needs the [openvino] extra")
-    from edgedeploy.export.pipeline import ExportRequest, export
-
-    return export(ExportRequest(target="openvino-int8", out_dir=tmp_path_factory.mktemp("ov8"), threads=2))
+    return _offline_export(tmp_path_factory, "openvino-int8", "nncf", "openvino")
 
 
 @pytest.fixture(scope="session")
 def openvino_fp16(tmp_path_factory: pytest.TempPathFactory, data_root: Path):
-    pytest.importorskip("openvino", reason="needs the [openvino] extra")
-    from edgedeploy.export.pipeline import ExportRequest, export
-
-    return export(ExportRequest(target="openvino-fp16", out_dir=tmp_path_factory.mktemp("ov16"), threads=2,
-                                parity_images=8))
+    return _offline_export(tmp_path_factory, "openvino-fp16", "openvino", "openvino", parity_images=8)
 
 
 @pytest.fixture(scope="session")
 def onnx_int8(tmp_path_factory: pytest.TempPathFactory, data_root: Path):
     """onnx-int8 as shipped (ONNX Runtime static QDQ on the 200 calibration images), 32 parity images."""
-    from edgedeploy.export.pipeline import ExportRequest, export
-
-    return export(ExportRequest(target="onnx-int8", out_dir=tmp_path_factory.mktemp("ort8"), threads=2))
+    return _offline_export(tmp_path_factory, "onnx-int8", "onnxruntime", "core")
 
 
 @pytest.fixture(scope="session")

@@ -103,11 +103,11 @@ class _Driver:
         ray, remote = session.ray, session.remote
         batch = self.sweep.spec.evaluation.batch_size
         needed = list(dict.fromkeys([c.model_id for c in todo]))
-        ref_keys = {m: [reference_key(self.sweep.reference_recipe(m), s.fingerprint()) for s in self.shards]
-                    for m in needed}
-        ref_refs = {m: [remote["reference_shard"].remote(self.sweep.reference_recipe(m), shard, key, TASK_THREADS,
-                                                         batch, self.force)
-                        for shard, key in zip(self.shards, ref_keys[m])] for m in needed}
+        references = {m: self.sweep.reference_recipe(m) for m in needed}
+        fingerprints = [shard.fingerprint() for shard in self.shards]
+        ref_keys = {m: [reference_key(recipe, f) for f in fingerprints] for m, recipe in references.items()}
+        ref_refs = {m: [remote["reference_shard"].remote(recipe, shard, key, TASK_THREADS, batch, self.force)
+                        for shard, key in zip(self.shards, ref_keys[m])] for m, recipe in references.items()}
         parts: dict[str, dict[str, Any]] = {}
         owner: dict[Any, str] = {}
         for cell in todo:
@@ -165,7 +165,8 @@ class _Driver:
         if is_failure(built):
             return self._finish(cell, {**record, **built}, None, resumed=False)
         if model["status"] != "ok":
-            return self._finish(cell, {**record, **failure_entry("eval", RuntimeError("the float model failed")),
+            return self._finish(cell, {**record, "status": "failed", "stage": model["stage"],
+                                       "exit_code": model["exit_code"],
                                        "error": f"the float model {cell.model_id} failed: {model['error']}"},
                                 None, resumed=False)
         shards = [self._get(ray, r) for r in part["shards"]]

@@ -27,11 +27,14 @@ class LoadOptions:
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
     raw_pixels: bool = False
-    # For PyTorch weights: the architecture they belong to (a model registry name and its size).
+    # For PyTorch weights: the architecture they belong to (a model registry name and its size;
+    # None: the family's default).
     arch: str = "mobilenet_v2"
-    width: float = 1.0
-    resolution: int = 224
-    num_classes: int = 1000
+    width: float | None = None
+    resolution: int | None = None
+    num_classes: int | None = None
+    # The family's own options (``--model-option KEY=VALUE``, e.g. output_stride=16), as sorted pairs.
+    model_options: tuple[tuple[str, Any], ...] = ()
     # LiteRT: use the XNNPACK CPU delegate (the default everywhere LiteRT ships).
     xnnpack: bool = True
     # OpenVINO CPU plugin: requested inference precision (f32, bf16, f16, or auto = plugin default).
@@ -48,6 +51,14 @@ class LoadOptions:
             raise ConfigError(f"--inference-precision must be one of {', '.join(INFERENCE_PRECISIONS)}")
         if (self.mean is None) != (self.std is None):
             raise ConfigError("--mean and --std must be given together")
+
+    def model_config(self) -> Any:
+        """The PyTorch architecture these options describe (a model registry config)."""
+        from edgedeploy.models import get_model
+
+        given = {"width": self.width, "resolution": self.resolution, "num_classes": self.num_classes}
+        return get_model(self.arch).make_config(**{k: v for k, v in given.items() if v is not None},
+                                                **dict(self.model_options))
 
 
 class Runner(ABC):
@@ -80,7 +91,8 @@ class Runner(ABC):
         return path.stat().st_size if path.is_file() else None
 
     def predict(self, images_hwc: np.ndarray) -> np.ndarray:
-        """Preprocessed float images (N, H, W, C) -> float class scores (N, classes)."""
+        """Preprocessed float images (N, H, W, C) -> float class scores: (N, classes), or for dense
+        prediction (N, H, W, classes)."""
         step = self.batch_size or len(images_hwc)
         outputs = [
             self.io.output.read(self.infer(self.io.input.feed(images_hwc[i : i + step])))

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-__all__ = ["RegistryChoice", "target_choice", "model_choice", "calib_method_choice", "io_dtype_choice",
+__all__ = ["RegistryChoice", "target_choice", "model_option", "parse_model_options", "model_choice", "calib_method_choice", "io_dtype_choice",
            "input_layout_choice", "weight_granularity_choice", "emit_json", "json_option",
            "progress", "model_options", "devices_option", "load_options", "runtime_name"]
 
@@ -103,14 +103,38 @@ def progress(total: int, desc: str) -> Any:
     return tqdm(total=total, desc=desc, unit="img", file=sys.stderr, disable=None, leave=False)
 
 
+def parse_model_options(values: Sequence[str]) -> tuple[tuple[str, Any], ...]:
+    """``KEY=VALUE`` strings -> sorted (key, value) pairs, values read as YAML scalars (16 -> int)."""
+    import yaml
+
+    pairs = {}
+    for text in values:
+        key, sep, value = text.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{text!r}: expected KEY=VALUE (e.g. output_stride=16)", param_hint="--model-option")
+        pairs[key.strip()] = yaml.safe_load(value) if value.strip() else None
+    return tuple(sorted(pairs.items()))
+
+
+def model_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--model-option", "model_option", multiple=True, metavar="KEY=VALUE",
+                        help="A model family's own option (repeatable), e.g. output_stride=16 for "
+                             "deeplabv3_mobilenet_v2.")(f)
+
+
 def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """Options that say how to load a model: architecture (PyTorch) and preprocessing (no manifest)."""
     options = [
         click.option("--arch", type=model_choice, default="mobilenet_v2", show_default=True,
                      help="Model family (PyTorch weights; `edgedeploy list` shows the registry)."),
-        click.option("--width", type=float, default=1.0, show_default=True, help="Width multiplier (PyTorch weights)."),
-        click.option("--resolution", type=int, default=224, show_default=True, help="Input size (PyTorch weights)."),
-        click.option("--num-classes", type=int, default=1000, show_default=True, help="Class count (PyTorch weights)."),
+        click.option("--model-option", "model_option", multiple=True, metavar="KEY=VALUE",
+                     help="The family's own option (repeatable), e.g. output_stride=16 (PyTorch weights)."),
+        click.option("--width", type=float, default=None,
+                     help="Width multiplier (PyTorch weights) [default: the family's, mobilenet_v2: 1.0]."),
+        click.option("--resolution", type=int, default=None,
+                     help="Input size (PyTorch weights) [default: the family's, mobilenet_v2: 224]."),
+        click.option("--num-classes", type=int, default=None,
+                     help="Class count (PyTorch weights) [default: the family's, mobilenet_v2: 1000]."),
         click.option("--mean", type=float, nargs=3, default=None, help="Normalization mean (R G B), for models without a manifest."),
         click.option("--std", type=float, nargs=3, default=None, help="Normalization std (R G B), for models without a manifest."),
         click.option("--raw-pixels", is_flag=True, help="Feed raw 0-255 pixels (models with normalization folded in)."),
@@ -142,7 +166,8 @@ def load_options(kw: dict[str, Any], threads: int) -> Any:
 
     return LoadOptions(
         threads=threads, mean=kw["mean"], std=kw["std"], raw_pixels=kw["raw_pixels"],
-        verify=not kw["no_verify"], arch=kw["arch"], width=kw["width"], resolution=kw["resolution"], num_classes=kw["num_classes"], xnnpack=not kw["no_xnnpack"],
+        verify=not kw["no_verify"], arch=kw["arch"], width=kw["width"], resolution=kw["resolution"],
+        num_classes=kw["num_classes"], model_options=parse_model_options(kw["model_option"]), xnnpack=not kw["no_xnnpack"],
         inference_precision=kw["inference_precision"],
     )
 

@@ -25,6 +25,8 @@ __all__ = [
     "CROP_FRACTION",
     "INPUT_NAME",
     "OUTPUT_NAME",
+    "RESIZE_MODES",
+    "DEFAULT_TASK",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -35,11 +37,16 @@ CROP_FRACTION = 0.875
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 
 LAYOUTS = ("NCHW", "NHWC")
+# How an image becomes the model's square input: the shorter side resized and the centre cropped
+# (classification), or the whole image resized to the input (dense prediction: every pixel is scored).
+RESIZE_MODES = ("center-crop", "stretch")
+DEFAULT_TASK = "classification"
 
 
 @dataclass(frozen=True)
 class Preprocessing:
-    """Image -> normalized tensor: resize shorter side, center crop, (p/255 - mean) / std.
+    """Image -> normalized tensor: resize (shorter side to ``resize`` then a ``crop`` centre crop, or the
+    whole image to ``crop`` x ``crop`` with ``resize_mode`` stretch), then (p/255 - mean) / std.
 
     ``raw_pixels`` means the model takes pixels 0..255 unchanged (normalization, if
     any, is folded into the model); mean/std are then ignored.
@@ -52,6 +59,11 @@ class Preprocessing:
     interpolation: str = "bilinear"
     channel_order: str = "RGB"
     raw_pixels: bool = False
+    resize_mode: str = "center-crop"
+
+    def __post_init__(self) -> None:
+        if self.resize_mode not in RESIZE_MODES:
+            raise ConfigError(f"unknown resize mode {self.resize_mode!r}; expected one of {RESIZE_MODES}")
 
     @classmethod
     def for_resolution(
@@ -86,6 +98,7 @@ class Preprocessing:
             interpolation=data.get("interpolation", "bilinear"),
             channel_order=data.get("channel_order", "RGB"),
             raw_pixels=bool(data.get("raw_pixels", False)),
+            resize_mode=data.get("resize_mode", "center-crop"),
         )
 
 
@@ -158,6 +171,12 @@ class OutputSpec:
     probabilities: bool = False
     dtype: str = "float32"
     quantization: Quantization | None = None
+    # None: one score per class (N, classes); NCHW or NHWC: a score map per class (dense prediction).
+    layout: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.layout is not None and self.layout not in LAYOUTS:
+            raise ConfigError(f"unknown output layout {self.layout!r}; expected one of {LAYOUTS}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -172,13 +191,20 @@ class OutputSpec:
             probabilities=bool(data.get("probabilities", False)),
             dtype=data.get("dtype", "float32"),
             quantization=Quantization(float(q["scale"]), int(q["zero_point"])) if q else None,
+            layout=data.get("layout"),
         )
 
     def read(self, raw: np.ndarray) -> np.ndarray:
-        """Raw output tensor -> float scores over the model's real classes (N, classes)."""
-        out = raw.reshape(raw.shape[0], -1)
+        """Raw output tensor -> float scores over the model's real classes: (N, classes), or for a
+        dense output (N, H, W, classes) whatever layout the runtime returns."""
+        if self.layout == "NCHW":
+            out = raw.transpose(0, 2, 3, 1)
+        elif self.layout == "NHWC":
+            out = raw
+        else:
+            out = raw.reshape(raw.shape[0], -1)
         out = self.quantization.dequantize(out) if self.quantization else out.astype(np.float32)
-        return out[:, 1:] if self.background_class else out
+        return out[..., 1:] if self.background_class else out
 
 
 @dataclass(frozen=True)
@@ -188,4 +214,6 @@ class ModelIO:
     input: InputSpec
     output: OutputSpec
     preprocessing: Preprocessing
+    # The task whose metrics, parity and gate apply (edgedeploy.tasks): what the output means.
+    task: str = DEFAULT_TASK
     extra: dict[str, Any] = field(default_factory=dict)

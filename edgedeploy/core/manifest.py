@@ -19,7 +19,7 @@ from typing import Any
 from edgedeploy import __version__
 from edgedeploy.core.artifacts import atomic_write_text
 from edgedeploy.core.errors import InputFileError
-from edgedeploy.core.io_spec import InputSpec, ModelIO, OutputSpec, Preprocessing
+from edgedeploy.core.io_spec import DEFAULT_TASK, InputSpec, ModelIO, OutputSpec, Preprocessing
 
 __all__ = ["created_utc", "MANIFEST_SUFFIX", "SCHEMA_VERSION", "manifest_path", "read_manifest", "write_manifest", "tool_versions", "Manifest"]
 
@@ -61,6 +61,7 @@ class Manifest:
             input=InputSpec.from_dict(self.data["input"]),
             output=OutputSpec.from_dict(self.data["output"]),
             preprocessing=Preprocessing.from_dict(self.data["preprocessing"]),
+            task=str(self.data.get("task", DEFAULT_TASK)),
         )
 
     @property

@@ -1,16 +1,21 @@
-"""Image folders: ImageFolder layout (``<wnid>/<image>``) or a flat folder of images.
+"""Sets of images: ``ImageSet`` (listed files, each with an optional label, decoded lazily) and
+``ImageFolder``, the classification layout (``<wnid>/<image>``) or a flat folder of images.
 
 Class indices come from ``synsets.txt`` (line number of the wnid) when one is
 given or found beside the folder, else from the sorted folder names, as
 torchvision's ImageFolder does. Files that are not images are skipped and counted.
+Other tasks' layouts (segmentation: images with masks) are ``ImageSet`` subclasses in their
+task's module.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 from PIL import Image
 
@@ -18,7 +23,9 @@ from edgedeploy.core.errors import DataError
 from edgedeploy.core.hashing import sha256_file, sha256_files
 from edgedeploy.data.preprocess import load_image
 
-__all__ = ["ImageFolder", "LabeledImage", "read_synsets"]
+__all__ = ["ImageSet", "ImageFolder", "LabeledImage", "read_synsets", "IMAGE_SUFFIXES"]
+
+_Set = TypeVar("_Set", bound="ImageSet")
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm"})
 
@@ -39,18 +46,82 @@ def read_synsets(path: str | Path) -> dict[str, int]:
 @dataclass(frozen=True)
 class LabeledImage:
     path: Path
-    label: int | None
+    # What the task's metrics compare against: a class index, a mask, or None (unlabeled).
+    label: Any
     image: Image.Image
 
 
 @dataclass
-class ImageFolder:
-    """A folder of images, listed once; images are decoded lazily while iterating."""
+class ImageSet:
+    """Images listed once, each with a label reference (a class index, a mask file, or None);
+    images and labels are decoded lazily while iterating."""
 
     root: Path
-    files: list[tuple[Path, int | None]]
+    files: list[tuple[Path, Any]]
     class_source: str
     skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+    def load_label(self, reference: Any) -> Any:
+        """A file's label from its reference (a class index is its own label; a mask file is read)."""
+        return reference
+
+    def label_files(self, reference: Any) -> list[tuple[str, Path]]:
+        """Files a label reference reads (their content is part of the set's fingerprint)."""
+        return []
+
+    def with_files(self: _Set, files: list[tuple[Path, Any]]) -> _Set:
+        """The same set (layout, options) restricted to ``files``, with nothing skipped yet."""
+        return dataclasses.replace(self, files=files, skipped=[])
+
+    def unlabeled(self: _Set) -> _Set:
+        """The images alone: for comparisons that need no labels (parity, diagnose, calibration)."""
+        return self.with_files([(p, None) for p, _ in self.files])
+
+    @property
+    def labeled(self) -> bool:
+        return bool(self.files) and self.files[0][1] is not None
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def subset(self: _Set, limit: int | None, seed: int | None = None) -> _Set:
+        """The first ``limit`` files, or a seeded random sample of them when ``seed`` is set."""
+        if limit is None or limit >= len(self.files):
+            return self
+        if limit < 1:
+            raise DataError(f"--limit must be at least 1, got {limit}")
+        files = random.Random(seed).sample(self.files, limit) if seed is not None else self.files[:limit]
+        return dataclasses.replace(self, files=files, skipped=list(self.skipped))
+
+    def fingerprint(self) -> str:
+        """A digest of the files and their labels: equal fingerprints, equal evaluation data."""
+        entries: list[tuple[str, Path]] = []
+        for p, label in self.files:
+            entries.append((f"{p.relative_to(self.root).as_posix()}:{self._label_text(label)}", p))
+            entries.extend(self.label_files(label))
+        return sha256_files(entries)
+
+    def _label_text(self, reference: Any) -> str:
+        return str(reference) if not isinstance(reference, Path) else reference.relative_to(self.root).as_posix()
+
+    def digests(self) -> dict[Path, str]:
+        """Each file's sha256: an image's identity wherever the folder is (per-image evidence is keyed by it)."""
+        return {p: sha256_file(p) for p, _ in self.files}
+
+    def __iter__(self) -> Iterator[LabeledImage]:
+        """Decode images one at a time (memory stays flat); undecodable files are skipped."""
+        for path, reference in self.files:
+            try:
+                image = load_image(path)
+            except DataError as exc:
+                self.skipped.append((path, str(exc).split(": ", 1)[-1]))
+                continue
+            yield LabeledImage(path, self.load_label(reference), image)
+
+
+@dataclass
+class ImageFolder(ImageSet):
+    """A classification folder (``<class>/<image>``) or a flat folder of images, listed once."""
 
     @classmethod
     def open(cls, root: str | Path, synsets: str | Path | None = None) -> ImageFolder:
@@ -97,37 +168,3 @@ class ImageFolder:
             files.append((f, label))
         elif not f.name.startswith("."):
             skipped.append((f, "not an image file"))
-
-    @property
-    def labeled(self) -> bool:
-        return self.files[0][1] is not None
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def subset(self, limit: int | None, seed: int | None = None) -> ImageFolder:
-        """The first ``limit`` files, or a seeded random sample of them when ``seed`` is set."""
-        if limit is None or limit >= len(self.files):
-            return self
-        if limit < 1:
-            raise DataError(f"--limit must be at least 1, got {limit}")
-        files = random.Random(seed).sample(self.files, limit) if seed is not None else self.files[:limit]
-        return ImageFolder(self.root, files, self.class_source, list(self.skipped))
-
-    def fingerprint(self) -> str:
-        """A digest of the files and their labels: equal fingerprints, equal evaluation data."""
-        return sha256_files([(f"{p.relative_to(self.root).as_posix()}:{label}", p) for p, label in self.files])
-
-    def digests(self) -> dict[Path, str]:
-        """Each file's sha256: an image's identity wherever the folder is (per-image evidence is keyed by it)."""
-        return {p: sha256_file(p) for p, _ in self.files}
-
-    def __iter__(self) -> Iterator[LabeledImage]:
-        """Decode images one at a time (memory stays flat); undecodable files are skipped."""
-        for path, label in self.files:
-            try:
-                image = load_image(path)
-            except DataError as exc:
-                self.skipped.append((path, str(exc).split(": ", 1)[-1]))
-                continue
-            yield LabeledImage(path, label, image)

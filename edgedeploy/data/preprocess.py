@@ -2,7 +2,8 @@
 
 PIL + NumPy only, so evaluation needs no torchvision. The arithmetic follows
 torchvision: shorter side resized to ``resize`` (longer side truncated), crop
-offsets rounded, then (p / 255 - mean) / std.
+offsets rounded, then (p / 255 - mean) / std. Dense-prediction models (``resize_mode``
+stretch) take the whole image resized to their input instead, with the same PIL filter.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ def load_image(path: str | Path) -> Image.Image:
 
 def preprocess(image: Image.Image, spec: Preprocessing) -> np.ndarray:
     """RGB PIL image -> float32 HWC array, normalized as ``spec`` says."""
+    if spec.resize_mode == "stretch":
+        return _normalized(image.resize((spec.crop, spec.crop), _RESAMPLE[spec.interpolation]), spec)
     w, h = image.size
     short, long = (w, h) if w <= h else (h, w)
     new_short, new_long = spec.resize, int(spec.resize * long / short)
@@ -41,7 +44,10 @@ def preprocess(image: Image.Image, spec: Preprocessing) -> np.ndarray:
     w, h = image.size
     top = int(round((h - spec.crop) / 2.0))
     left = int(round((w - spec.crop) / 2.0))
-    image = image.crop((left, top, left + spec.crop, top + spec.crop))
+    return _normalized(image.crop((left, top, left + spec.crop, top + spec.crop)), spec)
+
+
+def _normalized(image: Image.Image, spec: Preprocessing) -> np.ndarray:
     pixels = np.asarray(image, dtype=np.float32)
     if spec.channel_order == "BGR":
         pixels = pixels[..., ::-1]

@@ -32,10 +32,11 @@ from edgedeploy.backends import LoadOptions, load_runner, open_layer_taps, runti
 from edgedeploy.backends.taps import Layer, LayerTaps
 from edgedeploy.core.errors import ConfigError, DataError
 from edgedeploy.core.manifest import read_manifest
-from edgedeploy.data.datasets import ImageFolder
+from edgedeploy.data.datasets import ImageSet
 from edgedeploy.data.preprocess import preprocess
 from edgedeploy.export.targets import TARGETS
 from edgedeploy.measure.evaluate import evaluate
+from edgedeploy.tasks import Task, get_task, open_images
 
 __all__ = ["LayerError", "diagnose", "DEFAULT_IMAGES", "DEFAULT_SUGGESTIONS", "plot_layer_errors"]
 
@@ -140,8 +141,9 @@ def diagnose(
                           f"{reference_runtime}; give the float export of the same format (e.g. tflite-fp32 for tflite-int8)")
     if images < 1:
         raise ConfigError(f"--images must be at least 1, got {images}")
-    dataset = ImageFolder.open(data).subset(images, seed=0)
     quantized_taps: LayerTaps = open_layer_taps(model, verify)
+    task = get_task(quantized_taps.io.task)
+    dataset = _images(data, task).subset(images, seed=0)
     reference_taps: LayerTaps = open_layer_taps(reference, verify)
     pairs = _match(quantized_taps.layers, reference_taps.layers)
     if not pairs:
@@ -204,7 +206,8 @@ def diagnose(
         "verified": runner.verification.verified if runner.verification else None,
         "data": str(data),
         "images": seen,
-        "output": {"top1": output.top1, "agreement": output.agreement, "max_abs_diff": output.max_abs_diff},
+        "output": {task.metric: output.metrics[task.metric], "agreement": output.agreement,
+                   "agreement_of": task.agreement_label, "max_abs_diff": output.max_abs_diff},
         "layers_compared": len(pairs),
         "layers_unmatched": len(quantized_taps.layers) - len(pairs),
         "diagnosis": diagnosis,
@@ -215,6 +218,15 @@ def diagnose(
             "export_option": " ".join(f"--keep-float '{name}'" for name in suggested),
         },
     }
+
+
+def _images(data: str | Path, task: Task) -> ImageSet:
+    """``data`` as the model's task reads it (labeled: the output's metric is reported too), or, when it is
+    not that task's data, just its images (any images show where a model's layers lose precision)."""
+    try:
+        return task.open_dataset(data)
+    except ConfigError:
+        return open_images(data)
 
 
 def _reason(e: LayerError) -> str:

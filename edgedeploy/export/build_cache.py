@@ -25,10 +25,11 @@ from edgedeploy.core.cache import cache_dir, code_fingerprint, content_key
 from edgedeploy.core.hashing import sha256_file
 from edgedeploy.core.manifest import TOOL_PACKAGES, manifest_path, tool_versions
 from edgedeploy.data.calibration import calibration_fingerprint
-from edgedeploy.data.datasets import ImageFolder
 from edgedeploy.export.pipeline import ExportRequest, export
 from edgedeploy.export.targets import get_target
+from edgedeploy.models import get_model
 from edgedeploy.models.weights import weights_fingerprint
+from edgedeploy.tasks import get_task
 
 __all__ = ["build_key", "cached_export", "conversion_packages"]
 
@@ -59,8 +60,9 @@ def build_key(request: ExportRequest) -> str:
         options.pop(field)
     calibration = (calibration_fingerprint(request.calib_dir, request.calib_size, request.calib_seed)
                    if target.calibrated and request.calib_dir is not None else None)
-    accuracy_data = ImageFolder.open(request.val_dir).fingerprint() if request.val_dir is not None else None
-    return content_key(options, weights_fingerprint(request.weights), calibration, accuracy_data,
+    task = get_task(get_model(request.config.arch).task)
+    accuracy_data = task.open_dataset(request.val_dir).fingerprint() if request.val_dir is not None else None
+    return content_key(options, weights_fingerprint(request.weights, request.config.arch), calibration, accuracy_data,
                        tool_versions(conversion_packages(target.extra)), code_fingerprint())
 
 

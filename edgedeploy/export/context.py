@@ -13,7 +13,7 @@ from edgedeploy.models import ModelConfig
 
 if TYPE_CHECKING:
     from edgedeploy.data.calibration import CalibrationSet
-    from edgedeploy.data.datasets import ImageFolder
+    from edgedeploy.data.datasets import ImageSet
 
 __all__ = ["ExportContext", "Conversion"]
 
@@ -30,7 +30,7 @@ class ExportContext:
     # Converter and tool logs; kept beside the artifact.
     log_path: Path
     # Real images for tools that want examples (not calibration); None if none were found.
-    sample_images: ImageFolder | None = None
+    sample_images: ImageSet | None = None
     calibration: CalibrationSet | None = None
     # Checked against the target's row before conversion starts: converters use them as they are.
     options: TargetOptions = field(default_factory=TargetOptions)

@@ -27,7 +27,7 @@ from edgedeploy.core.io_spec import INPUT_NAME, OUTPUT_NAME, InputSpec, ModelIO,
 from edgedeploy.core.manifest import created_utc, manifest_path, tool_versions, write_manifest
 from edgedeploy.core.sample_data import CALIB_DIR, find_data_root
 from edgedeploy.data.calibration import load_calibration
-from edgedeploy.data.datasets import ImageFolder
+from edgedeploy.data.datasets import ImageSet
 from edgedeploy.export.context import Conversion, ExportContext
 from edgedeploy.export.converters.onnx import (
     OnnxGraphStats,
@@ -38,8 +38,10 @@ from edgedeploy.export.options import IoDtype
 from edgedeploy.export.parity import check_parity
 from edgedeploy.export.request import ExportRequest
 from edgedeploy.export.targets import ParityTolerance, Target, get_target
+from edgedeploy.models import config_options
 from edgedeploy.models.profile import Complexity, profile_model
 from edgedeploy.models.wrappers import RawPixelInput
+from edgedeploy.tasks import get_task, open_images
 
 __all__ = ["ExportRequest", "ExportResult", "export"]
 
@@ -87,12 +89,13 @@ class _Steps:
         self.seconds[name] = round(time.perf_counter() - start, 3)
 
 
-def _parity_data(request: ExportRequest) -> ImageFolder | None:
+def _parity_data(request: ExportRequest) -> ImageSet | None:
+    """Images to compare on (any task's data set: only its images are used)."""
     if request.parity_data is not None:
-        return ImageFolder.open(request.parity_data)
+        return open_images(request.parity_data)
     root = find_data_root()
     if root is not None and (root / CALIB_DIR).is_dir():
-        return ImageFolder.open(root / CALIB_DIR)
+        return open_images(root / CALIB_DIR)
     log.warning("no parity images found (pass --parity-data DIR): checking parity on random pixels")
     return None
 
@@ -121,9 +124,11 @@ def _manifest(
         "target": target.name,
         "artifact": final.name,
         "created_utc": created_utc(),
+        "task": conversion.io.task,
         "model": {
             "arch": config.arch, "width": config.width, "resolution": config.resolution,
-            "num_classes": config.num_classes, "params": complexity.params, "macs": complexity.macs,
+            "num_classes": config.num_classes, **config_options(config), "params": complexity.params,
+            "macs": complexity.macs,
         },
         "weights": {
             "source": reference.weights.source if reference.weights else "random",
@@ -161,6 +166,7 @@ def export(request: ExportRequest, on_step: Callable[[str], None] | None = None)
     options = LoadOptions(
         threads=request.threads, mean=request.mean, std=request.std,
         arch=config.arch, width=config.width, resolution=config.resolution, num_classes=config.num_classes,
+        model_options=tuple(sorted(config_options(config).items())),
     )
     with steps("load weights"):
         reference = TorchRunner(request.weights, options)
@@ -173,8 +179,9 @@ def export(request: ExportRequest, on_step: Callable[[str], None] | None = None)
     batch = -1 if request.dynamic_batch else 1
     onnx_io = ModelIO(
         input=InputSpec(INPUT_NAME, (batch, 3, config.resolution, config.resolution)),
-        output=OutputSpec(OUTPUT_NAME, config.num_classes),
+        output=OutputSpec(OUTPUT_NAME, config.num_classes, layout=get_task(reference.io.task).output_layout),
         preprocessing=replace(pre, raw_pixels=True) if raw_pixels else pre,
+        task=reference.io.task,
     )
     calibration = None
     if target.calibrated:

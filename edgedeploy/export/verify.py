@@ -17,11 +17,12 @@ from edgedeploy.backends.openvino.graph import ELEMENT_TYPES
 from edgedeploy.core.errors import ArtifactMismatchError, EdgeDeployError, InputFileError, ValidationError
 from edgedeploy.core.integrity import verify_artifact
 from edgedeploy.core.manifest import Manifest, read_manifest
-from edgedeploy.data.datasets import ImageFolder
 from edgedeploy.export.parity import check_parity
 from edgedeploy.export.request import DEFAULT_PARITY_IMAGES
 from edgedeploy.export.targets import ParityTolerance
+from edgedeploy.models import config_options, get_model
 from edgedeploy.models.weights import weights_fingerprint
+from edgedeploy.tasks import open_images
 
 __all__ = ["Check", "VerifyReport", "verify_export"]
 
@@ -73,8 +74,10 @@ def _io_problems(path: Path, manifest: Manifest) -> list[str]:
     if ELEMENT_TYPES.get(real_in["dtype"], real_in["dtype"]) != spec.input.dtype:
         problems.append(f"input dtype {real_in['dtype']} != manifest {spec.input.dtype}")
     classes = spec.output.num_classes + (1 if spec.output.background_class else 0)
-    if real_out["shape"] and real_out["shape"][-1] != classes:
-        problems.append(f"output has {real_out['shape'][-1]} classes, the manifest says {classes}")
+    shape = real_out["shape"]
+    found = shape[1] if spec.output.layout == "NCHW" and len(shape) == 4 else shape[-1] if shape else None
+    if found is not None and found != classes:
+        problems.append(f"output has {found} classes, the manifest says {classes}")
     return problems
 
 
@@ -82,9 +85,12 @@ def _reference_options(manifest: Manifest, threads: int) -> LoadOptions:
     """The PyTorch model the artifact was exported from, fed with the weights' own normalization."""
     model = manifest.data.get("model", {})
     pre = manifest.io.preprocessing
-    return LoadOptions(threads=threads, mean=tuple(pre.mean), std=tuple(pre.std), arch=model.get("arch", "mobilenet_v2"),
+    arch = model.get("arch", "mobilenet_v2")
+    own = config_options(get_model(arch).make_config())
+    return LoadOptions(threads=threads, mean=tuple(pre.mean), std=tuple(pre.std), arch=arch,
                        width=model.get("width", 1.0), resolution=model.get("resolution", 224),
-                       num_classes=model.get("num_classes", 1000))
+                       num_classes=model.get("num_classes", 1000),
+                       model_options=tuple(sorted((k, v) for k, v in model.items() if k in own)))
 
 
 def verify_export(artifact: str | Path, data: str | Path | None = None, reference: str | None = None,
@@ -130,7 +136,8 @@ def verify_export(artifact: str | Path, data: str | Path | None = None, referenc
     reference = reference or str(weights.get("source") or "sample")
     try:
         # Parity against other weights than the exported ones would blame the artifact for them.
-        fingerprint = weights_fingerprint(reference)
+        fingerprint = weights_fingerprint(reference, str((manifest.data.get("model") or {}).get("arch",
+                                                                                                 "mobilenet_v2")))
         recorded = weights.get("sha256")
         # A download's fingerprint is the hash prefix it is checked against ("imagenet:b0353104").
         if recorded and fingerprint != recorded and not recorded.startswith(fingerprint.partition(":")[2] or "-"):
@@ -142,12 +149,12 @@ def verify_export(artifact: str | Path, data: str | Path | None = None, referenc
         report.add("parity", "fail", f"cannot load the reference {reference}: {exc}")
         return report
     candidate = load_runner(str(path), LoadOptions(threads=threads, verify=False))
-    result = check_parity(candidate, ref_runner, ImageFolder.open(data),
+    result = check_parity(candidate, ref_runner, open_images(data),
                           images or int(parity.get("images", DEFAULT_PARITY_IMAGES)), tolerance)
     try:
         result.verify(path.name)
-        report.add("parity", "pass", f"max |diff| {result.max_abs_diff:.3g}, top-1 agreement "
-                                     f"{result.top1_agreement:.1f}% on {result.images} images vs {reference}")
+        report.add("parity", "pass", f"max |diff| {result.max_abs_diff:.3g}, {result.agreement_of} "
+                                     f"{result.agreement:.1f}% on {result.images} images vs {reference}")
     except EdgeDeployError as exc:
         report.add("parity", "fail", str(exc))
     return report

@@ -1,24 +1,30 @@
 """The model registry: one row per model family, so adding a family touches one place.
 
 A row names the family's torch-free config class (validated by the CLI, recipes and
-manifests without importing torch) and its network class (imported only to build it).
+manifests without importing torch), its network class (imported only to build it), its task
+(edgedeploy.tasks: what its output means) and its named weights (``--weights sample``).
 Query it like timm: ``list_models("mobilenet*")``, ``get_model("mobilenet_v2")``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import importlib
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from edgedeploy.core.errors import ConfigError
+from edgedeploy.core.io_spec import IMAGENET_MEAN, IMAGENET_STD
 
-__all__ = ["ModelConfig", "ModelFamily", "MODELS", "WEIGHT_NAMES", "DEFAULT_MODEL", "list_models", "get_model", "register_model"]
+__all__ = ["ModelConfig", "ModelFamily", "NamedWeights", "MODELS", "WEIGHT_NAMES", "DEFAULT_MODEL", "list_models",
+           "get_model", "register_model", "config_options", "COMMON_FIELDS"]
 
 # Names that --weights accepts besides a file path; eval/bench treat them as PyTorch models.
 WEIGHT_NAMES = ("sample", "imagenet", "random")
 DEFAULT_MODEL = "mobilenet_v2"
+# The config fields every family has (and every command takes); others are the family's own options.
+COMMON_FIELDS = ("width", "resolution", "num_classes")
 
 
 class ModelConfig(Protocol):
@@ -35,17 +41,59 @@ class ModelConfig(Protocol):
 
 
 @dataclass(frozen=True)
+class NamedWeights:
+    """Weights ``--weights NAME`` loads: a file of the shared data folder or a download, with the
+    preprocessing its model was trained with."""
+
+    name: str
+    description: str
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    # Where: a path inside the sample data folder, or a URL (kept in torch's hub cache).
+    data_file: str | None = None
+    url: str | None = None
+    # The content's sha256 (data files: the whole digest; torchvision downloads: the prefix it checks).
+    sha256: str = ""
+    # "module:function" (path) -> state_dict of the family's network; None: a PyTorch checkpoint.
+    reader: str | None = None
+
+    def read(self) -> Any:
+        return _load(self.reader) if self.reader else None
+
+
+@dataclass(frozen=True)
 class ModelFamily:
     name: str
     description: str
-    # "module:Class" of the config dataclass (width, resolution, num_classes; torch-free).
+    # "module:Class" of the config dataclass (width, resolution, num_classes, own options; torch-free).
     config: str
     # "module:Class" of the torch.nn.Module, built from a config.
     network: str
+    # The task (edgedeploy.tasks) whose metrics, parity and gate the family's models get.
+    task: str = "classification"
+    weights: tuple[NamedWeights, ...] = ()
 
     def make_config(self, **values: Any) -> ModelConfig:
-        config: ModelConfig = _load(self.config)(**values)
+        """The family's config; ``values`` beyond width, resolution and class count are the family's own
+        options (``--model-option KEY=VALUE``), refused when the family has no such option."""
+        cls = _load(self.config)
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - fields)
+        if unknown:
+            own = sorted(fields - set(COMMON_FIELDS))
+            raise ConfigError(f"{self.name} has no option {', '.join(unknown)} (its options: {', '.join(own) or 'none'})")
+        try:
+            config: ModelConfig = cls(**values)
+        except TypeError as exc:  # a value of the wrong type for a field
+            raise ConfigError(f"{self.name}: {exc}") from None
         return config
+
+    def named_weights(self, name: str) -> NamedWeights:
+        found = next((w for w in self.weights if w.name == name), None)
+        if found is None:
+            names = ", ".join([w.name for w in self.weights] + ["random"])
+            raise ConfigError(f"{self.name} has no {name!r} weights (it has: {names}; or give a checkpoint path)")
+        return found
 
     def build(self, config: Any) -> Any:
         return _load(self.network)(config)
@@ -56,6 +104,14 @@ def _load(entry: str) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
+def config_options(config: ModelConfig) -> dict[str, Any]:
+    """A config's own options (beyond width, resolution and class count), e.g. DeepLab's output stride."""
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)  # type: ignore[arg-type]
+            if f.name not in COMMON_FIELDS}
+
+
+_HALF = (0.5, 0.5, 0.5)
+
 MODELS: dict[str, ModelFamily] = {
     m.name: m
     for m in (
@@ -64,15 +120,44 @@ MODELS: dict[str, ModelFamily] = {
             description="MobileNetV2 (Sandler et al., 2018), torchvision-compatible keys, width 0.35-1.4",
             config="edgedeploy.models.mobilenet_v2.config:MobileNetV2Config",
             network="edgedeploy.models.mobilenet_v2.network:MobileNetV2",
+            weights=(
+                # Google's TF2 MobileNetV2 1.0/224 weights with BN folded (../shared/data/README.md).
+                NamedWeights("sample", "sample weights from the shared data folder (mean/std 0.5)", _HALF, _HALF,
+                             data_file="mobilenet_v2_imagenet.pth",
+                             sha256="56f77ad4ecd72a879ba3895e55427b0aee6f7c64611872a559fc8e7d5453c08e"),
+                # torchvision MobileNet_V2_Weights.IMAGENET1K_V1 (71.878 top-1 on the full val set); torchvision
+                # names files by the first 8 hex digits of their sha256 and checks only those.
+                NamedWeights("imagenet", "torchvision IMAGENET1K_V1", IMAGENET_MEAN, IMAGENET_STD,
+                             url="https://download.pytorch.org/models/mobilenet_v2-b0353104.pth", sha256="b0353104"),
+            ),
+        ),
+        ModelFamily(
+            name="deeplabv3_mobilenet_v2",
+            description="Mobile DeepLabv3 (Sandler et al., 2018, 6.3): dilated MobileNetV2, image pooling + 1x1 "
+                        "head, output stride 8 or 16",
+            config="edgedeploy.models.deeplabv3_mobilenet_v2.config:DeepLabV3MobileNetV2Config",
+            network="edgedeploy.models.deeplabv3_mobilenet_v2.network:DeepLabV3MobileNetV2",
+            task="segmentation",
+            weights=(
+                # Google's float Mobile DeepLabv3 (PASCAL VOC, 0.5/257, stride 8) read out of its .tflite.
+                NamedWeights("sample", "Google's float Mobile DeepLabv3 (.tflite in the shared data folder)", _HALF,
+                             _HALF, data_file="segmentation/deeplabv3_257_mv_gpu.tflite",
+                             sha256="68a539782c2c6a72f8aac3724600124a85ed977162b44e84cbae5db717c933c6",
+                             reader="edgedeploy.models.deeplabv3_mobilenet_v2.sample:read_tflite_state_dict"),
+            ),
         ),
     )
 }
 
 
 def register_model(family: ModelFamily) -> ModelFamily:
-    """Add a family to the registry (a plugin's one call); the name must be new."""
+    """Add a family to the registry (a plugin's one call); the name must be new, its weight names known."""
     if family.name in MODELS:
         raise ConfigError(f"model {family.name!r} is already registered")
+    unknown = [w.name for w in family.weights if w.name not in WEIGHT_NAMES or w.name == "random"]
+    if unknown:
+        raise ConfigError(f"model {family.name}: weights may be named {', '.join(WEIGHT_NAMES[:-1])}, "
+                          f"not {', '.join(unknown)}")
     MODELS[family.name] = family
     return family
 

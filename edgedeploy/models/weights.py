@@ -1,8 +1,9 @@
-"""Weights: a file, torchvision's ImageNet checkpoint, seeded random, or the sample weights.
+"""Weights: a file, a family's named weights (``sample``, ``imagenet``: its registry row), or seeded random.
 
 Every checkpoint is read with ``torch.load(weights_only=True)`` (no pickle code
 runs) and checked key by key and shape by shape before anything is copied into
-the model, so a bad file never leaves a half-loaded model behind.
+the model, so a bad file never leaves a half-loaded model behind. Named weights in another
+format (Google's DeepLab .tflite) are read by the reader their row names.
 """
 
 from __future__ import annotations
@@ -16,56 +17,14 @@ import torch
 
 from edgedeploy.core.errors import DependencyError, WeightsError
 from edgedeploy.core.hashing import sha256_file
-from edgedeploy.core.io_spec import IMAGENET_MEAN, IMAGENET_STD
-from edgedeploy.core.sample_data import SAMPLE_WEIGHTS, data_root
-from edgedeploy.models import WEIGHT_NAMES, ModelConfig, get_model
+from edgedeploy.core.sample_data import data_root
+from edgedeploy.models import DEFAULT_MODEL, WEIGHT_NAMES, ModelConfig, NamedWeights, get_model
 
-__all__ = [
-    "LoadedWeights", "KnownWeights", "KNOWN_WEIGHTS", "resolve_weights", "build_model", "weights_fingerprint",
-    "RANDOM_SEED",
-]
+__all__ = ["LoadedWeights", "resolve_weights", "build_model", "weights_fingerprint", "RANDOM_SEED"]
 
 RANDOM_SEED = 0
 # Print at most this many mismatching keys: enough to diagnose, short enough for one line.
 MAX_REPORTED_MISMATCHES = 3
-
-
-@dataclass(frozen=True)
-class KnownWeights:
-    """A published checkpoint: where to get it and how its model expects its input."""
-
-    name: str
-    # torchvision names files by the first 8 hex digits of their sha256 and checks only
-    # those; for our own sample weights the full digest is known.
-    sha256_prefix: str
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    url: str | None = None
-    description: str = ""
-
-
-KNOWN_WEIGHTS: dict[str, KnownWeights] = {
-    w.name: w
-    for w in (
-        KnownWeights(
-            name="imagenet",
-            # torchvision MobileNet_V2_Weights.IMAGENET1K_V1 (71.878 top-1 on the full val set).
-            url="https://download.pytorch.org/models/mobilenet_v2-b0353104.pth",
-            sha256_prefix="b0353104",
-            mean=IMAGENET_MEAN,
-            std=IMAGENET_STD,
-            description="torchvision IMAGENET1K_V1",
-        ),
-        KnownWeights(
-            name="sample",
-            # Google's TF2 MobileNetV2 1.0/224 weights with BN folded (../shared/data/README.md).
-            sha256_prefix="56f77ad4ecd72a879ba3895e55427b0aee6f7c64611872a559fc8e7d5453c08e",
-            mean=(0.5, 0.5, 0.5),
-            std=(0.5, 0.5, 0.5),
-            description="sample weights from the shared data folder (mean/std 0.5)",
-        ),
-    )
-}
 
 
 @dataclass(frozen=True)
@@ -141,8 +100,8 @@ def check_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], 
         raise WeightsError(f"{source}: tensor {nonfinite[0]!r} holds NaN or Inf values")
 
 
-def _download_imagenet(known: KnownWeights) -> Path:
-    """torchvision's checkpoint through the torch hub cache (hash-checked)."""
+def _download(known: NamedWeights) -> Path:
+    """A published checkpoint through the torch hub cache (hash-checked)."""
     assert known.url is not None
     filename = known.url.rsplit("/", 1)[1]
     cached = Path(torch.hub.get_dir()) / "checkpoints" / filename
@@ -151,49 +110,64 @@ def _download_imagenet(known: KnownWeights) -> Path:
     cached.parent.mkdir(parents=True, exist_ok=True)
     try:
         # Writes to a temp file, checks the sha256 prefix, then renames: no partial file.
-        torch.hub.download_url_to_file(known.url, str(cached), hash_prefix=known.sha256_prefix, progress=False)
+        torch.hub.download_url_to_file(known.url, str(cached), hash_prefix=known.sha256, progress=False)
     except Exception as exc:
         raise DependencyError(
-            f"cannot download the 'imagenet' weights ({exc.__class__.__name__}: {str(exc)[:100]}); "
+            f"cannot download the '{known.name}' weights ({exc.__class__.__name__}: {str(exc)[:100]}); "
             f"offline, put {filename} in {cached.parent} or pass --weights PATH"
         ) from exc
     return cached
 
 
-def resolve_weights(spec: str) -> LoadedWeights | None:
-    """``random`` -> None (keep the seeded init); ``imagenet``/``sample`` or a path -> weights."""
+def _named_path(known: NamedWeights) -> Path:
+    if known.url is not None:
+        return _download(known)
+    assert known.data_file is not None
+    return data_root() / known.data_file
+
+
+def resolve_weights(spec: str, arch: str = DEFAULT_MODEL, config: ModelConfig | None = None) -> LoadedWeights | None:
+    """``random`` -> None (keep the seeded init); a named weight of ``arch``'s family or a path -> weights.
+    ``config``: the architecture a named reader builds the state_dict for (default: the family's default)."""
     if spec == "random":
         return None
-    if spec == "imagenet":
-        known = KNOWN_WEIGHTS["imagenet"]
-        path = _download_imagenet(known)
+    family = get_model(arch)
+    if spec in WEIGHT_NAMES:
+        known = family.named_weights(spec)
+        path = _named_path(known)
+        if not path.is_file():
+            raise WeightsError(f"{path}: {spec} weights file not found")
         digest = sha256_file(path)
-        if not digest.startswith(known.sha256_prefix):
-            raise WeightsError(f"{path}: sha256 {digest[:12]}... does not match torchvision's; delete it and retry")
-        return LoadedWeights(_read_checkpoint(path), "imagenet", path, digest, known.mean, known.std)
-    if spec == "sample":
-        path = data_root() / SAMPLE_WEIGHTS
-        known = KNOWN_WEIGHTS["sample"]
-        return LoadedWeights(_read_checkpoint(path), "sample", path, sha256_file(path), known.mean, known.std)
+        if not digest.startswith(known.sha256):
+            what = "torchvision's" if known.url else f"the {arch} {spec} weights'"
+            raise WeightsError(f"{path}: sha256 {digest[:12]}... does not match {what}; delete it and retry"
+                               if known.url else f"{path}: sha256 {digest[:12]}... is not {what} ({known.sha256[:12]}...)")
+        reader = known.read()
+        state = reader(path, config or family.make_config()) if reader else _read_checkpoint(path)
+        return LoadedWeights(state, spec, path, digest, known.mean, known.std)
     path = Path(spec)
     if not path.exists() and "/" not in spec and "." not in spec:
         names = ", ".join(WEIGHT_NAMES)
         raise WeightsError(f"unknown weights {spec!r}: give a file path or one of {names}")
     state = _read_checkpoint(path)
     digest = sha256_file(path)
-    # A file that is byte-identical to a known checkpoint keeps its preprocessing.
-    known = next((w for w in KNOWN_WEIGHTS.values() if digest.startswith(w.sha256_prefix)), None)
+    # A file that is byte-identical to a named checkpoint keeps its preprocessing.
+    known = next((w for w in family.weights if w.sha256 and digest.startswith(w.sha256) and not w.reader), None)
     return LoadedWeights(state, str(path), path, digest, known.mean if known else None, known.std if known else None)
 
 
-def weights_fingerprint(spec: str) -> str:
+def weights_fingerprint(spec: str, arch: str = DEFAULT_MODEL) -> str:
     """What ``spec`` loads, as a digest, without loading it (for build caches)."""
     if spec == "random":
         return f"random:{RANDOM_SEED}"
-    if spec == "imagenet":
-        # Downloads are checked against this prefix, so it names the content.
-        return f"imagenet:{KNOWN_WEIGHTS['imagenet'].sha256_prefix}"
-    path = data_root() / SAMPLE_WEIGHTS if spec == "sample" else Path(spec)
+    if spec in WEIGHT_NAMES:
+        known = get_model(arch).named_weights(spec)
+        if known.url is not None:
+            # Downloads are checked against this prefix, so it names the content.
+            return f"{spec}:{known.sha256}"
+        path = _named_path(known)
+    else:
+        path = Path(spec)
     if not path.is_file():
         raise WeightsError(f"{path}: is a directory, not a weights file" if path.is_dir()
                            else f"{path}: weights file not found")
@@ -205,9 +179,8 @@ def build_model(config: ModelConfig, weights: str) -> tuple[torch.nn.Module, Loa
     loaded (validated first)."""
     torch.manual_seed(RANDOM_SEED)
     model = get_model(config.arch).build(config)
-    loaded = resolve_weights(weights)
+    loaded = resolve_weights(weights, config.arch, config)
     if loaded is not None:
         check_state_dict(model, loaded.state_dict, loaded.source)
         model.load_state_dict(loaded.state_dict, strict=True)
     return model.eval(), loaded
-

@@ -1,5 +1,6 @@
 """Two runs side by side (``edgedeploy compare A B``, e.g. main against a pull request): per target,
-the top-1 change paired image by image (McNemar, bootstrap interval) and, per device, the p50 ratio
+the change of the task's metric (top-1, mIoU) paired image by image (the task's paired test, bootstrap
+interval) and, per device, the p50 ratio
 B/A with its bootstrap interval, each with a verdict.
 
 Accuracy is deterministic given the artifacts, so any significant change is reported. Latency of two
@@ -14,16 +15,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgedeploy.core.errors import InputFileError
-from edgedeploy.measure.stats import DEFAULT_CONFIDENCE, Interval, PairedAccuracy, paired_accuracy, ratio_of_medians
+from edgedeploy.core.stats import DEFAULT_CONFIDENCE, Interval, PairedComparison, ratio_of_medians
 from edgedeploy.recipes.evidence import Evidence
+from edgedeploy.recipes.report import results_task
 from edgedeploy.recipes.results import int8_features, timed_samples
+from edgedeploy.tasks import Task
 
-__all__ = ["Comparison", "TargetComparison", "compare_results", "COMPARE_COLUMNS", "DEFAULT_LATENCY_MARGIN"]
+__all__ = ["Comparison", "TargetComparison", "compare_results", "compare_columns", "DEFAULT_LATENCY_MARGIN"]
 
 # Run-to-run drift of p50 on a shared CPU that is not called a change (measured: README, compare).
 DEFAULT_LATENCY_MARGIN = 0.10
-COMPARE_COLUMNS = ["target", "top-1 A", "top-1 B", "drop pts", "interval", "lost/gained", "p", "accuracy",
-                   "device", "p50 A ms", "p50 B ms", "B/A", "B/A interval", "latency"]
+
+
+def compare_columns(task: Task) -> list[str]:
+    return ["target", f"{task.metric_label} A", f"{task.metric_label} B", "drop pts", "interval", "lost/gained", "p",
+            "accuracy", "device", "p50 A ms", "p50 B ms", "B/A", "B/A interval", "latency"]
 SAME = "no significant change"
 
 
@@ -43,16 +49,17 @@ class DeviceComparison:
 @dataclass(frozen=True)
 class TargetComparison:
     target: str
-    top1_a: float | None
-    top1_b: float | None
-    # Top-1 lost from A to B, paired on the images (None without evidence on both sides).
-    accuracy: PairedAccuracy | None
+    # The task's metric (top-1, mIoU) in A and in B.
+    metric_a: float | None
+    metric_b: float | None
+    # The metric lost from A to B, paired on the images (None without evidence on both sides).
+    accuracy: PairedComparison | None
     verdict: str
     latency: list[DeviceComparison]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"target": self.target, "top1_a": self.top1_a, "top1_b": self.top1_b,
-                "drop": round(self.top1_a - self.top1_b, 4) if self.top1_a is not None and self.top1_b is not None
+        return {"target": self.target, "metric_a": self.metric_a, "metric_b": self.metric_b,
+                "drop": round(self.metric_a - self.metric_b, 4) if self.metric_a is not None and self.metric_b is not None
                 else None,
                 "paired": self.accuracy.to_dict() if self.accuracy else None, "verdict": self.verdict,
                 "latency": [d.to_dict() for d in self.latency]}
@@ -64,6 +71,7 @@ class Comparison:
     latency_margin: float
     targets: list[TargetComparison]
     notes: list[str] = field(default_factory=list)
+    task: str = "classification"
 
     @property
     def changed(self) -> list[str]:
@@ -72,14 +80,15 @@ class Comparison:
                 or any(d.verdict in ("slower", "faster") for d in t.latency)]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"confidence": self.confidence, "latency_margin": self.latency_margin, "changed": self.changed,
+        return {"task": self.task, "confidence": self.confidence, "latency_margin": self.latency_margin,
+                "changed": self.changed,
                 "targets": [t.to_dict() for t in self.targets], "notes": self.notes}
 
     def rows(self) -> list[list[Any]]:
         rows = []
         for t in self.targets:
             acc = t.accuracy
-            head = [t.target, t.top1_a, t.top1_b, acc.drop.estimate if acc else _delta(t.top1_a, t.top1_b),
+            head = [t.target, t.metric_a, t.metric_b, acc.drop.estimate if acc else _delta(t.metric_a, t.metric_b),
                     str(acc.drop) if acc else None, f"{acc.lost}/{acc.gained}" if acc else None,
                     f"{acc.p_value:.3g}" if acc else None, t.verdict]
             for d in t.latency or [DeviceComparison("-", None, None, None, "-")]:
@@ -92,7 +101,7 @@ def _delta(a: float | None, b: float | None) -> float | None:
     return round(a - b, 4) if a is not None and b is not None else None
 
 
-def _accuracy_verdict(paired: PairedAccuracy | None, confidence: float) -> str:
+def _accuracy_verdict(paired: PairedComparison | None, confidence: float) -> str:
     if paired is None:
         return "not tested (no per-image evidence)"
     if paired.p_value >= 1 - confidence or paired.lost == paired.gained:
@@ -118,10 +127,13 @@ def compare_results(a: dict[str, Any], b: dict[str, Any], evidence_a: Evidence |
                     confidence: float = DEFAULT_CONFIDENCE,
                     latency_margin: float = DEFAULT_LATENCY_MARGIN) -> Comparison:
     """Every target in both runs, in B's order. InputFileError when the runs were evaluated on
-    different images (their top-1 figures do not pair)."""
+    different images (their figures do not pair) or measured different tasks."""
+    task = results_task(b)
+    if results_task(a).name != task.name:
+        raise InputFileError(f"run A measured {results_task(a).name}, run B {task.name}: nothing to compare")
     if a["evaluation"]["fingerprint"] != b["evaluation"]["fingerprint"]:
         raise InputFileError("the two runs were evaluated on different images (their fingerprints differ); "
-                             "top-1 figures are not comparable")
+                             f"{task.metric_label} figures are not comparable")
     notes = []
     if evidence_a is None or evidence_b is None:
         notes.append("one run carries no per-image evidence: accuracy changes are point estimates, not tested")
@@ -141,14 +153,14 @@ def compare_results(a: dict[str, Any], b: dict[str, Any], evidence_a: Evidence |
             targets.append(TargetComparison(name, None, None, None, f"not compared ({state})", []))
             continue
         paired = None
-        if evidence_a is not None and evidence_b is not None and evidence_a.has(name) and evidence_b.has(name):
-            paired = paired_accuracy(evidence_a.correct(name), evidence_b.correct(name), confidence)
+        if evidence_a is not None and evidence_b is not None and evidence_a.has(name):
+            paired = evidence_b.paired(name, confidence, evidence_a, name)
         devices = [d for d in entry_b.get("latency") or {} if d in (entry_a.get("latency") or {})]
         targets.append(TargetComparison(
-            name, entry_a["accuracy"]["top1"], entry_b["accuracy"]["top1"], paired,
+            name, entry_a["accuracy"][task.metric], entry_b["accuracy"][task.metric], paired,
             _accuracy_verdict(paired, confidence),
             [_device(d, entry_a, entry_b, comparable, confidence, latency_margin) for d in devices]))
     missing = [n for n in a["targets"] if n not in b["targets"]]
     if missing:
         notes.append(f"only in A (not compared): {', '.join(missing)}")
-    return Comparison(confidence, latency_margin, targets, notes)
+    return Comparison(confidence, latency_margin, targets, notes, task.name)

@@ -1,6 +1,8 @@
 """Per-image evidence of a run (``results.evidence.npz`` beside results.json): for every evaluated image,
-keyed by its sha256, the label, the float model's top-5 and each target's top-5. It lets a later gate
-pair images: the same image right in one model and wrong in another is what paired statistics count.
+keyed by its sha256, the float model's and each target's per-image records (the task's: classification
+the label and top-5, segmentation per-class intersection / predicted / labeled pixel counts; and against
+the float model the agreeing positions). It lets a later gate pair images: the same image scored
+better by one model than by another is what paired statistics count.
 
 The file is found by the results file's name (``X.json`` -> ``X.evidence.npz``), so a baseline kept as
 ``baselines/mobilenet_v2.json`` keeps its evidence as ``baselines/mobilenet_v2.evidence.npz``.
@@ -20,10 +22,13 @@ import numpy as np
 from edgedeploy.core.artifacts import atomic_path
 from edgedeploy.core.errors import ArtifactMismatchError, InputFileError
 from edgedeploy.core.hashing import sha256_file
-from edgedeploy.measure.sharded import NO_LABEL, ShardResult
+from edgedeploy.core.stats import Interval, PairedComparison
+from edgedeploy.measure.sharded import ShardResult
+from edgedeploy.tasks import Records, Task, get_task
 
-__all__ = ["evidence_path", "NO_LABEL", "Predictions", "Evidence", "write_evidence", "read_evidence"]
+__all__ = ["evidence_path", "Predictions", "Evidence", "write_evidence", "read_evidence"]
 
+_REFERENCE, _TARGET = "reference.", "target."
 
 
 @dataclass(frozen=True)
@@ -31,70 +36,78 @@ class Predictions:
     """One model's evaluation, image by image in evaluation order."""
 
     images: np.ndarray  # (n,) sha256 hex of each image file
-    labels: np.ndarray  # (n,) int32 class index, NO_LABEL when unlabeled
-    top5: np.ndarray  # (n, 5) int32 classes, best first
+    records: Records
 
     def save(self, path: Path) -> None:
         with atomic_path(path) as tmp, tmp.open("wb") as f:
-            np.savez(f, images=self.images, labels=self.labels, top5=self.top5)
+            np.savez(f, images=self.images, **{_REFERENCE + k: v for k, v in self.records.items()})
 
     @classmethod
     def of(cls, shard: ShardResult) -> Predictions:
-        return cls(shard.images, shard.labels, shard.top5)
+        return cls(shard.images, shard.records)
 
     @classmethod
     def load(cls, path: Path) -> Predictions:
         with np.load(path, allow_pickle=False) as data:
-            return cls(data["images"], data["labels"], data["top5"])
+            return cls(data["images"], {k[len(_REFERENCE):]: data[k] for k in data.files if k.startswith(_REFERENCE)})
 
 
 @dataclass(frozen=True)
 class Evidence:
     """The evidence file's content: the float reference and every target, on the same images."""
 
+    task: str
     images: np.ndarray
-    labels: np.ndarray
-    reference: np.ndarray  # (n, 5) the float model's top-5
-    targets: dict[str, np.ndarray] = field(default_factory=dict)
+    reference: Records
+    targets: dict[str, Records] = field(default_factory=dict)
 
     @classmethod
-    def collect(cls, reference: Predictions, targets: dict[str, Predictions]) -> Evidence:
+    def collect(cls, task: str, reference: Predictions, targets: dict[str, Predictions]) -> Evidence:
         for name, preds in targets.items():
             if not np.array_equal(preds.images, reference.images):
                 raise InputFileError(f"{name} was evaluated on other images than the float reference")
-        return cls(reference.images, reference.labels, reference.top5, {n: p.top5 for n, p in targets.items()})
+        return cls(task, reference.images, reference.records, {n: p.records for n, p in targets.items()})
 
     @property
-    def labeled(self) -> bool:
-        return bool(len(self.labels)) and bool((self.labels != NO_LABEL).all())
+    def kind(self) -> Task:
+        return get_task(self.task)
 
-    def correct(self, target: str | None = None) -> np.ndarray:
-        """Per image: the target's (None: the float model's) top-1 is the label."""
-        return self._top5(target)[:, 0] == self.labels
-
-    def agrees(self, target: str) -> np.ndarray:
-        """Per image: the target's top-1 is the float model's."""
-        return self.targets[target][:, 0] == self.reference[:, 0]
-
-    def _top5(self, target: str | None) -> np.ndarray:
+    def records(self, target: str | None = None) -> Records:
+        """A target's (None: the float model's) per-image records."""
         return self.reference if target is None else self.targets[target]
 
     def has(self, target: str) -> bool:
         return target in self.targets
 
+    def paired(self, target: str, confidence: float, before: Evidence | None = None,
+               before_target: str | None = None) -> PairedComparison | None:
+        """``target``'s metric against ``before_target`` in ``before`` (default: this run's float model) on
+        the same images; None when the images are unlabeled or a side is missing."""
+        before = before or self
+        if not self.has(target) or (before_target is not None and not before.has(before_target)):
+            return None
+        return self.kind.paired(before.records(before_target), self.records(target), confidence)
+
+    def agreement(self, target: str, confidence: float) -> Interval | None:
+        """``target``'s agreement with the float model, with its interval over images."""
+        return self.kind.agreement_interval(self.targets[target], confidence) if self.has(target) else None
+
     def aligned_to(self, other: Evidence, what: str) -> Evidence:
         """This evidence reordered to ``other``'s image order; InputFileError when the images differ
         (the comparison fails closed: unpaired images cannot be paired)."""
+        if self.task != other.task:
+            raise InputFileError(f"{what} is {self.task} evidence, not {other.task}: per-image results cannot be paired")
         if len(self.images) != len(other.images) or set(self.images.tolist()) != set(other.images.tolist()):
             missing = len(set(other.images.tolist()) - set(self.images.tolist()))
             raise InputFileError(f"{what} was measured on other images ({len(self.images)} vs {len(other.images)}, "
                                  f"{missing} not in it): per-image results cannot be paired")
         position = {sha: i for i, sha in enumerate(self.images.tolist())}
         order = np.array([position[sha] for sha in other.images.tolist()])
-        if not np.array_equal(self.labels[order], other.labels):
+        reordered = {k: v[order] for k, v in self.reference.items()}
+        if not self.kind.same_labels(reordered, other.reference):
             raise InputFileError(f"{what} labels the same images differently: per-image results cannot be paired")
-        return Evidence(self.images[order], self.labels[order], self.reference[order],
-                        {n: t[order] for n, t in self.targets.items()})
+        return Evidence(self.task, self.images[order], reordered,
+                        {n: {k: v[order] for k, v in t.items()} for n, t in self.targets.items()})
 
 
 def evidence_path(results_file: Path) -> Path:
@@ -104,10 +117,10 @@ def evidence_path(results_file: Path) -> Path:
 
 def write_evidence(evidence: Evidence, results_file: Path) -> dict[str, Any]:
     """Write the evidence beside ``results_file`` (before it); returns the results.json entry for it."""
-    arrays = {"images": evidence.images, "labels": evidence.labels, "reference.top5": evidence.reference}
-    for name, top5 in evidence.targets.items():
-        arrays[f"target.{name}.top5"] = top5
-        arrays[f"target.{name}.agrees"] = evidence.agrees(name)
+    arrays: dict[str, np.ndarray] = {"images": evidence.images, "task": np.array(evidence.task)}
+    arrays.update({_REFERENCE + k: v for k, v in evidence.reference.items()})
+    for name, records in evidence.targets.items():
+        arrays.update({f"{_TARGET}{name}.{k}": v for k, v in records.items()})
     path = evidence_path(results_file)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
@@ -131,8 +144,13 @@ def read_evidence(results: dict[str, Any], results_file: Path) -> Evidence | Non
                                     "(changed since the run)")
     try:
         with np.load(path, allow_pickle=False) as data:
-            targets = {key[len("target."):-len(".top5")]: data[key] for key in data.files
-                       if key.startswith("target.") and key.endswith(".top5")}
-            return Evidence(data["images"], data["labels"], data["reference.top5"], targets)
+            reference = {k[len(_REFERENCE):]: data[k] for k in data.files if k.startswith(_REFERENCE)}
+            targets: dict[str, Records] = {}
+            for key in data.files:
+                if key.startswith(_TARGET):
+                    # Target names may hold dots (sweep cells: w1.0-r160-onnx); record fields do not.
+                    name, _, record = key[len(_TARGET):].rpartition(".")
+                    targets.setdefault(name, {})[record] = data[key]
+            return Evidence(str(data["task"]), data["images"], reference, targets)
     except (OSError, ValueError, KeyError) as exc:
         raise InputFileError(f"{path}: not an edgedeploy evidence file ({exc.__class__.__name__})") from None

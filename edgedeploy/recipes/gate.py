@@ -1,12 +1,16 @@
 """The CI gate: check a run's results against the recipe's thresholds and a baseline.
 
-With per-image evidence (results schema 2), accuracy checks are paired: the same images in the
-float model (or the baseline) and the target, McNemar's exact test on the images one gets right
-and the other wrong, and a bootstrap interval of the drop. A recipe's ``confidence`` picks the
-semantics: unset, a limit is checked on the point estimate (the interval is shown); set, an
-accuracy check fails only on a significant loss (one-sided McNemar) whose upper bound exceeds the
-limit, and a latency check only when the whole interval is above the limit. Results without
-evidence gate on point estimates, with a note saying so.
+The checks follow the model's task (edgedeploy.tasks): its metric (top-1, mIoU) is what
+``max_<metric>_drop`` and ``max_<metric>_regression`` limit, its agreement (top-1 per image, class
+per pixel) what ``min_agreement`` limits. With per-image evidence (results schema 2), metric checks
+are paired: the same images in the float model (or the baseline) and the target, a bootstrap interval
+of the drop over images, and the task's paired test (McNemar on per-image correctness, Wilcoxon on
+per-image IoU); agreement gets a bootstrap interval over images. A recipe's ``confidence`` picks the
+semantics: unset, a limit is checked on the point estimate (the interval is shown); set, a metric
+check fails only on a significant loss (the one-sided test) whose upper bound exceeds the limit, an
+agreement check only when the whole interval is below its limit, and a latency check only when the
+whole interval is above the limit. Results without evidence gate on point estimates, with a note
+saying so.
 
 It fails closed. A target that failed to build or measure, a target the recipe names
 but the results lack, results of a different model, or a baseline measured on other
@@ -23,16 +27,17 @@ from typing import Any, Literal
 
 from edgedeploy.core.artifacts import atomic_write_text
 from edgedeploy.core.errors import EXIT_INCOMPLETE, EXIT_REGRESSION, ConfigError, InputFileError
+from edgedeploy.core.stats import DEFAULT_CONFIDENCE, Interval, PairedComparison, median_interval
 from edgedeploy.export.targets import float_counterpart
-from edgedeploy.measure.stats import DEFAULT_CONFIDENCE, Interval, PairedAccuracy, median_interval, paired_accuracy
 from edgedeploy.recipes.evidence import Evidence
 from edgedeploy.recipes.results import check_finite, latency_ratio, timed_samples
 from edgedeploy.recipes.schema import Recipe, Thresholds
+from edgedeploy.tasks import Task
 
 __all__ = ["Check", "GateReport", "check_results", "write_junit", "DEFAULT_MAX_REGRESSION", "NO_EVIDENCE",
            "GATE_COLUMNS", "target_checks", "unchecked_targets"]
 
-# Top-1 points a target may lose against its baseline when the recipe sets no max_top1_regression.
+# Metric points a target may lose against its baseline when the recipe sets no max_<metric>_regression.
 DEFAULT_MAX_REGRESSION = 0.3
 
 Status = Literal["pass", "fail", "error", "skip"]
@@ -105,8 +110,8 @@ def _lower(target: str, name: str, value: float | None, limit: float, unit: str)
 
 
 def _accuracy(target: str, name: str, point: float | None, limit: float, confidence: float | None,
-              paired: PairedAccuracy | None) -> Check:
-    """A top-1 loss (points) against ``limit``: on the point estimate, or with ``confidence`` on the
+              paired: PairedComparison | None) -> Check:
+    """A metric loss (points) against ``limit``: on the point estimate, or with ``confidence`` on the
     evidence (a significant loss whose upper bound exceeds the limit fails; noise does not)."""
     if paired is None:
         return _upper(target, name, point, limit, " pts")
@@ -122,12 +127,26 @@ def _accuracy(target: str, name: str, point: float | None, limit: float, confide
         ok, why = True, f"upper bound {drop.high:.2f} pts <= {limit:.2f} pts"
     elif not paired.significant_loss:
         ok, why = True, (f"upper bound {drop.high:.2f} pts > {limit:.2f} pts, but no significant loss "
-                         f"(one-sided McNemar p={paired.p_loss:.3g} >= {alpha:.3g})")
+                         f"(one-sided {paired.test} p={paired.p_loss:.3g} >= {alpha:.3g})")
     else:
-        ok, why = False, (f"significant loss (one-sided McNemar p={paired.p_loss:.3g} < {alpha:.3g}) and upper "
-                          f"bound {drop.high:.2f} pts > {limit:.2f} pts")
+        ok, why = False, (f"significant loss (one-sided {paired.test} p={paired.p_loss:.3g} < {alpha:.3g}) and "
+                          f"upper bound {drop.high:.2f} pts > {limit:.2f} pts")
     return Check(target, name, "pass" if ok else "fail",
                  message=f"{why}; drop {drop.estimate:.2f} pts, {paired.describe()}", **stats)
+
+
+def _agreement(target: str, point: float | None, limit: float, interval: Interval | None,
+               confidence: float | None) -> Check:
+    """Agreement with the float model against its lower ``limit``: on the point estimate (the interval shown),
+    or with ``confidence`` failing only when the whole interval is below the limit."""
+    if interval is None:
+        return _lower(target, "agreement", point, limit, " %")
+    value = interval.high if confidence is not None else interval.estimate
+    ok = value >= limit
+    basis = "upper bound " if confidence is not None else ""
+    return Check(target, "agreement", "pass" if ok else "fail", interval.estimate, limit,
+                 f"{basis}{value:.2f} % {'>=' if ok else '<'} {limit:.2f} %; {interval.estimate:.2f} %, "
+                 f"{interval.confidence:.0%} CI {interval}", interval=(interval.low, interval.high))
 
 
 def _on_interval(target: str, name: str, interval: Interval, limit: float, unit: str, point_only: bool) -> Check:
@@ -177,49 +196,52 @@ def _latency_checks(name: str, results: dict[str, Any], limits: Thresholds) -> l
 
 
 def _paired(before: Evidence | None, before_target: str | None, now: Evidence | None, target: str,
-            confidence: float | None) -> PairedAccuracy | None:
+            confidence: float | None) -> PairedComparison | None:
     """``target`` in ``now`` against ``before_target`` in ``before`` (None: the float model), paired."""
-    if before is None or now is None or not now.has(target) or not now.labeled:
+    if before is None or now is None:
         return None
-    if before_target is not None and not before.has(before_target):
-        return None
-    return paired_accuracy(before.correct(before_target), now.correct(target), confidence or DEFAULT_CONFIDENCE)
+    return now.paired(target, confidence or DEFAULT_CONFIDENCE, before, before_target)
 
 
 def target_checks(name: str, results: dict[str, Any], limits: Thresholds, baseline: dict[str, Any] | None,
-                   evidence: Evidence | None, baseline_evidence: Evidence | None) -> list[Check]:
+                  evidence: Evidence | None, baseline_evidence: Evidence | None, task: Task) -> list[Check]:
     entry = results["targets"][name]
     if entry.get("status") != "ok":
         return [Check(name, "build", "error", message=f"failed at {entry.get('stage', '?')}: {entry.get('error', '?')}")]
     accuracy = entry.get("accuracy", {})
+    metric = task.metric
     checks = []
-    if limits.max_top1_drop is not None:
-        checks.append(_accuracy(name, "top1_drop", accuracy.get("top1_drop"), limits.max_top1_drop, limits.confidence,
+    drop_limit = limits.drop_limit(task)
+    if drop_limit is not None:
+        checks.append(_accuracy(name, f"{metric}_drop", accuracy.get(f"{metric}_drop"), drop_limit, limits.confidence,
                                 _paired(evidence, None, evidence, name, limits.confidence)))
     if limits.min_agreement is not None:
-        checks.append(_lower(name, "agreement", accuracy.get("agreement"), limits.min_agreement, " %"))
+        interval = evidence.agreement(name, limits.confidence or DEFAULT_CONFIDENCE) if evidence else None
+        checks.append(_agreement(name, accuracy.get("agreement"), limits.min_agreement, interval, limits.confidence))
     if limits.max_size_mb is not None:
         size = entry.get("size_bytes")
         checks.append(_upper(name, "size", size / 2**20 if size is not None else None, limits.max_size_mb, " MiB"))
     checks.extend(_latency_checks(name, results, limits))
     if baseline is not None:
-        limit = limits.max_top1_regression if limits.max_top1_regression is not None else DEFAULT_MAX_REGRESSION
+        regression = limits.regression_limit(task)
+        limit = regression if regression is not None else DEFAULT_MAX_REGRESSION
+        check_name = f"{metric}_vs_baseline"
         before = baseline["targets"].get(name)
         if not before or before.get("status") != "ok":
-            checks.append(Check(name, "top1_vs_baseline", "skip", limit=limit, message="no baseline for this target"))
+            checks.append(Check(name, check_name, "skip", limit=limit, message="no baseline for this target"))
         else:
-            now, then = accuracy.get("top1"), before["accuracy"].get("top1")
+            now, then = accuracy.get(metric), before["accuracy"].get(metric)
             loss = round(then - now, 4) if now is not None and then is not None else None
-            check = _accuracy(name, "top1_vs_baseline", loss, limit, limits.confidence,
+            check = _accuracy(name, check_name, loss, limit, limits.confidence,
                               _paired(baseline_evidence, name, evidence, name, limits.confidence))
             if loss is not None:
-                check = replace(check, message=f"top-1 {now:.2f} vs baseline {then:.2f}: {check.message}")
+                check = replace(check, message=f"{task.metric_label} {now:.2f} vs baseline {then:.2f}: {check.message}")
             checks.append(check)
     return checks
 
 
 def _same_origin(recipe: Recipe, results: dict[str, Any], baseline: dict[str, Any] | None) -> None:
-    model = recipe.spec.model.model_dump()
+    model = recipe.model_identity
     if results["recipe"]["model"] != model:
         raise InputFileError(f"the results are for model {results['recipe']['model']}, the recipe describes {model}")
     if baseline is not None:
@@ -232,9 +254,8 @@ def _same_origin(recipe: Recipe, results: dict[str, Any], baseline: dict[str, An
 
 def unchecked_targets(recipe: Recipe, names: list[str]) -> list[str]:
     """The targets among ``names`` the recipe sets no threshold for (the gate refuses to pass them unchecked)."""
-    # max_top1_regression alone does not count: without a baseline it checks nothing.
-    return [n for n in names if not recipe.thresholds(n).model_dump(
-        exclude_none=True, exclude={"max_top1_regression", "confidence"})]
+    # A regression limit alone does not count: without a baseline it checks nothing.
+    return [n for n in names if not recipe.thresholds(n).checked()]
 
 
 def check_results(recipe: Recipe, results: dict[str, Any], baseline: dict[str, Any] | None = None,
@@ -267,7 +288,8 @@ def check_results(recipe: Recipe, results: dict[str, Any], baseline: dict[str, A
         if entry is None:
             checks.append(Check(name, "build", "error", message="not in the results (was it run?)"))
             continue
-        checks.extend(target_checks(name, results, recipe.thresholds(name), baseline, evidence, baseline_evidence))
+        checks.extend(target_checks(name, results, recipe.thresholds(name), baseline, evidence, baseline_evidence,
+                                    recipe.task))
     if not checks:
         checks.append(Check("(all)", "checks", "error", message="nothing was checked"))
     return GateReport(recipe.name, checks, notes)

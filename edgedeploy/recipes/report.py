@@ -1,8 +1,9 @@
-"""The human report of a run: Markdown and a self-contained HTML page, with PNG plots.
+"""The human report of a run: Markdown and a self-contained HTML page, with PNG plots and, for tasks
+that have them (segmentation), pictures of every model's predictions side by side.
 
-Everything comes from the results dict (results.json), so a report can be rebuilt
-from a results file alone. The HTML embeds its plots as data URIs: one file to
-upload as a CI artifact or attach to a review.
+Everything comes from the results dict (results.json) and the files beside it, so a report can be
+rebuilt from a results folder alone. The HTML embeds its plots and pictures as data URIs: one file to
+upload as a CI artifact or attach to a review. Columns name the run's task's metric (top-1, mIoU).
 """
 
 from __future__ import annotations
@@ -15,16 +16,28 @@ from pathlib import Path
 from typing import Any
 
 from edgedeploy.core.artifacts import atomic_path, atomic_write_text
+from edgedeploy.core.io_spec import DEFAULT_TASK
+from edgedeploy.tasks import Task, get_task
 
-__all__ = ["write_report", "report_rows", "COLUMNS", "Page", "png_bytes", "log_ms_axis", "num"]
+__all__ = ["write_report", "report_rows", "report_columns", "results_task", "Page", "Pictures", "png_bytes",
+           "log_ms_axis", "num"]
 
-COLUMNS = ["target", "runtime", "device", "size MiB", "top-1 %", "drop pts", "drop interval", "lost/gained (p)",
-           "agreement %", "p50 ms", "p90 ms", "speed-up vs float", "p50 ratio vs float"]
-NOTE = ("Drop and agreement are against the PyTorch float model on the same images; the drop interval is a paired "
-        "bootstrap interval, lost/gained the images the float model gets right and the target wrong and the reverse, "
-        "p McNemar's exact test on them. Speed-up is the float target's p50 divided by this target's, on the same "
-        "device in the same run (benched in interleaved rounds); the p50 ratio is its inverse with a bootstrap "
-        "interval.")
+NOTE = ("Drop and agreement ({agreement}) are against the PyTorch float model on the same images; the drop interval "
+        "is a paired bootstrap interval over images, lost/gained the images the target scores worse and better than "
+        "the float model, p the paired test on them (McNemar for per-image correctness, Wilcoxon for per-image IoU). "
+        "Speed-up is the float target's p50 divided by this target's, on the same device in the same run (benched in "
+        "interleaved rounds); the p50 ratio is its inverse with a bootstrap interval.")
+
+
+def results_task(results: dict[str, Any]) -> Task:
+    """The task a results file measured (files written before tasks existed: classification)."""
+    return get_task(results.get("task", DEFAULT_TASK))
+
+
+def report_columns(task: Task) -> list[str]:
+    return ["target", "runtime", "device", "size MiB", f"{task.metric_label} %", "drop pts", "drop interval",
+            "lost/gained (p)", f"{task.agreement_label} %", "p50 ms", "p90 ms", "speed-up vs float",
+            "p50 ratio vs float"]
 PLOTS = {"accuracy_vs_latency": "Top-1 vs p50 latency", "latency_distribution": "Latency distribution"}
 
 
@@ -39,9 +52,10 @@ def _interval(interval: dict[str, float]) -> str:
 def report_rows(results: dict[str, Any]) -> list[list[str]]:
     """One row per (target, device), the float reference first; failed targets get one row."""
     rows = []
+    metric = results_task(results).metric
     ref = results["reference"]
     for device, lat in ref["latency"].items():
-        rows.append(["pytorch (reference)", ref["runtime"], device, "-", num(ref["accuracy"]["top1"]), "-", "-", "-",
+        rows.append(["pytorch (reference)", ref["runtime"], device, "-", num(ref["accuracy"][metric]), "-", "-", "-",
                      "-", num(lat["latency_ms"]["p50"]), num(lat["latency_ms"].get("p90")), "-", "-"])
     for name, t in results["targets"].items():
         if t["status"] != "ok":
@@ -56,7 +70,7 @@ def report_rows(results: dict[str, Any]) -> list[list[str]]:
         for device, lat in t["latency"].items():
             ratio = speedup.get(device)
             rows.append([
-                name, t["runtime"], device, num(t["size_bytes"] / 2**20), num(acc["top1"]), num(acc["top1_drop"]),
+                name, t["runtime"], device, num(t["size_bytes"] / 2**20), num(acc[metric]), num(acc[f"{metric}_drop"]),
                 _interval(paired["drop"]) if paired else "-",
                 f"{paired['lost']}/{paired['gained']} ({paired['p_value']:.2g})" if paired else "-",
                 num(acc["agreement"]), num(lat["latency_ms"]["p50"]), num(lat["latency_ms"].get("p90")),
@@ -72,8 +86,9 @@ def _figures(results: dict[str, Any]) -> dict[str, bytes]:
 
     ok = {n: t for n, t in results["targets"].items() if t["status"] == "ok"}
     ref = results["reference"]
-    points = [("pytorch", ref["accuracy"]["top1"], ref["latency"])] + [
-        (n, t["accuracy"]["top1"], t["latency"]) for n, t in ok.items()]
+    task = results_task(results)
+    points = [("pytorch", ref["accuracy"][task.metric], ref["latency"])] + [
+        (n, t["accuracy"][task.metric], t["latency"]) for n, t in ok.items()]
     pngs = {}
 
     fig = Figure(figsize=(7.5, 4.8), dpi=110)
@@ -89,8 +104,8 @@ def _figures(results: dict[str, Any]) -> dict[str, bytes]:
                             xytext=(5, 4 + 9 * (i % 3)), fontsize=8)
     log_ms_axis(ax)
     ax.set_xlabel("p50 latency, ms (log scale)")
-    ax.set_ylabel("top-1, %")
-    ax.set_title(f"{results['recipe']['name']}: accuracy vs latency")
+    ax.set_ylabel(f"{task.metric_label}, %")
+    ax.set_title(f"{results['recipe']['name']}: {task.metric_label} vs latency")
     ax.grid(True, alpha=0.3)
     ax.legend(title="device")
     fig.tight_layout()
@@ -147,6 +162,34 @@ def _summary(results: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 @dataclass(frozen=True)
+class Pictures:
+    """A grid of pictures: one row per image, one column per view (input, ground truth, each model).
+    ``rows``: (image name, one PNG per column or None)."""
+
+    heading: str
+    columns: list[str]
+    rows: list[tuple[str, list[bytes | None]]]
+    note: str = ""
+
+    @classmethod
+    def from_results(cls, results: dict[str, Any], results_dir: Path) -> Pictures | None:
+        """The pictures a run recorded (files relative to its folder); None when it has none, or when they
+        were not copied with the results."""
+        entry = results.get("pictures")
+        if not entry:
+            return None
+        rows = []
+        for row in entry["rows"]:
+            files = [results_dir / f if f else None for f in row["files"]]
+            if any(f is not None and not f.is_file() for f in files):
+                return None
+            rows.append((row["image"], [f.read_bytes() if f else None for f in files]))
+        return cls("Predictions", entry["columns"], rows,
+                   "The first images of the evaluation data: the input, its ground truth, the float model (pytorch) "
+                   "and every target, as the model's classes in PASCAL VOC's colours at the image's size.")
+
+
+@dataclass(frozen=True)
 class Page:
     """A report page, written as Markdown and as one self-contained HTML file (plots as data URIs)."""
 
@@ -157,6 +200,7 @@ class Page:
     failed: list[tuple[str, str, str]]  # (name, stage, error)
     plots: dict[str, tuple[str, bytes]]  # file stem -> (title, PNG)
     tools: dict[str, str]
+    pictures: Pictures | None = None
 
     def markdown(self) -> str:
         lines = [f"# {self.title}", ""] + [f"- **{k}**: {v}" for k, v in self.summary]
@@ -169,8 +213,32 @@ class Page:
         if self.failed:
             lines += ["## Failed", ""] + [f"- **{n}** ({stage}): {error}" for n, stage, error in self.failed] + [""]
         lines += ["## Plots", ""] + [f"![{title}](plots/{name}.png)" for name, (title, _) in self.plots.items()] + [""]
+        if self.pictures:
+            p = self.pictures
+            lines += [f"## {p.heading}", "", "| image | " + " | ".join(p.columns) + " |",
+                      "|" + "---|" * (len(p.columns) + 1)]
+            lines += [f"| {image} | " + " | ".join(f"![{c}]({self._picture_file(image, c)})" if png else "-"
+                                                  for c, png in zip(p.columns, pngs)) + " |" for image, pngs in p.rows]
+            lines += ["", p.note, ""]
         lines += ["## Tools", "", ", ".join(f"{k} {v}" for k, v in self.tools.items()), ""]
         return "\n".join(lines)
+
+    @staticmethod
+    def _picture_file(image: str, column: str) -> str:
+        return f"pictures/{Path(image).stem}/{column.replace(' ', '-')}.png"
+
+    def _pictures_html(self) -> str:
+        if not self.pictures:
+            return ""
+        e, p = html.escape, self.pictures
+        head = "<th>image</th>" + "".join(f"<th>{e(c)}</th>" for c in p.columns)
+        body = "".join(
+            f"<tr><td>{e(image)}</td>" + "".join(
+                f"<td><img class=\"picture\" alt=\"{e(image)}: {e(c)}\" src=\"data:image/png;base64,"
+                f"{base64.b64encode(png).decode()}\"></td>" if png else "<td>-</td>" for c, png in zip(p.columns, pngs))
+            + "</tr>" for image, pngs in p.rows)
+        return (f"<h2>{e(p.heading)}</h2><table class=\"pictures\"><thead><tr>{head}</tr></thead><tbody>{body}"
+                f"</tbody></table><p class=\"note\">{e(p.note)}</p>")
 
     def html(self) -> str:
         e = html.escape
@@ -191,7 +259,8 @@ class Page:
         return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{e(self.title)}</title>"
                 f"<style>{_CSS}</style></head><body><h1>{e(self.title)}</h1><dl>{summary}</dl>{tables}"
                 + (f"<h2>Failed</h2><ul>{failed}</ul>" if failed else "")
-                + f"<h2>Plots</h2>{plots}<h2>Tools</h2><p class=\"note\">{tools}</p></body></html>\n")
+                + f"<h2>Plots</h2>{plots}{self._pictures_html()}<h2>Tools</h2><p class=\"note\">{tools}</p>"
+                + "</body></html>\n")
 
     def write(self, out_dir: str | Path, stem: str) -> dict[str, Path]:
         """``out_dir/<stem>.md``, ``<stem>.html`` and ``plots/*.png``; returns their paths."""
@@ -201,6 +270,11 @@ class Page:
             paths[name] = out_dir / "plots" / f"{name}.png"
             with atomic_path(paths[name]) as tmp:
                 tmp.write_bytes(png)
+        for image, pngs in self.pictures.rows if self.pictures else []:
+            for column, png in zip(self.pictures.columns, pngs):  # type: ignore[union-attr]
+                if png is not None:
+                    with atomic_path(out_dir / self._picture_file(image, column)) as tmp:
+                        tmp.write_bytes(png)
         paths["markdown"] = out_dir / f"{stem}.md"
         atomic_write_text(paths["markdown"], self.markdown())
         paths["html"] = out_dir / f"{stem}.html"
@@ -218,16 +292,22 @@ tr.failed td { background: #fde2e2; }
 dl { display: grid; grid-template-columns: max-content auto; gap: 2px 12px; }
 dt { font-weight: bold; }
 img { max-width: 100%; border: 1px solid #eee; }
+table.pictures td { text-align: center; vertical-align: top; }
+img.picture { width: 160px; image-rendering: pixelated; }
 .note { color: #555; font-size: 13px; }
 """
 
 
-def write_report(results: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
-    """Write report.md, report.html and plots/*.png into ``out_dir``; returns their paths."""
+def write_report(results: dict[str, Any], out_dir: str | Path, results_dir: str | Path | None = None
+                 ) -> dict[str, Path]:
+    """Write report.md, report.html and plots/*.png into ``out_dir``; returns their paths. ``results_dir``:
+    where the results file lies (its pictures are read from there; default ``out_dir``)."""
     pngs = _figures(results)
+    task = results_task(results)
     page = Page(
         title=f"edgedeploy report: {results['recipe']['name']}", summary=_summary(results),
-        tables=[("", COLUMNS, report_rows(results), NOTE)],
+        tables=[("", report_columns(task), report_rows(results), NOTE.format(agreement=task.agreement_label))],
         failed=[(n, t["stage"], t["error"]) for n, t in results["targets"].items() if t["status"] != "ok"],
-        plots={name: (PLOTS[name], png) for name, png in pngs.items()}, tools=results["tools"])
+        plots={name: (PLOTS[name], png) for name, png in pngs.items()}, tools=results["tools"],
+        pictures=Pictures.from_results(results, Path(results_dir or out_dir)))
     return page.write(out_dir, "report")

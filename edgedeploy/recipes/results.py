@@ -16,8 +16,8 @@ from typing import Any
 
 from edgedeploy.core.errors import InputFileError, ResultsError
 from edgedeploy.core.integrity import check_files, verify_artifact
+from edgedeploy.core.stats import Interval, ratio_of_medians
 from edgedeploy.export.targets import float_counterpart
-from edgedeploy.measure.stats import Interval, ratio_of_medians
 
 __all__ = ["RESULTS_FILE", "RESULTS_SCHEMA", "ARTIFACTS_DIR", "read_results", "read_versioned_json", "check_finite", "verify_result_artifacts",
            "timed_samples", "latency_ratio", "int8_features"]

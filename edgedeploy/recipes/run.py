@@ -1,6 +1,7 @@
 """Run a recipe: export every target, evaluate each against the float model, bench each
 on the recipe's devices (all targets in interleaved rounds), and collect everything in one
-results dict (results.json) with the per-image predictions beside it (results.evidence.npz).
+results dict (results.json) with the per-image records beside it (results.evidence.npz) and, for
+tasks that show them, pictures of every model's predictions on a few images (pictures/).
 
 Builds come from the content-addressed build cache and accuracy figures from an
 evaluation cache keyed by the artifact's sha256 and the evaluation data's content, so
@@ -25,13 +26,14 @@ from edgedeploy.core.artifacts import atomic_path, atomic_write_text
 from edgedeploy.core.cache import cache_dir, code_fingerprint, content_key
 from edgedeploy.core.errors import EXIT_INTERNAL, ConfigError, EdgeDeployError
 from edgedeploy.core.manifest import created_utc, tool_versions
-from edgedeploy.data.datasets import ImageFolder
+from edgedeploy.core.stats import DEFAULT_CONFIDENCE
+from edgedeploy.data.preprocess import preprocess
 from edgedeploy.devices import Device, builtin_devices, default_threads, get_device
 from edgedeploy.export.build_cache import cached_export, conversion_packages
 from edgedeploy.export.targets import float_counterpart, get_target
+from edgedeploy.measure.evaluate import batches
 from edgedeploy.measure.on_device import bench_on_device
 from edgedeploy.measure.sharded import evaluate_shard
-from edgedeploy.measure.stats import DEFAULT_CONFIDENCE, paired_accuracy
 from edgedeploy.models.weights import weights_fingerprint
 from edgedeploy.recipes.evidence import Evidence, Predictions, write_evidence
 from edgedeploy.recipes.interleaved import BenchJob, bench_interleaved
@@ -39,11 +41,12 @@ from edgedeploy.recipes.results import ARTIFACTS_DIR, RESULTS_FILE, RESULTS_SCHE
 from edgedeploy.recipes.schema import Recipe
 
 __all__ = ["run_recipe", "Event", "build_entry", "failure_entry", "reference_key", "target_key",
-           "REFERENCE"]
+           "REFERENCE", "PICTURES_DIR", "metric_drop"]
 
 log = logging.getLogger(__name__)
 
 REFERENCE = "pytorch"
+PICTURES_DIR = "pictures"
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,7 @@ def _selected_targets(recipe: Recipe, only: list[str] | None) -> list[str]:
 
 def reference_key(recipe: Recipe, data_key: str) -> str:
     """The evaluation cache's key of the recipe's float model on the data ``data_key`` fingerprints."""
-    return content_key("reference", weights_fingerprint(recipe.weights), recipe.config.name,
+    return content_key("reference", weights_fingerprint(recipe.weights, recipe.config.arch), recipe.config.name,
                        recipe.spec.preprocessing.model_dump(), data_key, tool_versions(("torch",)), code_fingerprint())
 
 
@@ -85,11 +88,10 @@ class _Evaluator:
     keeps each model's figures and its per-image predictions (the run's evidence)."""
 
     def __init__(self, recipe: Recipe, force: bool):
-        ev = recipe.spec.evaluation
-        synsets = recipe.resolve(ev.synsets) if ev.synsets else None
-        self.dataset = ImageFolder.open(recipe.resolve(ev.data), synsets).subset(ev.limit)
+        self.task = recipe.task
+        self.dataset = recipe.open_evaluation_data()
         self.data_key = self.dataset.fingerprint()
-        self.batch_size = ev.batch_size
+        self.batch_size = recipe.spec.evaluation.batch_size
         self.force = force
         self.reference_key = reference_key(recipe, self.data_key)
         self._scores_file = cache_dir("evals") / f"{self.reference_key}.npy"
@@ -136,7 +138,8 @@ class _Evaluator:
             result, self.predictions[name] = cached
             return result, True
         if self._reference_scores is None:
-            self._reference_scores = np.load(self._scores_file)
+            # Memory-mapped: a dense task's float outputs (257 x 257 x 21 floats an image) stay on disk.
+            self._reference_scores = np.load(self._scores_file, mmap_mode="r")
         result, self.predictions[name], _ = self._evaluate(runner, keep_scores=False)
         self._write(key, result, self.predictions[name])
         return result, False
@@ -144,8 +147,8 @@ class _Evaluator:
     def evidence(self, names: list[str]) -> Evidence:
         """The run's evidence file content: the float model and every evaluated target among ``names``."""
         assert self.reference_predictions is not None, "the reference is evaluated first"
-        return Evidence.collect(self.reference_predictions, {n: self.predictions[n] for n in names
-                                                             if n in self.predictions})
+        return Evidence.collect(self.task.name, self.reference_predictions,
+                                {n: self.predictions[n] for n in names if n in self.predictions})
 
 
 def _bench(model: str, device: Device, recipe: Recipe, options: LoadOptions) -> dict[str, Any]:
@@ -185,8 +188,14 @@ def build_entry(name: str, recipe: Recipe, out_dir: Path, threads: int, force: b
     }
 
 
+def metric_drop(reference: dict[str, Any], accuracy: dict[str, Any], metric: str) -> float | None:
+    """The float model's metric minus a target's, in points (None when either is undefined)."""
+    before, now = reference.get(metric), accuracy.get(metric)
+    return round(before - now, 4) if before is not None and now is not None else None
+
+
 def _build_and_evaluate(
-    name: str, recipe: Recipe, out_dir: Path, evaluator: _Evaluator, reference_top1: float | None, force: bool,
+    name: str, recipe: Recipe, out_dir: Path, evaluator: _Evaluator, reference: dict[str, Any], force: bool,
     progress: Callable[[str, str], None],
 ) -> dict[str, Any]:
     entry: dict[str, Any] = {"status": "ok", "runtime": get_target(name).runtime}
@@ -199,8 +208,8 @@ def _build_and_evaluate(
         progress(stage, "")
         runner = load_runner(out_dir / entry["artifact"], LoadOptions(threads=threads), runtime=entry["runtime"])
         accuracy, cached = evaluator.target(name, runner, entry["build"]["key"])
-        drop = round(reference_top1 - accuracy["top1"], 4) if reference_top1 is not None and accuracy["top1"] is not None else None
-        entry["accuracy"] = {**accuracy, "top1_drop": drop, "cached": cached}
+        metric = recipe.task.metric
+        entry["accuracy"] = {**accuracy, f"{metric}_drop": metric_drop(reference, accuracy, metric), "cached": cached}
     except Exception as exc:  # one target's failure or bug must not cost the others their results
         entry.update(failure_entry(stage, exc))
     return entry
@@ -226,15 +235,19 @@ def _bench_targets(recipe: Recipe, out_dir: Path, targets: dict[str, dict[str, A
 
 
 def _versus_float(recipe: Recipe, targets: dict[str, dict[str, Any]], evidence: Evidence) -> None:
-    """Each target against the float model: the paired accuracy statistics (with per-image evidence) and,
-    per device, the p50 speed-up and latency ratio against the float target on its runtime."""
+    """Each target against the float model: the paired statistics of its metric and its agreement (with
+    per-image evidence) and, per device, the p50 speed-up and latency ratio against the float target on its
+    runtime."""
     for name, entry in targets.items():
         if entry["status"] != "ok":
             continue
         confidence = recipe.thresholds(name).confidence or DEFAULT_CONFIDENCE
-        if evidence.labeled and evidence.has(name):
-            entry["accuracy"]["paired"] = paired_accuracy(evidence.correct(), evidence.correct(name),
-                                                          confidence).to_dict()
+        paired = evidence.paired(name, confidence)
+        if paired is not None:
+            entry["accuracy"]["paired"] = paired.to_dict()
+        agreement = evidence.agreement(name, confidence)
+        if agreement is not None:
+            entry["accuracy"]["agreement_interval"] = agreement.to_dict()
         counterpart = float_counterpart(name)
         baseline = targets.get(counterpart)
         if name == counterpart or not baseline or baseline["status"] != "ok":
@@ -248,6 +261,23 @@ def _versus_float(recipe: Recipe, targets: dict[str, dict[str, Any]], evidence: 
                   if (ratio := latency_ratio(targets, name, device, confidence)) is not None}
         if ratios:
             entry["latency_ratio_vs_float"] = {"baseline": counterpart, **ratios}
+
+
+def _pictures(recipe: Recipe, evaluator: _Evaluator, reference: Runner, targets: dict[str, dict[str, Any]],
+              out_dir: Path) -> dict[str, Any] | None:
+    """The task's pictures of the float model's and every built target's predictions on the first images of
+    the evaluation data (``out_dir/pictures``), or None for a task that shows none."""
+    count = recipe.task.report_images
+    if not count:
+        return None
+    images = next(batches(evaluator.dataset, count), [])
+    threads = recipe.spec.bench.threads or default_threads()
+    runners = {REFERENCE: reference, **{name: load_runner(out_dir / entry["artifact"], LoadOptions(threads=threads),
+                                                          runtime=entry["runtime"])
+                                        for name, entry in targets.items() if entry["status"] == "ok"}}
+    predictions = {name: np.concatenate([runner.predict(preprocess(item.image, runner.io.preprocessing)[None])
+                                         for item in images]) for name, runner in runners.items()}
+    return recipe.task.pictures(images, predictions, out_dir / PICTURES_DIR)
 
 
 def run_recipe(
@@ -281,7 +311,7 @@ def run_recipe(
             emit(REFERENCE, "bench", device.name)
             reference["latency"][device.name] = _bench(recipe.weights, device, recipe, ref_options)
 
-    targets = {name: _build_and_evaluate(name, recipe, out_dir, evaluator, ref_accuracy["top1"], force,
+    targets = {name: _build_and_evaluate(name, recipe, out_dir, evaluator, ref_accuracy, force,
                                          lambda stage, detail, name=name: emit(name, stage, detail))
                for name in names}
     _bench_targets(recipe, out_dir, targets, devices, emit)
@@ -291,13 +321,16 @@ def run_recipe(
     _versus_float(recipe, targets, evidence)
     failed = [n for n, t in targets.items() if t["status"] != "ok"]
     out_dir.mkdir(parents=True, exist_ok=True)
+    pictures = _pictures(recipe, evaluator, ref_runner, targets, out_dir)
     results = {
         "schema": RESULTS_SCHEMA,
         "created_utc": created_utc(),
+        "task": recipe.task.name,
         "recipe": {"name": recipe.name, "path": str(recipe.path), "sha256": recipe.sha256,
-                   "model": recipe.spec.model.model_dump()},
+                   "model": recipe.model_identity},
         "evaluation": {"data": str(evaluator.dataset.root), "images": len(evaluator.dataset),
                        "fingerprint": evaluator.data_key},
+        **({"pictures": pictures} if pictures else {}),
         "evidence": write_evidence(evidence, out_dir / RESULTS_FILE),
         "host": builtin_devices()["cpu"].describe_host(),
         "devices": [d.name for d in devices],

@@ -10,12 +10,13 @@ so one recipe works on every checkout.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from edgedeploy.backends import LoadOptions
 from edgedeploy.core.errors import ConfigError
@@ -27,7 +28,8 @@ from edgedeploy.export.options import IoDtype
 from edgedeploy.export.request import DEFAULT_PARITY_IMAGES, ExportRequest
 from edgedeploy.export.targets import TARGETS, get_target
 from edgedeploy.measure.bench import MAX_RUNS, MAX_WARMUP
-from edgedeploy.models import DEFAULT_MODEL, WEIGHT_NAMES, ModelConfig, get_model
+from edgedeploy.models import DEFAULT_MODEL, WEIGHT_NAMES, ModelConfig, config_options, get_model
+from edgedeploy.tasks import DataOptions, Task, get_task, task_rows
 
 __all__ = ["Recipe", "RecipeSpec", "TargetSpec", "Thresholds", "load_recipe", "check_recipe", "RecipeError"]
 
@@ -35,11 +37,18 @@ __all__ = ["Recipe", "RecipeSpec", "TargetSpec", "Thresholds", "load_recipe", "c
 class ModelSpec(Section):
     # A model registry name (edgedeploy.models).
     arch: str = DEFAULT_MODEL
-    width: float = 1.0
-    resolution: int = 224
-    num_classes: int = Field(1000, ge=1)
+    # None: the family's default (mobilenet_v2: 1.0, 224, 1000).
+    width: float | None = None
+    resolution: int | None = None
+    num_classes: int | None = Field(None, ge=1)
+    # The family's own options (deeplabv3_mobilenet_v2: output_stride).
+    options: dict[str, Any] | None = Field(None, strict=False)
     # sample | imagenet | random | a checkpoint path (relative to the recipe)
     weights: str = "sample"
+
+    def config_values(self) -> dict[str, Any]:
+        given = {"width": self.width, "resolution": self.resolution, "num_classes": self.num_classes}
+        return {**{k: v for k, v in given.items() if v is not None}, **(self.options or {})}
 
 
 class PreprocessingSpec(Section):
@@ -57,9 +66,14 @@ class CalibrationSpec(Section):
 
 
 class EvaluationSpec(Section):
-    # A labeled image folder (<wnid>/<image>).
+    # Labeled data in the model's task's layout (classification: <wnid>/<image>; segmentation: images/ +
+    # masks/ or PASCAL VOC).
     data: str
+    # classification: the wnid list giving class indices.
     synsets: str | None = None
+    # segmentation: the label not scored (default 255) and the masks' format (palette | label-ids).
+    ignore_index: int | None = Field(None, ge=0, le=65535)
+    mask_format: str | None = None
     limit: int | None = Field(None, ge=1)
     batch_size: int = Field(16, ge=1, le=1024)
 
@@ -73,12 +87,19 @@ class BenchSpec(Section):
     rounds: int = Field(5, ge=1, le=100)
 
 
-class Thresholds(Section):
-    """What the gate enforces; unset fields are not checked."""
+# A task metric's thresholds: max_<metric>_drop (points lost against the float model on the evaluation
+# data) and max_<metric>_regression (points lost against the baseline results, gate --baseline).
+_METRIC_THRESHOLD = re.compile(r"^max_(\w+?)_(drop|regression)$")
 
-    # Top-1 points lost against the float (PyTorch) model on the evaluation data.
-    max_top1_drop: float | None = Field(None, ge=0)
-    # Top-1 agreement with the float model, percent.
+
+class Thresholds(Section):
+    """What the gate enforces; unset fields are not checked. Besides the fields below, each task's metric
+    has two (max_top1_drop / max_top1_regression, max_miou_drop / max_miou_regression: the registered
+    tasks' metrics)."""
+
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+
+    # Agreement with the float model (the task's: top-1 per image, class per pixel), percent.
     min_agreement: float | None = Field(None, ge=0, le=100)
     # p50 latency on every bench device.
     max_latency_ms: float | None = Field(None, gt=0)
@@ -90,6 +111,35 @@ class Thresholds(Section):
     max_latency_ratio: float | None = Field(None, gt=0)
     # Set (e.g. 0.95): gate on confidence intervals, not point estimates (README, gate).
     confidence: float | None = Field(None, ge=0.5, lt=1)
+
+    @model_validator(mode="after")
+    def _metric_thresholds(self) -> Thresholds:
+        metrics = {t.metric for t in task_rows()}
+        for key, value in (self.model_extra or {}).items():
+            match = _METRIC_THRESHOLD.match(key)
+            if match is None or match.group(1) not in metrics:
+                raise ValueError(f"unknown key {key!r} (metric thresholds: "
+                                 f"{', '.join(f'max_{m}_drop, max_{m}_regression' for m in sorted(metrics))})")
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ValueError(f"{key} must be a number >= 0, got {value!r}")
+        return self
+
+    def metric_keys(self) -> list[str]:
+        """The metric thresholds set here (max_<metric>_drop / _regression)."""
+        return list(self.model_extra or {})
+
+    def drop_limit(self, task: Task) -> float | None:
+        value = (self.model_extra or {}).get(task.drop_threshold)
+        return None if value is None else float(value)
+
+    def regression_limit(self, task: Task) -> float | None:
+        value = (self.model_extra or {}).get(task.regression_threshold)
+        return None if value is None else float(value)
+
+    def checked(self) -> dict[str, Any]:
+        """The thresholds that check something without a baseline (regression limits and the confidence do not)."""
+        return {k: v for k, v in self.model_dump(exclude_none=True, exclude={"confidence"}).items()
+                if not k.endswith("_regression")}
 
     def merged(self, override: Thresholds) -> Thresholds:
         """These thresholds with the fields ``override`` sets explicitly replaced."""
@@ -160,8 +210,29 @@ class Recipe:
 
     @property
     def config(self) -> ModelConfig:
-        m = self.spec.model
-        return get_model(m.arch).make_config(width=m.width, resolution=m.resolution, num_classes=m.num_classes)
+        return get_model(self.spec.model.arch).make_config(**self.spec.model.config_values())
+
+    @property
+    def task(self) -> Task:
+        return get_task(get_model(self.spec.model.arch).task)
+
+    @property
+    def model_identity(self) -> dict[str, Any]:
+        """What model the recipe describes, as results record it and the gate compares it: the resolved
+        size, the weights, and the family options the recipe sets."""
+        c, m = self.config, self.spec.model
+        return {"arch": c.arch, "width": c.width, "resolution": c.resolution, "num_classes": c.num_classes,
+                "weights": m.weights, **({"options": m.options} if m.options else {})}
+
+    def data_options(self) -> DataOptions:
+        ev = self.spec.evaluation
+        return DataOptions(synsets=self.resolve(ev.synsets) if ev.synsets else None, ignore_index=ev.ignore_index,
+                           mask_format=ev.mask_format)
+
+    def open_evaluation_data(self) -> Any:
+        """The evaluation data (the recipe's limit applied), read as the model's task reads data."""
+        ev = self.spec.evaluation
+        return self.task.open_dataset(self.resolve(ev.data), self.data_options()).subset(ev.limit)
 
     @property
     def weights(self) -> str:
@@ -187,7 +258,7 @@ class Recipe:
         mean, std = self.mean_std
         c = self.config
         return LoadOptions(threads=threads, mean=mean, std=std, arch=c.arch, width=c.width, resolution=c.resolution,
-                           num_classes=c.num_classes)
+                           num_classes=c.num_classes, model_options=tuple(sorted(config_options(c).items())))
 
     def thresholds(self, target: str) -> Thresholds:
         return self.spec.thresholds.merged(self.spec.targets[target].thresholds)
@@ -227,9 +298,22 @@ def check_recipe(spec: RecipeSpec, lines: Lines) -> None:
     except ConfigError as exc:
         fail(["model", "arch"], str(exc))
     try:
-        family.make_config(width=spec.model.width, resolution=spec.model.resolution, num_classes=spec.model.num_classes)
+        family.make_config(**spec.model.config_values())
     except ConfigError as exc:
         fail(["model"], str(exc))
+    task = get_task(family.task)
+    wrong = [o for o in ("synsets", "ignore_index", "mask_format")
+             if getattr(spec.evaluation, o) is not None and o not in task.data_options]
+    if wrong:
+        fail(["evaluation", wrong[0]], f"does not apply to {family.name} ({task.name} data takes: "
+                                       f"{', '.join(task.data_options) or 'no options'})")
+    sections: list[tuple[list[str | int], Thresholds]] = [(["thresholds"], spec.thresholds)]
+    sections += [(["targets", name, "thresholds"], t.thresholds) for name, t in spec.targets.items()]
+    for loc, thresholds in sections:
+        for key in thresholds.metric_keys():
+            if key not in (task.drop_threshold, task.regression_threshold):
+                fail([*loc, key], f"does not apply to {family.name}, a {task.name} model: its metric is "
+                                  f"{task.metric_label} ({task.drop_threshold}, {task.regression_threshold})")
     for i, device in enumerate(spec.devices):
         try:
             profile = get_device(device)

@@ -19,12 +19,11 @@ import numpy as np
 
 from edgedeploy.core.cache import content_key
 from edgedeploy.core.manifest import created_utc, tool_versions
-from edgedeploy.data.datasets import ImageFolder
+from edgedeploy.core.stats import DEFAULT_CONFIDENCE
 from edgedeploy.export.build_cache import build_key, conversion_packages
 from edgedeploy.measure.sharded import merge_shards, split_shards
-from edgedeploy.measure.stats import DEFAULT_CONFIDENCE, paired_accuracy
 from edgedeploy.recipes.evidence import Evidence, Predictions, write_evidence
-from edgedeploy.recipes.run import failure_entry, reference_key
+from edgedeploy.recipes.run import failure_entry, metric_drop, reference_key
 from edgedeploy.sweep.ray_session import RETRIES, RaySession, ray_session
 from edgedeploy.sweep.results import SWEEP_SCHEMA, CellStore, fronts, write_sweep
 from edgedeploy.sweep.schema import Cell, Sweep
@@ -53,9 +52,9 @@ class _Driver:
     def __init__(self, sweep: Sweep, out_dir: Path, force: bool, on_cell: Callable[[CellDone], None] | None):
         self.sweep, self.force, self.on_cell = sweep, force, on_cell
         self.store = CellStore(out_dir)
-        ev = sweep.spec.evaluation
-        synsets = sweep.recipe(sweep.cells[0]).resolve(ev.synsets) if ev.synsets else None
-        self.dataset = ImageFolder.open(sweep.recipe(sweep.cells[0]).resolve(ev.data), synsets).subset(ev.limit)
+        first = sweep.recipe(sweep.cells[0])
+        self.task = first.task
+        self.dataset = first.open_evaluation_data()
         self.data_key = self.dataset.fingerprint()
         self.shards = split_shards(self.dataset, sweep.spec.sweep.shard_images)
         self.cells: dict[str, dict[str, Any]] = {}
@@ -178,12 +177,13 @@ class _Driver:
         reference = self.model_predictions[cell.model_id]
         predictions = Predictions.of(merged)
         entry = accuracy.to_dict()
-        top1 = model["accuracy"]["top1"]
-        entry["top1_drop"] = round(top1 - entry["top1"], 4) if top1 is not None and entry["top1"] is not None else None
-        if np.array_equal(predictions.images, reference.images) and (reference.labels >= 0).all():
+        metric = self.task.metric
+        entry[f"{metric}_drop"] = metric_drop(model["accuracy"], entry, metric)
+        if np.array_equal(predictions.images, reference.images):
             confidence = self.sweep.recipe(cell).thresholds(cell.target).confidence or DEFAULT_CONFIDENCE
-            entry["paired"] = paired_accuracy(reference.top5[:, 0] == reference.labels,
-                                              predictions.top5[:, 0] == predictions.labels, confidence).to_dict()
+            paired = self.task.paired(reference.records, predictions.records, confidence)
+            if paired is not None:
+                entry["paired"] = paired.to_dict()
         prefix = f"cells/{cell.id}/"
         record.update({k: v for k, v in built.items() if k != "host"})
         record.update({"artifact": prefix + built["artifact"], "manifest": prefix + built["manifest"],
@@ -198,7 +198,7 @@ class _Driver:
             cells = {c.id: self.predictions[c.id] for c in self.sweep.cells
                      if c.model_id == model_id and c.id in self.predictions}
             if cells:
-                written[model_id] = write_evidence(Evidence.collect(reference, cells),
+                written[model_id] = write_evidence(Evidence.collect(self.task.name, reference, cells),
                                                    out_dir / "evidence" / f"{model_id}.json")
         return written
 
@@ -220,8 +220,9 @@ def run_sweep(sweep: Sweep, out_dir: Path, address: str | None = None, max_worke
     results = {
         "schema": SWEEP_SCHEMA,
         "created_utc": created_utc(),
+        "task": driver.task.name,
         "sweep": {"name": sweep.name, "path": str(sweep.path), "sha256": sweep.sha256,
-                  "matrix": sweep.spec.matrix.model_dump(), "model": sweep.spec.model.model_dump()},
+                  "matrix": sweep.spec.matrix.model_dump(), "model": sweep.spec.model.model_dump(exclude_none=True)},
         "evaluation": {"data": str(driver.dataset.root), "images": len(driver.dataset),
                        "fingerprint": driver.data_key, "shards": len(driver.shards),
                        "shard_images": sweep.spec.sweep.shard_images},
@@ -231,7 +232,7 @@ def run_sweep(sweep: Sweep, out_dir: Path, address: str | None = None, max_worke
         "models": driver.models,
         "cells": cells,
         "evidence": driver.evidence(out_dir),
-        "fronts": fronts(cells),
+        "fronts": fronts(cells, driver.task.metric),
         "counts": {"cells": len(cells), "ran": len(todo), "resumed": len(cells) - len(todo), "failed": len(failed)},
         "failed": failed,
         "status": "failed" if failed else "ok",

@@ -44,9 +44,10 @@ def _view(cell: Cell, entry: dict[str, Any], cells: dict[str, Any]) -> dict[str,
 
 def check_sweep(sweep: Sweep, results: dict[str, Any], evidence: dict[str, Evidence]) -> GateReport:
     """Every check for every cell of ``sweep`` in ``results`` (sweep.json), in matrix order."""
-    if results["sweep"]["model"] != sweep.spec.model.model_dump():
+    model = sweep.spec.model.model_dump(exclude_none=True)
+    if results["sweep"]["model"] != model:
         raise InputFileError(f"the sweep results are for model {results['sweep']['model']}, "
-                             f"{sweep.path.name} describes {sweep.spec.model.model_dump()}")
+                             f"{sweep.path.name} describes {model}")
     unchecked = [c.id for c in sweep.cells if unchecked_targets(sweep.recipe(c), [c.target])]
     if unchecked:
         raise ConfigError(f"{sweep.path.name}: no thresholds for {', '.join(unchecked)}: the gate would pass them "
@@ -63,9 +64,10 @@ def check_sweep(sweep: Sweep, results: dict[str, Any], evidence: dict[str, Evide
             checks.append(Check(cell.id, "build", "error", message="not in the sweep results (was it run?)"))
             continue
         found = evidence.get(cell.model_id)
-        cell_evidence = (Evidence(found.images, found.labels, found.reference, {cell.target: found.targets[cell.id]})
+        cell_evidence = (Evidence(found.task, found.images, found.reference, {cell.target: found.targets[cell.id]})
                          if found is not None and found.has(cell.id) else None)
+        recipe = sweep.recipe(cell)
         checks += [replace(check, target=cell.id) for check in
                    target_checks(cell.target, _view(cell, entry, results["cells"]),
-                                 sweep.recipe(cell).thresholds(cell.target), None, cell_evidence, None)]
+                                 recipe.thresholds(cell.target), None, cell_evidence, None, recipe.task)]
     return GateReport(sweep.name, checks, notes)

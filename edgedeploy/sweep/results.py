@@ -85,23 +85,24 @@ def cpu_of(entry: dict[str, Any]) -> str:
 
 
 def pareto_front(points: dict[str, tuple[float, float]]) -> list[str]:
-    """The ids whose (cost, top-1) no other point beats: none has lower-or-equal cost and higher-or-equal
-    top-1 with one of them strict. Sorted by cost."""
+    """The ids whose (cost, metric) no other point beats: none has lower-or-equal cost and higher-or-equal
+    metric with one of them strict. Sorted by cost."""
     front = [i for i, (cost, top1) in points.items()
              if not any(c <= cost and t >= top1 and (c < cost or t > top1) for c, t in points.values())]
     return sorted(front, key=lambda i: points[i])
 
 
-def fronts(cells: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The Pareto fronts of the finished cells: top-1 vs size, and top-1 vs p50 per bench CPU (latencies
-    from different CPUs are never put on one front)."""
-    ok = {i: c for i, c in cells.items() if c.get("status") == "ok" and c["accuracy"].get("top1") is not None}
+def fronts(cells: dict[str, dict[str, Any]], metric: str = "top1") -> dict[str, Any]:
+    """The Pareto fronts of the finished cells: the task's ``metric`` (top-1, mIoU) vs size
+    (``<metric>_vs_size``), and vs p50 per bench CPU (``<metric>_vs_p50``; latencies from different CPUs
+    are never put on one front)."""
+    ok = {i: c for i, c in cells.items() if c.get("status") == "ok" and c["accuracy"].get(metric) is not None}
     by_cpu: dict[str, dict[str, tuple[float, float]]] = {}
     for i, c in ok.items():
         if (latency := p50(c)) is not None:
-            by_cpu.setdefault(cpu_of(c), {})[i] = (latency, c["accuracy"]["top1"])
-    return {"top1_vs_size": pareto_front({i: (c["size_bytes"], c["accuracy"]["top1"]) for i, c in ok.items()}),
-            "top1_vs_p50": [{"cpu": cpu, "cells": pareto_front(points)} for cpu, points in by_cpu.items()]}
+            by_cpu.setdefault(cpu_of(c), {})[i] = (latency, c["accuracy"][metric])
+    return {f"{metric}_vs_size": pareto_front({i: (c["size_bytes"], c["accuracy"][metric]) for i, c in ok.items()}),
+            f"{metric}_vs_p50": [{"cpu": cpu, "cells": pareto_front(points)} for cpu, points in by_cpu.items()]}
 
 
 def read_sweep(path: str | Path) -> dict[str, Any]:

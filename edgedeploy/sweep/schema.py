@@ -118,7 +118,7 @@ def _cells(spec: SweepSpec, lines: Lines) -> tuple[Cell, ...]:
         raise lines.error(["model", "arch"], str(exc)) from None
     for width, resolution in itertools.product(matrix.width, matrix.resolution):
         try:
-            family.make_config(width=width, resolution=resolution, num_classes=spec.model.num_classes)
+            family.make_config(**{**spec.model.config_values(), "width": width, "resolution": resolution})
         except ConfigError as exc:
             raise lines.error(["matrix"], f"width {width}, resolution {resolution}: {exc}") from None
     cells = []

@@ -28,7 +28,7 @@ def test_export_json_contract(tmp_path, data_root):
     for key in ("target", "path", "manifest", "size_bytes", "sha256", "parity", "seconds"):
         assert key in out
     assert out["target"] == "onnx" and Path(out["path"]).is_file() and Path(out["manifest"]).is_file()
-    assert out["parity"]["top1_agreement"] == 100.0
+    assert out["parity"]["agreement"] == 100.0
 
 
 def test_eval_json_contract_with_reference(onnx_artifact, val_dir):

@@ -5,7 +5,8 @@ import pytest
 
 from edgedeploy.backends import LoadOptions, load_runner
 from edgedeploy.data.datasets import ImageFolder
-from edgedeploy.measure.evaluate import evaluate, top5_classes
+from edgedeploy.measure.evaluate import evaluate
+from edgedeploy.tasks.classification import top5_classes
 from edgedeploy.measure.sharded import ShardResult, evaluate_shard, merge_shards, split_shards
 
 
@@ -49,5 +50,5 @@ def test_merged_shards_equal_one_pass(val_dir, tmp_path):
     assert single.top1 == merged.top1
     digests = ds.digests()
     assert predictions.images.tolist() == [digests[p] for p, _ in ds.files]
-    assert predictions.labels.tolist() == [label for _, label in ds.files]
-    assert np.array_equal(predictions.top5, top5_classes(np.concatenate(rows)))
+    assert predictions.records["labels"].tolist() == [label for _, label in ds.files]
+    assert np.array_equal(predictions.records["top5"], top5_classes(np.concatenate(rows)))

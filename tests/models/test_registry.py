@@ -59,16 +59,28 @@ def tiny_cnn(tmp_path, monkeypatch):
 
 
 def test_registry_queries():
-    assert list_models() == ["mobilenet_v2"] and list_models("mobile*") == ["mobilenet_v2"] and list_models("x*") == []
+    assert list_models() == ["mobilenet_v2", "deeplabv3_mobilenet_v2"]
+    assert list_models("mobile*") == ["mobilenet_v2"] and list_models("x*") == []
     assert get_model("mobilenet_v2").make_config(width=0.5).name == "mobilenet_v2_0.5_224"
-    with pytest.raises(ConfigError, match="unknown model 'resnet'; known models: mobilenet_v2"):
+    assert get_model("deeplabv3_mobilenet_v2").make_config(output_stride=16).name == "deeplabv3_mobilenet_v2_0.5_257_os16"
+    with pytest.raises(ConfigError, match="unknown model 'resnet'; known models: mobilenet_v2, deeplabv3_mobilenet_v2"):
         get_model("resnet")
+
+
+def test_family_options_are_checked_against_the_config():
+    with pytest.raises(ConfigError, match="mobilenet_v2 has no option output_stride .its options: dropout"):
+        get_model("mobilenet_v2").make_config(output_stride=16)
+    with pytest.raises(ConfigError, match="output stride 32 is not one of 8, 16"):
+        get_model("deeplabv3_mobilenet_v2").make_config(output_stride=32)
+    with pytest.raises(ConfigError, match="deeplabv3_mobilenet_v2 has no 'imagenet' weights .it has: sample, random"):
+        get_model("deeplabv3_mobilenet_v2").named_weights("imagenet")
 
 
 def test_a_registered_family_is_listed_and_exports(tiny_cnn, tmp_path, data_root):
     runner = CliRunner()
     listed = json.loads(runner.invoke(cli, ["list", "--json"]).stdout)
-    assert listed["models"]["tiny_cnn"] == {"description": "a two-layer toy CNN"}
+    assert listed["models"]["tiny_cnn"] == {"description": "a two-layer toy CNN", "task": "classification",
+                                            "weights": []}
     result = runner.invoke(cli, ["export", "--target", "onnx", "--arch", "tiny_cnn", "--weights", "random",
                                  "--resolution", "64", "--out", str(tmp_path), "--threads", "1", "--json"])
     assert result.exit_code == 0, result.output

@@ -25,7 +25,8 @@ def evidence(lost=0, gained=0):
     int8 = top5.copy()
     int8[138:138 + lost, 0] += 9
     int8[:gained, 0] = labels[:gained]
-    return Evidence(np.array([f"{i:064x}" for i in range(N)]), labels, top5, {"tflite-int8": int8})
+    return Evidence("classification", np.array([f"{i:064x}" for i in range(N)]), {"labels": labels, "top5": top5},
+                    {"tflite-int8": {"labels": labels, "top5": int8}})
 
 
 def run(lost=0, gained=0, median_ms=5.0, seed=0, host=HOST):

@@ -212,7 +212,9 @@ def paired_evidence(lost=0, gained=0, n=600, wrong=138, images=None):
     int8[wrong:wrong + lost, 0] = (labels[wrong:wrong + lost] + 2) % 1000
     int8[:gained, 0] = labels[:gained]
     images = images if images is not None else np.array([f"{i:064x}" for i in range(n)])
-    return Evidence(images, labels, reference, {"tflite-fp32": reference.copy(), "tflite-int8": int8})
+    return Evidence("classification", images, {"labels": labels, "top5": reference},
+                    {"tflite-fp32": {"labels": labels, "top5": reference.copy()},
+                     "tflite-int8": {"labels": labels, "top5": int8}})
 
 
 def stats_results(lost=0, gained=0):

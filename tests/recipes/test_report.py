@@ -7,7 +7,8 @@ import pytest
 from click.testing import CliRunner
 
 from edgedeploy.cli.app import cli
-from edgedeploy.recipes.report import COLUMNS, report_rows, write_report
+from edgedeploy.recipes.report import report_columns, report_rows, write_report
+from edgedeploy.tasks import get_task
 
 pytestmark = [pytest.mark.data, pytest.mark.slow]
 
@@ -19,9 +20,9 @@ def test_rows_carry_the_results_numbers(recipe_run):
     rows = {row[0]: row for row in report_rows(results)}
     assert set(rows) == {"pytorch (reference)", "onnx", "tflite-fp32", "tflite-int8"}
     int8 = results["targets"]["tflite-int8"]
-    row = dict(zip(COLUMNS, rows["tflite-int8"]))
+    row = dict(zip(report_columns(get_task("classification")), rows["tflite-int8"]))
     assert row["top-1 %"] == f"{int8['accuracy']['top1']:.2f}"
-    assert row["agreement %"] == f"{int8['accuracy']['agreement']:.2f}"
+    assert row["top-1 agreement %"] == f"{int8['accuracy']['agreement']:.2f}"
     assert row["size MiB"] == f"{int8['size_bytes'] / 2**20:.2f}"
     assert row["p50 ms"] == f"{int8['latency']['cpu']['latency_ms']['p50']:.2f}"
     assert row["speed-up vs float"] == f"{int8['speedup_vs_float']['cpu']:.2f}x vs tflite-fp32"

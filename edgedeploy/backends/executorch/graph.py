@@ -9,6 +9,7 @@ ships inside the executorch wheel, against the schema that ships beside it.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import tempfile
 from collections import Counter
@@ -22,6 +23,7 @@ from edgedeploy.core.errors import InputFileError
 __all__ = ["WEIGHTED_NODES", "XNNPACK", "program_of", "xnnpack_graphs", "delegation_summary", "tensor_dtype"]
 
 XNNPACK = "XnnpackBackend"
+_NON_FINITE = re.compile(r"(:\s*)(-?inf|-?nan)\b")
 # XNNPACK nodes that carry weights: their filter tensor's dtype is the weights' precision.
 WEIGHTED_NODES = ("XNNConv2d", "XNNDepthwiseConv2d", "XNNFullyConnected")
 
@@ -49,7 +51,10 @@ def _decode_xnnpack(payload: bytes) -> dict[str, Any]:
         subprocess.run([_get_flatc_path(), "--json", "--strict-json", "--defaults-json", "--raw-binary",
                         "-o", tmp, str(Path(tmp) / "schema.fbs"), "--", str(Path(tmp) / "graph.bin")],
                        check=True, capture_output=True)
-        decoded: dict[str, Any] = json.loads((Path(tmp) / "graph.json").read_text())
+        # flatc writes infinite floats bare (a ReLU is a clamp to [0, inf]); Python's JSON reads them as Infinity.
+        text = _NON_FINITE.sub(lambda m: m.group(1) + {"inf": "Infinity", "-inf": "-Infinity"}.get(m.group(2), "NaN"),
+                               (Path(tmp) / "graph.json").read_text())
+        decoded: dict[str, Any] = json.loads(text)
         return decoded
 
 

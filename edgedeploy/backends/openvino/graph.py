@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["WEIGHTED_OPS", "ELEMENT_TYPES", "WEIGHT_CHAIN_OPS", "stored_dtype", "folded_weights", "feeds_from", "quantized_convolutions"]
+__all__ = ["WEIGHTED_OPS", "ELEMENT_TYPES", "WEIGHT_CHAIN_OPS", "stored_dtype", "folded_weights", "feeds_from",
+           "quantized_input", "quantized_convolutions"]
 
 WEIGHTED_OPS = ("Convolution", "GroupConvolution", "MatMul")
 # OpenVINO's element type names -> numpy's.
@@ -52,11 +53,20 @@ def feeds_from(node: Any, op_type: str, depth: int = 3) -> bool:
     return any(feeds_from(node.input_value(i).get_node(), op_type, depth - 1) for i in range(node.get_input_size()))
 
 
+def quantized_input(node: Any) -> bool:
+    """Whether ``node`` gives a layer an int8 input: a FakeQuantize (through a few Convert/Reshape steps), or
+    a Concat of such inputs (NNCF quantizes a concatenation's inputs with one shared scale, so the joined
+    tensor is int8: DeepLab's concat -> 1x1 projection)."""
+    if node.get_type_name() == "Concat":
+        return all(quantized_input(node.input_value(i).get_node()) for i in range(node.get_input_size()))
+    return feeds_from(node, "FakeQuantize")
+
+
 def quantized_convolutions(model: Any) -> tuple[int, int]:
     """(convolutions fed by a FakeQuantize, all convolutions) in an OpenVINO model."""
     convs = [op for op in model.get_ordered_ops() if op.get_type_name() in ("Convolution", "GroupConvolution")]
     quantized = sum(
         1 for op in convs
-        if any(feeds_from(op.input_value(i).get_node(), "FakeQuantize") for i in range(op.get_input_size()))
+        if any(quantized_input(op.input_value(i).get_node()) for i in range(op.get_input_size()))
     )
     return quantized, len(convs)

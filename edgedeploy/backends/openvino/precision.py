@@ -1,4 +1,5 @@
-"""Precision proof for OpenVINO IR: weight dtypes and a FakeQuantize on every weighted input."""
+"""Precision proof for OpenVINO IR: weight dtypes and an int8 input (a FakeQuantize, or a Concat of them)
+on every weighted layer."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from collections import Counter
 from collections.abc import Collection
 from pathlib import Path
 
-from edgedeploy.backends.openvino.graph import ELEMENT_TYPES, WEIGHTED_OPS, feeds_from, stored_dtype
+from edgedeploy.backends.openvino.graph import ELEMENT_TYPES, WEIGHTED_OPS, quantized_input, stored_dtype
 from edgedeploy.backends.openvino.runner import read_ir
 from edgedeploy.backends.precision import PrecisionVerdict, allowed_float, expect_weights
 
@@ -28,7 +29,7 @@ def verify_precision(path: Path, requested: str, keep_float: Collection[str]) ->
     allowed = allowed_float(keep_float)
     expect_weights(verdict, "int8", weights, allowed)
     unquantized = [op.get_friendly_name() for op in weighted if weights[op.get_friendly_name()] != "int8"
-                   or not feeds_from(op.input_value(0).get_node(), "FakeQuantize")]
+                   or not quantized_input(op.input_value(0).get_node())]
     verdict.float_layers = unquantized
     stray = [n for n in unquantized if not allowed(n)]
     if stray:

@@ -6,6 +6,7 @@ from typing import Any
 
 from edgedeploy.backends.base import LoadOptions
 from edgedeploy.backends.torch.runner import TorchRunner
+from edgedeploy.models import config_options
 from edgedeploy.models.profile import profile_model
 
 __all__ = ["inspect"]
@@ -22,6 +23,8 @@ def inspect(model: str, options: LoadOptions) -> dict[str, Any]:
         "width": config.width,
         "resolution": config.resolution,
         "num_classes": config.num_classes,
+        **config_options(config),
+        "task": runner.io.task,
         "params": complexity.params,
         "macs": complexity.macs,
         "weights_sha256": runner.weights.sha256 if runner.weights else None,

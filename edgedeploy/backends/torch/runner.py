@@ -1,4 +1,5 @@
-"""PyTorch runtime: our MobileNetV2 with weights loaded, run in eager mode."""
+"""PyTorch runtime: a registered model family with weights loaded, run in eager mode; its task says
+how it is fed (preprocessing) and what its output is."""
 
 from __future__ import annotations
 
@@ -17,10 +18,10 @@ from edgedeploy.core.io_spec import (
     InputSpec,
     ModelIO,
     OutputSpec,
-    Preprocessing,
 )
 from edgedeploy.models import get_model
 from edgedeploy.models.weights import build_model
+from edgedeploy.tasks import get_task
 
 __all__ = ["TorchRunner"]
 
@@ -32,9 +33,9 @@ class TorchRunner(Runner):
     batch_size = None
 
     def __init__(self, source: str, options: LoadOptions):
-        config = get_model(options.arch).make_config(width=options.width, resolution=options.resolution,
-                                                    num_classes=options.num_classes)
+        config = options.model_config()
         self.model, self.weights = build_model(config, source)
+        task = get_task(get_model(config.arch).task)
         self.source = source
         if options.mean is not None and options.std is not None:
             mean, std = options.mean, options.std
@@ -46,8 +47,9 @@ class TorchRunner(Runner):
             mean, std = IMAGENET_MEAN, IMAGENET_STD
         self.io = ModelIO(
             input=InputSpec(INPUT_NAME, (1, 3, config.resolution, config.resolution)),
-            output=OutputSpec(OUTPUT_NAME, config.num_classes),
-            preprocessing=Preprocessing.for_resolution(config.resolution, mean, std, options.raw_pixels),
+            output=OutputSpec(OUTPUT_NAME, config.num_classes, layout=task.output_layout),
+            preprocessing=task.preprocessing(config.resolution, mean, std, options.raw_pixels),
+            task=task.name,
         )
         self.threads = options.threads
         torch.set_num_threads(options.threads)

@@ -19,11 +19,12 @@ from edgedeploy.cli.render import table
               help="A p50 ratio B/A is a change only when its whole interval lies beyond 1 +/- this.")
 @json_option
 def compare(as_json: bool, results_a: Path, results_b: Path, confidence: float, latency_margin: float) -> None:
-    """Compare two runs' results.json (e.g. main vs a pull request): top-1 paired image by image,
+    """Compare two runs' results.json (e.g. main vs a pull request): the metric (top-1, mIoU) paired image by image,
     p50 latency per device, each with its interval and verdict. Exit 0 whatever changed."""
-    from edgedeploy.recipes.compare import COMPARE_COLUMNS, compare_results
+    from edgedeploy.recipes.compare import compare_columns, compare_results
     from edgedeploy.recipes.evidence import read_evidence
     from edgedeploy.recipes.results import read_results
+    from edgedeploy.tasks import get_task
 
     a, b = read_results(results_a), read_results(results_b)
     comparison = compare_results(a, b, read_evidence(a, results_a), read_evidence(b, results_b),
@@ -31,7 +32,7 @@ def compare(as_json: bool, results_a: Path, results_b: Path, confidence: float, 
     if as_json:
         emit_json({"a": str(results_a), "b": str(results_b), **comparison.to_dict()})
         return
-    click.echo(table(COMPARE_COLUMNS, comparison.rows()))
+    click.echo(table(compare_columns(get_task(comparison.task)), comparison.rows()))
     for note in comparison.notes:
         click.echo(f"note: {note}")
     changed = comparison.changed

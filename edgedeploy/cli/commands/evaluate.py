@@ -1,4 +1,4 @@
-"""``edgedeploy eval``: accuracy on an image folder, optionally against a reference model."""
+"""``edgedeploy eval``: the model's task's metrics on a data set, optionally against a reference model."""
 
 from __future__ import annotations
 
@@ -21,11 +21,21 @@ from edgedeploy.cli.render import fmt, key_values
 
 @click.command("eval")
 @click.argument("model")
-@click.option("--data", type=click.Path(path_type=Path), required=True, help="Image folder (<wnid>/<image> layout).")
+@click.option("--data", type=click.Path(path_type=Path), required=True,
+              help="Labeled data in the model's task's layout: classification <wnid>/<image>; segmentation images/ + "
+                   "masks/ or a PASCAL VOC folder (its val split, or an ImageSets/Segmentation/<split>.txt).")
 @click.option("--synsets", type=click.Path(path_type=Path), default=None,
-              help="wnid list giving class indices [default: synsets.txt beside --data, else sorted folders].")
+              help="Classification: wnid list giving class indices [default: synsets.txt beside --data, else sorted "
+                   "folders].")
+@click.option("--ignore-index", type=click.IntRange(0, 65535), default=None,
+              help="Segmentation: the mask value that is not scored [default: 255, VOC's boundary label].")
+@click.option("--mask-format", type=click.Choice(["palette", "label-ids"]), default=None,
+              help="Segmentation: palette (VOC's indexed PNGs) or label-ids (grayscale IDs, Cityscapes/ADE20K style) "
+                   "[default: either].")
+@click.option("--save-masks", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Segmentation: write each image's predicted class map, colour-coded (VOC palette), to this folder.")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Evaluate the first N images only.")
-@click.option("--reference", default=None, help="Compare with this model: agreement, KL, cosine.")
+@click.option("--reference", default=None, help="Compare with this model: agreement and logit differences.")
 @click.option("--batch-size", type=click.IntRange(1, 1024), default=16, show_default=True)
 @click.option("--device", default="cpu", show_default=True,
               help="Where MODEL runs: cpu, gpu, or arm64-emu (LiteRT's aarch64 build under qemu); "
@@ -33,38 +43,49 @@ from edgedeploy.cli.render import fmt, key_values
 @devices_option
 @model_options
 @json_option
-def eval_cmd(as_json: bool, model: str, data: Path, synsets: Path | None, limit: int | None, reference: str | None,
+def eval_cmd(as_json: bool, model: str, data: Path, synsets: Path | None, ignore_index: int | None,
+             mask_format: str | None, save_masks: Path | None, limit: int | None, reference: str | None,
              batch_size: int, device: str, devices_file: str | None, **kw: Any) -> None:
-    """Accuracy of MODEL (a .onnx/.pth file or weights name) on an image folder."""
+    """Metrics of MODEL (a model file or weights name) on a data set: top-1/top-5 for classifiers, mIoU and
+    pixel accuracy for segmentation models."""
     from edgedeploy.backends import load_runner
-    from edgedeploy.data.datasets import ImageFolder
     from edgedeploy.devices import default_threads, get_device
     from edgedeploy.measure.evaluate import evaluate
     from edgedeploy.measure.on_device import eval_runner
+    from edgedeploy.measure.predictions import saved_predictions
+    from edgedeploy.tasks import DataOptions, get_task
 
     dev = get_device(device, devices_file)
     options = load_options(kw, kw["threads"] or dev.default_threads())
     runner = eval_runner(model, dev, options)
+    task = get_task(runner.io.task)
+    dataset = task.open_dataset(data, DataOptions(synsets, ignore_index, mask_format)).subset(limit)
     ref_runner = load_runner(reference, load_options(kw, kw["threads"] or default_threads())) \
         if reference else None
-    dataset = ImageFolder.open(data, synsets).subset(limit)
-    with progress(len(dataset), "eval") as bar:
-        result = evaluate(runner, dataset, ref_runner, batch_size, on_progress=bar.update)
-    out = {"model": model, "runtime": runner.runtime, "device": dev.name, **result.to_dict(), "data": str(data),
-           "classes_from": dataset.class_source, "threads": options.threads, "execution": runner.execution(),
-           "versions": runner.versions(), "verified": runner.verification.verified if runner.verification else None}
+    with progress(len(dataset), "eval") as bar, saved_predictions(task, save_masks) as writer:
+        result = evaluate(runner, dataset, ref_runner, batch_size, on_progress=bar.update, on_scores=writer)
+    out = {"model": model, "runtime": runner.runtime, "device": dev.name, "task": task.name, **result.to_dict(),
+           "data": str(data), "classes_from": dataset.class_source, "threads": options.threads,
+           "execution": runner.execution(), "versions": runner.versions(),
+           "verified": runner.verification.verified if runner.verification else None}
+    if save_masks:
+        out["masks"] = str(save_masks)
     if reference:
         out["reference"] = reference
         out["reference_verified"] = ref_runner.verification.verified if ref_runner and ref_runner.verification else None
     if as_json:
         emit_json(out)
         return
-    rows = [("model", f"{model} ({runner.runtime})"), ("images", f"{result.n} ({result.skipped} skipped)"),
-            ("top-1", f"{fmt(result.top1)} %"), ("top-5", f"{fmt(result.top5)} %")]
+    rows: list[tuple[str, Any]] = [("model", f"{model} ({runner.runtime}, {task.name})"),
+                                   ("images", f"{result.n} ({result.skipped} skipped)")]
+    rows += [(name, f"{fmt(value)} %" if isinstance(value, float) else fmt(value))
+             for name, value in result.metrics.items() if not isinstance(value, dict) and name not in ("kl", "cosine")]
     if reference:
-        rows += [("reference", reference), ("agreement", f"{fmt(result.agreement)} %"), ("mean KL", result.kl),
-                 ("mean cosine", result.cosine), ("max |diff|", result.max_abs_diff)]
+        rows += [("reference", reference), (task.agreement_label, f"{fmt(result.agreement)} %"),
+                 *[(name, result.metrics[name]) for name in ("kl", "cosine") if name in result.metrics],
+                 ("max |diff|", result.max_abs_diff)]
+    if save_masks:
+        rows.append(("masks", str(save_masks)))
     rows.append(("verified", verified_text(out["verified"])))
     rows.append(("time", f"{result.seconds:.1f} s"))
     click.echo(key_values(rows))
-

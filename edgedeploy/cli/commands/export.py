@@ -15,6 +15,8 @@ from edgedeploy.cli.options import (
     io_dtype_choice,
     json_option,
     model_choice,
+    model_option,
+    parse_model_options,
     target_choice,
     weight_granularity_choice,
 )
@@ -29,12 +31,14 @@ log = logging.getLogger("edgedeploy")
               help="A checkpoint path, or: sample (shared data), imagenet (torchvision, downloads), random.")
 @click.option("--arch", type=model_choice, default="mobilenet_v2", show_default=True,
               help="Model family (`edgedeploy list` shows the registry).")
-@click.option("--width", type=float, default=1.0, show_default=True, help="Width multiplier, 0.35-1.4.")
-@click.option("--resolution", type=int, default=224, show_default=True, help="Input size, a multiple of 32 in 96-512.")
-@click.option("--num-classes", type=int, default=1000, show_default=True)
+@click.option("--width", type=float, default=None, help="Width multiplier, 0.35-1.4 [default: the family's].")
+@click.option("--resolution", type=int, default=None,
+              help="Input size [default: the family's; mobilenet_v2: 224, a multiple of 32 in 96-512].")
+@click.option("--num-classes", type=int, default=None, help="Class count [default: the family's].")
+@model_option
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("artifacts"),
               show_default=True, help="Output folder.")
-@click.option("--name", default=None, help="Artifact file stem [default: mobilenet_v2_<width>_<resolution>].")
+@click.option("--name", default=None, help="Artifact file stem [default: <family>_<width>_<resolution>].")
 @click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset.")
 @click.option("--dynamic-batch", is_flag=True, help="Make the batch dimension dynamic (default: fixed batch 1).")
 @click.option("--mean", type=float, nargs=3, default=None, help="Override the weights' normalization mean (R G B).")
@@ -44,7 +48,7 @@ log = logging.getLogger("edgedeploy")
 @click.option("--parity-images", type=click.IntRange(1, 10_000), default=32, show_default=True)
 @click.option("--parity-atol", type=float, default=None, help="Max |logit diff| vs PyTorch [default: per target].")
 @click.option("--parity-min-agreement", type=click.FloatRange(0, 100), default=None,
-              help="Min top-1 agreement with PyTorch, percent [default: per target].")
+              help="Min agreement with PyTorch (top-1, or per pixel), percent [default: per target].")
 @click.option("--threads", type=click.IntRange(1), default=None, help="Threads for the parity run.")
 @click.option("--calib", "calib_dir", type=click.Path(path_type=Path), default=None,
               help="Calibration images for int8 targets: a folder or a calibration/*.json definition "
@@ -68,16 +72,20 @@ log = logging.getLogger("edgedeploy")
 @click.option("--weight-granularity", type=weight_granularity_choice, default=None,
               help="int8 targets: per-channel, or per-tensor for NPUs/EdgeTPU that need it [default: per-channel].")
 @json_option
-def export(as_json: bool, target: str, arch: str, width: float, resolution: int, num_classes: int, out_dir: Path, **kw: Any) -> None:
-    """Export MobileNetV2 to TARGET, check parity with PyTorch, write artifact + manifest."""
+def export(as_json: bool, target: str, arch: str, width: float | None, resolution: int | None,
+           num_classes: int | None, out_dir: Path, **kw: Any) -> None:
+    """Export a model family (MobileNetV2 by default) to TARGET, check parity with PyTorch, write artifact +
+    manifest."""
     from edgedeploy.devices import default_threads
     from edgedeploy.export.pipeline import export as run_export
     from edgedeploy.export.request import ExportRequest
     from edgedeploy.models import get_model
 
+    given = {"width": width, "resolution": resolution, "num_classes": num_classes}
     request = ExportRequest(
         target=target,
-        config=get_model(arch).make_config(width=width, resolution=resolution, num_classes=num_classes),
+        config=get_model(arch).make_config(**{k: v for k, v in given.items() if v is not None},
+                                           **dict(parse_model_options(kw["model_option"]))),
         weights=kw["weights"], out_dir=out_dir, name=kw["name"], opset=kw["opset"],
         dynamic_batch=kw["dynamic_batch"], mean=kw["mean"], std=kw["std"],
         parity_data=kw["parity_data"], parity_images=kw["parity_images"],
@@ -100,7 +108,7 @@ def export(as_json: bool, target: str, arch: str, width: float, resolution: int,
         *([("onnx nodes", f"{result['onnx_nodes_before_simplify']} -> {result['onnx_nodes_after_simplify']} "
                           "after onnxsim")] if "onnx_nodes_before_simplify" in result else []),
         *([("route", result["converter"])] if result.get("converter") else []),
-        ("parity", f"max |diff| {parity['max_abs_diff']:.3g}, top-1 agreement {parity['top1_agreement']:.1f}% "
+        ("parity", f"max |diff| {parity['max_abs_diff']:.3g}, {parity['agreement_of']} {parity['agreement']:.1f}% "
                    f"on {parity['images']} images"),
         ("manifest", result["manifest"]),
         *([("log", result["log"])] if result.get("log") else []),

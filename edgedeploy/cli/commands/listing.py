@@ -12,12 +12,13 @@ from edgedeploy.cli.render import table
 @devices_option
 @json_option
 def list_cmd(as_json: bool, devices_file: str | None) -> None:
-    """List export targets, runtimes, devices and models."""
+    """List export targets, runtimes, devices, models and tasks."""
     from edgedeploy.backends import RUNTIMES
     from edgedeploy.core.errors import EdgeDeployError
     from edgedeploy.devices import builtin_devices, load_devices
     from edgedeploy.export.targets import TARGETS
     from edgedeploy.models import MODELS
+    from edgedeploy.tasks import task_rows
 
     try:
         devices, devices_error = load_devices(devices_file), None
@@ -30,7 +31,10 @@ def list_cmd(as_json: bool, devices_file: str | None) -> None:
                     for t in TARGETS.values()},
         "runtimes": {r.name: {"suffixes": list(r.suffixes), "description": r.description} for r in RUNTIMES.values()},
         "devices": {d.name: {"transport": d.transport, "description": d.description} for d in devices.values()},
-        "models": {m.name: {"description": m.description} for m in MODELS.values()},
+        "models": {m.name: {"task": m.task, "weights": [w.name for w in m.weights], "description": m.description}
+                   for m in MODELS.values()},
+        "tasks": {t.name: {"metric": t.metric, "agreement": t.agreement_label, "description": t.description}
+                  for t in task_rows()},
     }
     if devices_error:
         out["devices_error"] = devices_error
@@ -46,4 +50,8 @@ def list_cmd(as_json: bool, devices_file: str | None) -> None:
     click.echo(table(["device", "transport", "description"],
                      [[n, d["transport"], d["description"]] for n, d in out["devices"].items()]))
     click.echo()
-    click.echo(table(["model", "description"], [[n, m["description"]] for n, m in out["models"].items()]))
+    click.echo(table(["model", "task", "weights", "description"],
+                     [[n, m["task"], " ".join(m["weights"]), m["description"]] for n, m in out["models"].items()]))
+    click.echo()
+    click.echo(table(["task", "metric", "agreement", "description"],
+                     [[n, t["metric"], t["agreement"], t["description"]] for n, t in out["tasks"].items()]))

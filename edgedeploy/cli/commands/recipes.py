@@ -71,7 +71,7 @@ def run_cmd(ctx: click.Context, as_json: bool, recipe: Path, out_dir: Path | Non
             force: bool) -> None:
     """Run RECIPE: export every target, evaluate, bench; write results.json and a report."""
     from edgedeploy.core.errors import EXIT_INCOMPLETE
-    from edgedeploy.recipes.report import COLUMNS, report_rows
+    from edgedeploy.recipes.report import report_columns, report_rows, results_task
     from edgedeploy.recipes.results import RESULTS_FILE
 
     _, results, out, paths = run_recipe_with_progress(recipe, out_dir, only, force)
@@ -80,7 +80,7 @@ def run_cmd(ctx: click.Context, as_json: bool, recipe: Path, out_dir: Path | Non
     if as_json:
         emit_json(summary)
     else:
-        click.echo(table(COLUMNS, report_rows(results)))
+        click.echo(table(report_columns(results_task(results)), report_rows(results)))
         click.echo(key_values([("results", summary["results_file"]), ("report", str(paths["html"])),
                                ("time", f"{results['seconds']:.1f} s")]))
     if results["failed"]:
@@ -95,8 +95,9 @@ def run_cmd(ctx: click.Context, as_json: bool, recipe: Path, out_dir: Path | Non
 @click.option("--results", "results_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Check this results.json instead of running the recipe first.")
 @click.option("--baseline", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="A previous results.json: no target's top-1 may fall more than max_top1_regression below it "
-                   "(paired image by image when both have their .evidence.npz beside them).")
+              help="A previous results.json: no target's metric (top-1, mIoU) may fall more than "
+                   "max_<metric>_regression below it (paired image by image when both have their .evidence.npz "
+                   "beside them).")
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the verdicts as JUnit XML (one test case per target and check).")
 @click.option("--no-verify", is_flag=True,
@@ -190,7 +191,7 @@ def report(as_json: bool, results_file: Path, out_dir: Path | None) -> None:
     if is_sweep_results(results_file):
         paths = write_sweep_report(read_sweep(results_file), out_dir or results_file.parent)
     else:
-        paths = write_report(read_results(results_file), out_dir or results_file.parent)
+        paths = write_report(read_results(results_file), out_dir or results_file.parent, results_file.parent)
     if as_json:
         emit_json({k: str(v) for k, v in paths.items()})
         return

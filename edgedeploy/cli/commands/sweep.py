@@ -55,7 +55,8 @@ def sweep(ctx: click.Context, as_json: bool, sweep_file: Path, ray_address: str 
     sweep.json and sweep.md/.html with the Pareto fronts. Exit 6 when a cell failed.
     """
     from edgedeploy.core.errors import EXIT_INCOMPLETE
-    from edgedeploy.sweep.report import CELL_COLUMNS, cell_rows
+    from edgedeploy.recipes.report import results_task
+    from edgedeploy.sweep.report import cell_columns, cell_rows
     from edgedeploy.sweep.results import SWEEP_FILE
 
     _, results, out, paths = run_sweep_with_progress(sweep_file, out_dir, ray_address, max_workers, force)
@@ -64,12 +65,13 @@ def sweep(ctx: click.Context, as_json: bool, sweep_file: Path, ray_address: str 
     if as_json:
         emit_json(summary)
     else:
-        click.echo(table(CELL_COLUMNS, cell_rows(results)))
+        click.echo(table(cell_columns(results_task(results)), cell_rows(results)))
         counts = results["counts"]
         click.echo(key_values([
             ("cells", f"{counts['cells']} ({counts['ran']} run, {counts['resumed']} resumed, {counts['failed']} failed)"),
-            *[(f"front (p50, {g['cpu']})", ", ".join(g["cells"])) for g in results["fronts"]["top1_vs_p50"]],
-            ("front (size)", ", ".join(results["fronts"]["top1_vs_size"])),
+            *[(f"front (p50, {g['cpu']})", ", ".join(g["cells"]))
+              for g in results["fronts"][f"{results_task(results).metric}_vs_p50"]],
+            ("front (size)", ", ".join(results["fronts"][f"{results_task(results).metric}_vs_size"])),
             ("results", summary["sweep_file"]), ("report", str(paths["html"])), ("time", f"{results['seconds']:.1f} s")]))
     for cell_id in results["failed"]:
         cell = results["cells"][cell_id]

@@ -12,7 +12,7 @@ from edgedeploy.core.io_spec import InputSpec, ModelIO, OutputSpec
 from edgedeploy.core.logcapture import log_tail
 from edgedeploy.export.context import ExportContext
 
-__all__ = ["nchw_batch", "squeezed", "conversion_failure", "litert_artifact_io"]
+__all__ = ["nchw_batch", "squeezed", "conversion_failure", "litert_artifact_io", "dense_layout"]
 
 
 def nchw_batch(image_hwc: np.ndarray) -> np.ndarray:
@@ -45,6 +45,16 @@ def litert_artifact_io(path: Path, ctx: ExportContext) -> ModelIO:
         input=InputSpec(inp["name"], shape, np.dtype(inp["dtype"]).name, "NCHW" if shape[1] == 3 else "NHWC",
                         quantization_of(inp)),
         output=OutputSpec(out["name"], ctx.config.num_classes, dtype=np.dtype(out["dtype"]).name,
-                          quantization=quantization_of(out)),
+                          quantization=quantization_of(out),
+                          layout=dense_layout(tuple(int(d) for d in out["shape"]), ctx)),
         preprocessing=ctx.onnx_io.preprocessing,
+        task=ctx.onnx_io.task,
     )
+
+
+def dense_layout(shape: tuple[int, ...], ctx: ExportContext) -> str | None:
+    """Where a converted dense output keeps its classes (converters may move them last); None for a
+    vector output."""
+    if ctx.onnx_io.output.layout is None:
+        return None
+    return "NHWC" if len(shape) == 4 and shape[-1] == ctx.config.num_classes and shape[1] != shape[-1] else "NCHW"

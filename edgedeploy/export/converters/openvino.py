@@ -66,18 +66,20 @@ to_openvino_fp32 = _float(False)
 to_openvino_fp16 = _float(True)
 
 
-def _validation_set(ctx: ExportContext) -> tuple[list[tuple[np.ndarray, int]], str]:
-    from edgedeploy.data.datasets import ImageFolder
+def _validation_set(ctx: ExportContext) -> tuple[list[tuple[np.ndarray, Any]], str]:
+    """(NCHW input, labeled image) pairs of --val, read as the model's task reads its data."""
     from edgedeploy.data.preprocess import preprocess
+    from edgedeploy.tasks import get_task
 
     val_dir = ctx.options.val_dir
     if val_dir is None:
         raise ConfigError("--max-drop needs --val DIR: a labeled image folder to measure the drop on")
-    dataset = ImageFolder.open(val_dir)
+    task = get_task(ctx.onnx_io.task)
+    dataset = task.open_dataset(val_dir)
     if not dataset.labeled:
-        raise DataError(f"{val_dir}: --val needs a labeled folder (<wnid>/<image>)")
+        raise DataError(f"{val_dir}: --val needs labeled data ({task.describe_layout()}, with labels)")
     spec = ctx.onnx_io.preprocessing
-    items = [(nchw_batch(preprocess(i.image, spec)), int(i.label)) for i in dataset]
+    items = [(nchw_batch(preprocess(i.image, spec)), i) for i in dataset]
     return items, str(val_dir)
 
 
@@ -111,7 +113,7 @@ def to_openvino_int8(src: Path, dst: Path, ctx: ExportContext) -> Conversion:
     max_drop = ctx.options.max_drop
     if max_drop is not None:
         items, val_dir = _validation_set(ctx)
-        quantize = partial(_quantize_with_accuracy_control, nncf, model, calibration, settings, items, max_drop)
+        quantize = partial(_quantize_with_accuracy_control, nncf, model, calibration, settings, items, max_drop, ctx)
         details["accuracy_control"] = {"max_drop": max_drop, "val": val_dir, "val_images": len(items)}
     # NNCF logs through `logging` and draws progress bars: all of it goes to the artifact's log.
     nncf_logger = logging.getLogger("nncf")
@@ -134,18 +136,21 @@ def to_openvino_int8(src: Path, dst: Path, ctx: ExportContext) -> Conversion:
 
 
 def _quantize_with_accuracy_control(
-    nncf: Any, model: Any, calibration: Any, settings: dict[str, Any], validation: list[tuple[np.ndarray, int]],
-    max_drop: float,
+    nncf: Any, model: Any, calibration: Any, settings: dict[str, Any], validation: list[tuple[np.ndarray, Any]],
+    max_drop: float, ctx: ExportContext,
 ) -> Any:
-    """NNCF's accuracy-aware PTQ: layers go back to float until top-1 drops by at most ``max_drop`` points."""
+    """NNCF's accuracy-aware PTQ: layers go back to float until the task's metric (top-1, mIoU) drops by at
+    most ``max_drop`` points."""
+    from edgedeploy.tasks import get_task
+
+    task = get_task(ctx.onnx_io.task)
 
     def validate(compiled: Any, data: Any) -> float:
         request = compiled.create_infer_request()
-        correct = total = 0
-        for image, label in data:
-            correct += int(request.infer({0: image})[0].argmax() == label)
-            total += 1
-        return 100.0 * correct / max(total, 1)  # percent, so max_drop is in top-1 points
+        accumulator = task.accumulator()
+        for image, item in data:
+            accumulator.update(ctx.onnx_io.output.read(request.infer({0: image})[0]), [item])
+        return float(accumulator.metrics(False)[task.metric])  # points, so max_drop is in the metric's points
 
     return nncf.quantize_with_accuracy_control(
         model, calibration, nncf.Dataset(validation), validate, max_drop=max_drop, drop_type=nncf.DropType.ABSOLUTE,

@@ -38,7 +38,7 @@ def test_fp32_straight_from_pytorch_nhwc_offline(tmp_path, monkeypatch, no_netwo
     monkeypatch.setenv("EDGEDEPLOY_CACHE", str(tmp_path / "cold-cache"))
     r = export(ExportRequest(target="litert-fp32", weights="random", config=SMALL, out_dir=tmp_path, threads=2,
                              parity_images=4))
-    assert r.parity["max_abs_diff"] < 1e-3 and r.parity["top1_agreement"] == 100.0
+    assert r.parity["max_abs_diff"] < 1e-3 and r.parity["agreement"] == 100.0
     m = json.loads(r.manifest.read_text())
     assert m["input"]["layout"] == "NHWC" and m["input"]["shape"] == [1, 96, 96, 3]
     # No ONNX in this route: no opset, no onnxsim, the exporter is torch.export.
@@ -106,7 +106,7 @@ def test_a16w8_with_a_kept_float_layer(tmp_path, data_root):
     assert m["precision"]["float_layers"] == ["features.18.2"]
     scales = weight_scales(r.path)
     assert sorted(scales.values()).count(0) == 1 and min(n for n in scales.values() if n) > 1  # the kept layer: float
-    assert r.parity["top1_agreement"] >= 90.0
+    assert r.parity["agreement"] >= 90.0
     _, tensors = graph_ops(r.path)
     assert "int16" in {np.dtype(t["dtype"]).name for t in tensors}
 
@@ -117,7 +117,7 @@ def test_per_tensor_weights_have_one_scale_and_mobilenet_v2_fails_parity(tmp_pat
                             weight_granularity="per-tensor", parity_min_agreement=0)
     r = export(request)
     print(f"per-tensor litert-int8 at 96 px, 16 calibration images: parity {r.parity}")
-    assert set(weight_scales(r.path).values()) == {1} and r.parity["top1_agreement"] <= 25.0
+    assert set(weight_scales(r.path).values()) == {1} and r.parity["agreement"] <= 25.0
     result = CliRunner().invoke(cli, ["export", "--target", "litert-int8", "--resolution", "96", "--calib-size", "16",
                                       "--weight-granularity", "per-tensor", "--out", str(tmp_path / "refused")])
     assert result.exit_code == 4 and "parity failed" in result.output

@@ -4,7 +4,7 @@ simulations in which the intervals must cover the true value at the stated rate.
 import numpy as np
 import pytest
 
-from edgedeploy.measure.stats import median_interval, paired_accuracy, ratio_of_medians
+from edgedeploy.core.stats import median_interval, paired_accuracy, ratio_of_medians
 
 # Resamples per interval in the coverage simulations: enough for a 90% interval's ends, 5x faster than the default.
 FAST = 1999

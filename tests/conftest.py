@@ -241,3 +241,37 @@ def recipe_run(tmp_path_factory: pytest.TempPathFactory, data_root: Path):
     folder = tmp_path_factory.mktemp("recipe")
     recipe = load_recipe(_write_recipe(folder, "small", SMALL_RECIPE))
     return recipe, run_recipe(recipe, folder / "out"), folder / "out"
+
+
+SEGMENTATION_RECIPE = """name: seg
+model: {{arch: deeplabv3_mobilenet_v2, resolution: {resolution}, weights: sample}}
+calibration: {{data: {calib}, size: 16}}
+evaluation: {{data: {voc}, batch_size: 2}}
+bench: {{runs: 3, warmup: 1, threads: 2, rounds: 1}}
+thresholds: {{max_miou_drop: 4.0, min_agreement: 95, confidence: 0.95}}
+targets:
+{targets}"""
+FLOAT_LIMITS = "{thresholds: {max_miou_drop: 0.05, min_agreement: 99.9}, parity: {images: 8}}"
+
+
+@pytest.fixture(scope="session")
+def segmentation_run(tmp_path_factory: pytest.TempPathFactory, data_root: Path):
+    """One real run of Mobile DeepLabv3 (Google's weights at 129 px) to every export target, on the 14 VOC images."""
+    for module, extra in (("onnx2tf", "tflite"), ("openvino", "openvino"), ("litert_torch", "litert-torch"),
+                          ("executorch", "executorch")):
+        pytest.importorskip(module, reason=f"needs the [{extra}] extra")
+    from edgedeploy.export.targets import TARGETS
+    from edgedeploy.recipes.report import write_report
+    from edgedeploy.recipes.run import run_recipe
+    from edgedeploy.recipes.schema import load_recipe
+
+    folder = tmp_path_factory.mktemp("segmentation")
+    targets = "\n".join(f"  {name}: {FLOAT_LIMITS if t.precision == 'fp32' else '{parity: {images: 8}}'}"
+                        for name, t in TARGETS.items())
+    path = folder / "seg.yaml"
+    path.write_text(SEGMENTATION_RECIPE.format(resolution=129, calib=data_root / CALIB_DIR, targets=targets,
+                                               voc=data_root / "segmentation" / "voc-samples"))
+    recipe = load_recipe(path)
+    results = run_recipe(recipe, folder / "out")
+    write_report(results, folder / "out")
+    return recipe, results, folder / "out"

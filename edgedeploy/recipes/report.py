@@ -215,10 +215,12 @@ class Page:
         lines += ["## Plots", ""] + [f"![{title}](plots/{name}.png)" for name, (title, _) in self.plots.items()] + [""]
         if self.pictures:
             p = self.pictures
-            lines += [f"## {p.heading}", "", "| image | " + " | ".join(p.columns) + " |",
-                      "|" + "---|" * (len(p.columns) + 1)]
-            lines += [f"| {image} | " + " | ".join(f"![{c}]({self._picture_file(image, c)})" if png else "-"
-                                                  for c, png in zip(p.columns, pngs)) + " |" for image, pngs in p.rows]
+            images = [image for image, _ in p.rows]
+            lines += [f"## {p.heading}", "", "| | " + " | ".join(images) + " |", "|" + "---|" * (len(images) + 1)]
+            # One row per view (input, ground truth, each model), one column per image: many targets fit a page.
+            lines += [f"| {column} | " + " | ".join(
+                f"![{column}]({self._picture_file(image, column)})" if pngs[i] else "-" for image, pngs in p.rows)
+                + " |" for i, column in enumerate(p.columns)]
             lines += ["", p.note, ""]
         lines += ["## Tools", "", ", ".join(f"{k} {v}" for k, v in self.tools.items()), ""]
         return "\n".join(lines)
@@ -231,12 +233,12 @@ class Page:
         if not self.pictures:
             return ""
         e, p = html.escape, self.pictures
-        head = "<th>image</th>" + "".join(f"<th>{e(c)}</th>" for c in p.columns)
+        head = "<th></th>" + "".join(f"<th>{e(image)}</th>" for image, _ in p.rows)
         body = "".join(
-            f"<tr><td>{e(image)}</td>" + "".join(
-                f"<td><img class=\"picture\" alt=\"{e(image)}: {e(c)}\" src=\"data:image/png;base64,"
-                f"{base64.b64encode(png).decode()}\"></td>" if png else "<td>-</td>" for c, png in zip(p.columns, pngs))
-            + "</tr>" for image, pngs in p.rows)
+            f"<tr><th>{e(column)}</th>" + "".join(
+                f"<td><img class=\"picture\" alt=\"{e(image)}: {e(column)}\" src=\"data:image/png;base64,"
+                f"{base64.b64encode(pngs[i]).decode()}\"></td>" if pngs[i] else "<td>-</td>" for image, pngs in p.rows)
+            + "</tr>" for i, column in enumerate(p.columns))
         return (f"<h2>{e(p.heading)}</h2><table class=\"pictures\"><thead><tr>{head}</tr></thead><tbody>{body}"
                 f"</tbody></table><p class=\"note\">{e(p.note)}</p>")
 
@@ -292,8 +294,9 @@ tr.failed td { background: #fde2e2; }
 dl { display: grid; grid-template-columns: max-content auto; gap: 2px 12px; }
 dt { font-weight: bold; }
 img { max-width: 100%; border: 1px solid #eee; }
-table.pictures td { text-align: center; vertical-align: top; }
-img.picture { width: 160px; image-rendering: pixelated; }
+table.pictures td { text-align: center; padding: 2px; }
+table.pictures tbody th { text-align: left; background: #f0f0f0; }
+img.picture { width: 180px; max-width: none; border: 0; }
 .note { color: #555; font-size: 13px; }
 """
 

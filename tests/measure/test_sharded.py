@@ -6,8 +6,8 @@ import pytest
 from edgedeploy.backends import LoadOptions, load_runner
 from edgedeploy.data.datasets import ImageFolder
 from edgedeploy.measure.evaluate import evaluate
-from edgedeploy.tasks.classification import top5_classes
 from edgedeploy.measure.sharded import ShardResult, evaluate_shard, merge_shards, split_shards
+from edgedeploy.tasks.classification import top5_classes
 
 
 def test_split_shards_keeps_order_and_covers_every_file(val_dir):

@@ -23,6 +23,7 @@ from edgedeploy.core.errors import ConfigError
 from edgedeploy.core.hashing import sha256_file
 from edgedeploy.core.yamlfile import ConfigFileError as RecipeError
 from edgedeploy.core.yamlfile import Lines, Section, load_yaml, validate
+from edgedeploy.data.datasets import ImageSet
 from edgedeploy.data.calibration import DATA_PREFIX, DEFAULT_CALIB_SEED, DEFAULT_CALIB_SIZE
 from edgedeploy.export.options import IoDtype
 from edgedeploy.export.request import DEFAULT_PARITY_IMAGES, ExportRequest
@@ -159,7 +160,7 @@ class TargetSpec(Section):
     # fields are checked against the target's own values (targets.py).
     io_dtype: IoDtype | None = Field(None, strict=False)
     calib_method: str | None = None
-    # openvino-int8 accuracy control: max top-1 drop, measured on accuracy_data.
+    # openvino-int8 accuracy control: max drop of the task's metric (top-1, mIoU), measured on accuracy_data.
     max_drop: float | None = Field(None, gt=0)
     accuracy_data: str | None = None
     # int8 targets: layers kept in float (names from `edgedeploy diagnose`).
@@ -229,7 +230,7 @@ class Recipe:
         return DataOptions(synsets=self.resolve(ev.synsets) if ev.synsets else None, ignore_index=ev.ignore_index,
                            mask_format=ev.mask_format)
 
-    def open_evaluation_data(self) -> Any:
+    def open_evaluation_data(self) -> ImageSet:
         """The evaluation data (the recipe's limit applied), read as the model's task reads data."""
         ev = self.spec.evaluation
         return self.task.open_dataset(self.resolve(ev.data), self.data_options()).subset(ev.limit)

@@ -213,9 +213,9 @@ class Task(ABC):
         if wrong:
             raise ConfigError(f"{', '.join(wrong)} does not apply to {self.name} data "
                               f"(it takes: {', '.join(self.data_options) or 'no options'})")
-        own = self.layout_match(path) if path.is_dir() else 0
+        own = self.layout_match(path)
         other = max((t for t in task_rows() if t.name != self.name), key=lambda t: t.layout_match(path), default=None)
-        if path.is_dir() and other is not None and other.layout_match(path) > own:
+        if other is not None and other.layout_match(path) > own:
             raise ConfigError(f"{path}: a {other.name} data set ({other.describe_layout()}), but the model is a "
                               f"{self.name} model: it needs {self.describe_layout()}")
         return self._open(path, options)

@@ -49,7 +49,8 @@ def diagnose(as_json: bool, model: str, reference: str, data: Path, images: int,
     suggestion = result["suggestions"]
     click.echo(key_values([
         ("images", result["images"]),
-        ("output", f"top-1 agreement {fmt(out['agreement'])} % with the reference, max |diff| {out['max_abs_diff']:.3g}"),
+        ("output", f"{out['agreement_of']} {fmt(out['agreement'])} % with the reference, "
+                   f"max |diff| {out['max_abs_diff']:.3g}"),
         ("layers", f"{result['layers_compared']} compared, {result['layers_unmatched']} without a float counterpart"),
         ("diagnosis", result["diagnosis"]),
         ("suggestion", f"export --target {suggestion['target']} {suggestion['export_option']}"

@@ -62,7 +62,8 @@ log = logging.getLogger("edgedeploy")
                    "openvino-int8 (NNCF) mean-minmax, minmax, mean-quantile, histogram [default: mean-minmax]; "
                    "tflite-int8 has only min/max.")
 @click.option("--max-drop", type=float, default=None,
-              help="openvino-int8: accuracy-controlled quantization, max top-1 drop in points on --val.")
+              help="openvino-int8: accuracy-controlled quantization, max drop of the task's metric (top-1, mIoU) "
+                   "in points on --val.")
 @click.option("--val", "val_dir", type=click.Path(path_type=Path), default=None,
               help="Labeled images for --max-drop.")
 @click.option("--keep-float", "keep_float", multiple=True, metavar="LAYER",

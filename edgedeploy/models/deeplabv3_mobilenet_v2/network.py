@@ -19,6 +19,7 @@ from edgedeploy.models.mobilenet_v2.network import (
     INVERTED_RESIDUAL_SETTINGS,
     ConvBNReLU6,
     InvertedResidual,
+    MobileNetV2,
     make_divisible,
 )
 
@@ -82,15 +83,8 @@ class DeepLabV3MobileNetV2(nn.Module):
         self.logits = nn.Conv2d(ASPP_CHANNELS, config.num_classes, 1)
         self._init_weights()
 
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+    # torchvision's initialisation, as the classifier's (`random` weights behave like an untrained model).
+    _init_weights = MobileNetV2._init_weights
 
     def forward(self, x: Tensor) -> Tensor:
         size = x.shape[-2:]

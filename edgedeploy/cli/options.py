@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 __all__ = ["RegistryChoice", "target_choice", "model_option", "parse_model_options", "model_choice", "calib_method_choice", "io_dtype_choice",
-           "input_layout_choice", "weight_granularity_choice", "emit_json", "json_option",
+           "input_layout_choice", "weight_granularity_choice", "ptq_method_choice", "split_list", "emit_json", "json_option",
            "progress", "model_options", "devices_option", "load_options", "runtime_name"]
 
 
@@ -62,6 +62,12 @@ def _weight_granularity_names() -> list[str]:
     return weight_granularity_names()
 
 
+def _ptq_method_names() -> list[str]:
+    from edgedeploy.export.targets import ptq_method_names
+
+    return ptq_method_names()
+
+
 def _model_names() -> list[str]:
     from edgedeploy.models import list_models
 
@@ -80,7 +86,13 @@ calib_method_choice = RegistryChoice(_calib_method_names)
 io_dtype_choice = RegistryChoice(_io_dtype_names)
 input_layout_choice = RegistryChoice(_input_layout_names)
 weight_granularity_choice = RegistryChoice(_weight_granularity_names)
+ptq_method_choice = RegistryChoice(_ptq_method_names)
 inference_precision_choice = RegistryChoice(_inference_precisions)
+
+
+def split_list(values: Sequence[str]) -> tuple[str, ...]:
+    """Repeated and comma-separated option values as one tuple: --ptq cle,adaround --ptq bias-correction."""
+    return tuple(v.strip() for value in values for v in value.split(",") if v.strip())
 
 
 def emit_json(obj: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-__all__ = ["IoDtype", "CalibMethod", "Precision", "InputLayout", "WeightGranularity", "TargetOptions"]
+__all__ = ["IoDtype", "CalibMethod", "Precision", "InputLayout", "WeightGranularity", "PtqMethod", "TargetOptions"]
 
 
 class IoDtype(StrEnum):
@@ -64,6 +64,18 @@ class WeightGranularity(StrEnum):
     PER_TENSOR = "per-tensor"
 
 
+class PtqMethod(StrEnum):
+    """Quantization methods applied to the PyTorch model before any route converts it (--ptq); every int8
+    route then quantizes the prepared model (edgedeploy.export.ptq)."""
+
+    # Cross-layer equalization (DFQ): per-channel weight ranges of conv pairs balanced; ReLU6 -> ReLU between them.
+    CLE = "cle"
+    # Empirical bias correction: each layer's output mean shift from weight rounding, measured and removed.
+    BIAS_CORRECTION = "bias-correction"
+    # Learned rounding (AdaRound) at the converters' own grid, baked into the float weights.
+    ADAROUND = "adaround"
+
+
 @dataclass(frozen=True)
 class TargetOptions:
     """A request's target-specific options, checked against its target and defaults filled in."""
@@ -81,3 +93,5 @@ class TargetOptions:
     input_layout: InputLayout | None = None
     # None where the target has no integer weights or does not offer a choice.
     weight_granularity: WeightGranularity | None = None
+    # Quantization methods applied to the PyTorch model first, in the order they run (cle, adaround, bias-correction).
+    ptq: tuple[PtqMethod, ...] = ()

@@ -17,6 +17,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edgedeploy.backends import LoadOptions, load_runner, verify_precision
 from edgedeploy.backends.precision import ANY_LAYER
 from edgedeploy.backends.torch.runner import TorchRunner
@@ -34,8 +36,9 @@ from edgedeploy.export.converters.onnx import (
     export_onnx,
     simplify_onnx,
 )
-from edgedeploy.export.options import IoDtype
+from edgedeploy.export.options import IoDtype, WeightGranularity
 from edgedeploy.export.parity import check_parity
+from edgedeploy.export.ptq import check_calibration
 from edgedeploy.export.request import ExportRequest
 from edgedeploy.export.targets import ParityTolerance, Target, get_target
 from edgedeploy.models import config_options
@@ -143,6 +146,19 @@ def _manifest(
     }
 
 
+def _prepared(reference: TorchRunner, options: Any, calibration: Any, raw_pixels: bool) -> tuple[Any, dict[str, Any]]:
+    """The PyTorch model with the requested PTQ methods applied, on the calibration images (in the model's own
+    normalization: with raw-pixel IO the calibration tensor holds pixels, normalized here)."""
+    from edgedeploy.export.ptq import prepare
+
+    images = None if calibration is None else calibration.images
+    if images is not None and raw_pixels:
+        pre = reference.io.preprocessing
+        images = ((images / 255.0 - np.asarray(pre.mean, np.float32)) / np.asarray(pre.std, np.float32))
+    per_channel = options.weight_granularity in (None, WeightGranularity.PER_CHANNEL)
+    return prepare(reference.model, options.ptq, images, per_channel)
+
+
 def _onnx_details(graph: OnnxGraphStats | None) -> dict[str, Any]:
     """How the ONNX graph was made; direct PyTorch routes name their exporter in their conversion details."""
     if graph is None:
@@ -156,8 +172,9 @@ def export(request: ExportRequest, on_step: Callable[[str], None] | None = None)
     target_options = target.validated_options(
         io_dtype=request.io_dtype, calib_method=request.calib_method, max_drop=request.max_drop,
         val_dir=request.val_dir, keep_float=request.keep_float, input_layout=request.input_layout,
-        weight_granularity=request.weight_granularity,
+        weight_granularity=request.weight_granularity, ptq=request.ptq,
     )
+    check_calibration(target_options.ptq, request.calib_size)
     convert = target.load_converter()
     steps = _Steps(on_step)
     config = request.config
@@ -175,7 +192,6 @@ def export(request: ExportRequest, on_step: Callable[[str], None] | None = None)
     # uint8 IO means camera bytes in: normalization moves into the graph.
     raw_pixels = target_options.io_dtype is IoDtype.UINT8
     pre = reference.io.preprocessing
-    graph_model = RawPixelInput(reference.model, pre.mean, pre.std).eval() if raw_pixels else reference.model
     batch = -1 if request.dynamic_batch else 1
     onnx_io = ModelIO(
         input=InputSpec(INPUT_NAME, (batch, 3, config.resolution, config.resolution)),
@@ -188,6 +204,12 @@ def export(request: ExportRequest, on_step: Callable[[str], None] | None = None)
         with steps("calibration"):
             calibration = load_calibration(_calibration_dir(request), onnx_io.preprocessing,
                                            request.calib_size, request.calib_seed)
+    # The model the converter sees: the PTQ methods' prepared copy (parity still compares with the original).
+    source_model, ptq = reference.model, None
+    if target_options.ptq:
+        with steps("ptq"):
+            source_model, ptq = _prepared(reference, target_options, calibration, raw_pixels)
+    graph_model = RawPixelInput(source_model, pre.mean, pre.std).eval() if raw_pixels else source_model
     if target.source == "pytorch" and request.dynamic_batch:
         raise ConfigError(f"{target.name} has a fixed batch of 1: drop --dynamic-batch")
     with staging_dir(request.out_dir) as stage:
@@ -221,6 +243,8 @@ def export(request: ExportRequest, on_step: Callable[[str], None] | None = None)
             raise
         manifest = _manifest(target, final, request, reference, complexity, graph, conversion)
         manifest["precision"] = precision.to_dict()
+        if ptq is not None:
+            manifest["export"]["ptq"] = ptq
         # Parity runs on the staged artifact through its manifest, exactly as users will load it.
         write_manifest(staged, manifest)
         tolerance = ParityTolerance(
@@ -264,5 +288,6 @@ def export(request: ExportRequest, on_step: Callable[[str], None] | None = None)
             "macs": complexity.macs,
             "log": str(final.with_name(log_path.name)) if final.with_name(log_path.name).is_file() else None,
             **conversion.details,
+            **({"ptq": ptq} if ptq is not None else {}),
         },
     )

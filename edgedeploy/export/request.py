@@ -54,3 +54,6 @@ class ExportRequest:
     input_layout: str | None = None
     # Integer targets: per-channel or per-tensor weight scales (None: the target's default).
     weight_granularity: str | None = None
+    # int8 targets: quantization methods applied to the PyTorch model before conversion (cle, adaround,
+    # bias-correction).
+    ptq: tuple[str, ...] = ()

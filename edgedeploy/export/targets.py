@@ -20,6 +20,7 @@ from edgedeploy.export.options import (
     InputLayout,
     IoDtype,
     Precision,
+    PtqMethod,
     TargetOptions,
     WeightGranularity,
 )
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ParityTolerance", "Target", "Converter", "TARGETS", "register_target", "get_target", "target_names",
            "io_dtype_names", "calib_method_names", "input_layout_names", "weight_granularity_names",
-           "float_counterpart"]
+           "ptq_method_names", "float_counterpart"]
 
 _Choice = TypeVar("_Choice", CalibMethod, InputLayout, WeightGranularity)
 
@@ -84,6 +85,8 @@ class Target:
     input_layouts: tuple[InputLayout, ...] = ()
     # Accepted --weight-granularity values, first is the default; empty: fixed by the converter.
     weight_granularities: tuple[WeightGranularity, ...] = ()
+    # Accepted --ptq methods (applied to the PyTorch model before conversion); empty: none.
+    ptq_methods: tuple[PtqMethod, ...] = ()
 
     def artifact_name(self, stem: str) -> str:
         return stem + self.file_suffix
@@ -97,6 +100,7 @@ class Target:
         keep_float: tuple[str, ...] = (),
         input_layout: str | None = None,
         weight_granularity: str | None = None,
+        ptq: tuple[str, ...] = (),
     ) -> TargetOptions:
         """The requested options checked against this target, its defaults filled in.
 
@@ -118,7 +122,13 @@ class Target:
             input_layout=self._choice("input layout", input_layout, self.input_layouts, InputLayout),
             weight_granularity=self._choice("weight granularity", weight_granularity, self.weight_granularities,
                                             WeightGranularity),
+            ptq=self._ptq(ptq),
         )
+
+    def _ptq(self, requested: tuple[str, ...]) -> tuple[PtqMethod, ...]:
+        from edgedeploy.export.ptq import resolve_methods
+
+        return resolve_methods(requested, self.name, self.ptq_methods, [t.name for t in TARGETS.values() if t.ptq_methods])
 
     def _choice(self, what: str, requested: str | None, offered: tuple[_Choice, ...],
                 kind: type[_Choice]) -> _Choice | None:
@@ -166,6 +176,8 @@ _GRANULARITIES = (WeightGranularity.PER_CHANNEL, WeightGranularity.PER_TENSOR)
 _AEQ_CALIB_METHODS = (CalibMethod.MINMAX, CalibMethod.MOVING_AVERAGE)
 # NHWC first: the layout of camera frames and of TFLite's kernels (NCHW input adds a TRANSPOSE).
 _LAYOUTS = (InputLayout.NHWC, InputLayout.NCHW)
+# Every int8 route takes every method: they prepare the PyTorch model before any converter sees it.
+_PTQ = tuple(PtqMethod)
 
 
 def register_target(target: Target) -> Target:
@@ -237,6 +249,7 @@ for _target in (
         calibrated=True,
         io_dtypes=(IoDtype.INT8, IoDtype.UINT8, IoDtype.FLOAT32),
         weight_granularities=_GRANULARITIES,
+        ptq_methods=_PTQ,
     ),
     Target(
         name="openvino-fp32",
@@ -272,6 +285,7 @@ for _target in (
         extra="openvino",
         calibrated=True,
         accuracy_control=True,
+        ptq_methods=_PTQ,
     ),
     Target(
         name="onnx-int8",
@@ -287,6 +301,7 @@ for _target in (
         calibrated=True,
         calib_methods=(CalibMethod.MINMAX, CalibMethod.PERCENTILE, CalibMethod.ENTROPY),
         weight_granularities=_GRANULARITIES,
+        ptq_methods=_PTQ,
     ),
     # Direct PyTorch routes: no ONNX in between.
     Target(
@@ -315,6 +330,7 @@ for _target in (
         input_layouts=_LAYOUTS,
         calib_methods=_AEQ_CALIB_METHODS,
         weight_granularities=_GRANULARITIES,
+        ptq_methods=_PTQ,
     ),
     Target(
         name="litert-a16w8",
@@ -331,6 +347,7 @@ for _target in (
         input_layouts=_LAYOUTS,
         calib_methods=_AEQ_CALIB_METHODS,
         weight_granularities=_GRANULARITIES,
+        ptq_methods=_PTQ,
     ),
     Target(
         name="executorch-fp32",
@@ -354,6 +371,7 @@ for _target in (
         calibrated=True,
         source="pytorch",
         weight_granularities=_GRANULARITIES,
+        ptq_methods=_PTQ,
     ),
 ):
     register_target(_target)
@@ -388,6 +406,10 @@ def input_layout_names() -> list[str]:
 
 def weight_granularity_names() -> list[str]:
     return list(dict.fromkeys(v.value for t in TARGETS.values() for v in t.weight_granularities))
+
+
+def ptq_method_names() -> list[str]:
+    return list(dict.fromkeys(v.value for t in TARGETS.values() for v in t.ptq_methods))
 
 
 def get_target(name: str) -> Target:

@@ -21,7 +21,7 @@ __all__ = ["ModelConfig", "ModelFamily", "NamedWeights", "MODELS", "WEIGHT_NAMES
            "get_model", "register_model", "config_options", "COMMON_FIELDS"]
 
 # Names that --weights accepts besides a file path; eval/bench treat them as PyTorch models.
-WEIGHT_NAMES = ("sample", "imagenet", "random")
+WEIGHT_NAMES = ("sample", "sample-offgrid", "imagenet", "random")
 DEFAULT_MODEL = "mobilenet_v2"
 # The config fields every family has (and every command takes); others are the family's own options.
 COMMON_FIELDS = ("width", "resolution", "num_classes")
@@ -125,6 +125,11 @@ MODELS: dict[str, ModelFamily] = {
                 NamedWeights("sample", "sample weights from the shared data folder (mean/std 0.5)", _HALF, _HALF,
                              data_file="mobilenet_v2_imagenet.pth",
                              sha256="56f77ad4ecd72a879ba3895e55427b0aee6f7c64611872a559fc8e7d5453c08e"),
+                # The sample weights plus the per-channel int8 rounding residual a float-trained model has (a
+                # fixture for quantization studies, not a trained model; ../shared/data/README.md).
+                NamedWeights("sample-offgrid", "the sample weights off the int8 grid, as a float-trained model's are",
+                             _HALF, _HALF, data_file="mobilenet_v2_imagenet_offgrid.pth",
+                             sha256="313d17d89caac488f5a8ab8620af025e7240f003c4d49401d4c4f581548e5e8e"),
                 # torchvision MobileNet_V2_Weights.IMAGENET1K_V1 (71.878 top-1 on the full val set); torchvision
                 # names files by the first 8 hex digits of their sha256 and checks only those.
                 NamedWeights("imagenet", "torchvision IMAGENET1K_V1", IMAGENET_MEAN, IMAGENET_STD,

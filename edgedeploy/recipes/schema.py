@@ -23,9 +23,10 @@ from edgedeploy.core.errors import ConfigError
 from edgedeploy.core.hashing import sha256_file
 from edgedeploy.core.yamlfile import ConfigFileError as RecipeError
 from edgedeploy.core.yamlfile import Lines, Section, load_yaml, validate
-from edgedeploy.data.datasets import ImageSet
 from edgedeploy.data.calibration import DATA_PREFIX, DEFAULT_CALIB_SEED, DEFAULT_CALIB_SIZE
+from edgedeploy.data.datasets import ImageSet
 from edgedeploy.export.options import IoDtype
+from edgedeploy.export.ptq import check_calibration
 from edgedeploy.export.request import DEFAULT_PARITY_IMAGES, ExportRequest
 from edgedeploy.export.targets import TARGETS, get_target
 from edgedeploy.measure.bench import MAX_RUNS, MAX_WARMUP
@@ -168,6 +169,8 @@ class TargetSpec(Section):
     # Direct TFLite routes: nhwc or nchw input; integer targets: per-channel or per-tensor weights.
     input_layout: str | None = None
     weight_granularity: str | None = None
+    # int8 targets: quantization methods applied to the PyTorch model first (cle, adaround, bias-correction).
+    ptq: list[str] = []
     # Overrides the recipe's calibration section for this target.
     calibration: CalibrationSpec | None = None
     parity: ParitySpec = ParitySpec()
@@ -282,6 +285,7 @@ class Recipe:
             io_dtype=t.io_dtype, calib_method=t.calib_method, max_drop=t.max_drop,
             val_dir=self.resolve(t.accuracy_data) if t.accuracy_data else None,
             keep_float=tuple(t.keep_float), input_layout=t.input_layout, weight_granularity=t.weight_granularity,
+            ptq=tuple(t.ptq),
         )
 
 
@@ -333,13 +337,19 @@ def check_recipe(spec: RecipeSpec, lines: Lines) -> None:
             target.validated_options(io_dtype=options.io_dtype, calib_method=options.calib_method,
                                      max_drop=options.max_drop, keep_float=tuple(options.keep_float),
                                      input_layout=options.input_layout,
-                                     weight_granularity=options.weight_granularity)
+                                     weight_granularity=options.weight_granularity, ptq=tuple(options.ptq))
         except ConfigError as exc:
             fail(["targets", name], str(exc))
         if options.max_drop is not None and options.accuracy_data is None:
             fail(["targets", name, "max_drop"], "needs accuracy_data: a labeled image folder to measure the drop on")
         if target.calibrated and options.calibration is None and spec.calibration is None:
             fail(["targets", name], "an int8 target needs a calibration set: add a calibration: section")
+        if options.ptq:
+            try:
+                check_calibration(target.validated_options(ptq=tuple(options.ptq)).ptq,
+                                  (options.calibration or spec.calibration or CalibrationSpec(data="")).size)
+            except ConfigError as exc:
+                fail(["targets", name, "ptq"], str(exc))
 
 
 def load_recipe(path: str | Path) -> Recipe:

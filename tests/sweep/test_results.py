@@ -37,8 +37,8 @@ def test_latency_fronts_never_mix_cpus():
 
 def test_a_cell_counts_as_finished_only_with_its_key_and_status_ok(tmp_path):
     store = CellStore(tmp_path)
-    predictions = Predictions(np.array(["a" * 64, "b" * 64]), np.array([1, 2], dtype=np.int32),
-                              np.zeros((2, 5), dtype=np.int32))
+    predictions = Predictions(np.array(["a" * 64, "b" * 64]), {"labels": np.array([1, 2], dtype=np.int32),
+                                                               "top5": np.zeros((2, 5), dtype=np.int32)})
     store.write_cell("c1", {"key": "k1", "status": "ok", "x": 1}, predictions)
     record, loaded = store.finished_cell("c1", "k1")
     assert record["x"] == 1 and loaded.images.tolist() == predictions.images.tolist()

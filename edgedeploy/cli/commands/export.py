@@ -17,6 +17,7 @@ from edgedeploy.cli.options import (
     model_choice,
     model_option,
     parse_model_options,
+    split_list,
     target_choice,
     weight_granularity_choice,
 )
@@ -72,6 +73,9 @@ log = logging.getLogger("edgedeploy")
               help="litert-* targets: nhwc (camera frames, no TRANSPOSE) or nchw (PyTorch's) [default: nhwc].")
 @click.option("--weight-granularity", type=weight_granularity_choice, default=None,
               help="int8 targets: per-channel, or per-tensor for NPUs/EdgeTPU that need it [default: per-channel].")
+@click.option("--ptq", "ptq", multiple=True, metavar="METHOD[,METHOD]",
+              help="int8 targets: quantization methods applied to the PyTorch model first: cle (cross-layer "
+                   "equalization), adaround (learned rounding), bias-correction; repeatable or comma-separated.")
 @json_option
 def export(as_json: bool, target: str, arch: str, width: float | None, resolution: int | None,
            num_classes: int | None, out_dir: Path, **kw: Any) -> None:
@@ -95,7 +99,7 @@ def export(as_json: bool, target: str, arch: str, width: float | None, resolutio
         calib_dir=kw["calib_dir"], calib_size=kw["calib_size"], calib_seed=kw["calib_seed"], io_dtype=kw["io_dtype"],
         calib_method=kw["calib_method"], max_drop=kw["max_drop"], val_dir=kw["val_dir"],
         keep_float=tuple(kw["keep_float"]), input_layout=kw["input_layout"],
-        weight_granularity=kw["weight_granularity"],
+        weight_granularity=kw["weight_granularity"], ptq=split_list(kw["ptq"]),
     )
     result = run_export(request, on_step=lambda step: log.info("%s ...", step)).to_dict()
     if as_json:
@@ -109,6 +113,7 @@ def export(as_json: bool, target: str, arch: str, width: float | None, resolutio
         *([("onnx nodes", f"{result['onnx_nodes_before_simplify']} -> {result['onnx_nodes_after_simplify']} "
                           "after onnxsim")] if "onnx_nodes_before_simplify" in result else []),
         *([("route", result["converter"])] if result.get("converter") else []),
+        *([("ptq", ", ".join(result["ptq"]["methods"]))] if result.get("ptq") else []),
         ("parity", f"max |diff| {parity['max_abs_diff']:.3g}, {parity['agreement_of']} {parity['agreement']:.1f}% "
                    f"on {parity['images']} images"),
         ("manifest", result["manifest"]),

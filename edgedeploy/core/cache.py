@@ -29,11 +29,15 @@ def content_key(*parts: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:32]
 
 
+# The edgedeploy package: every layer's source, not only core's.
+PACKAGE = Path(__file__).resolve().parents[1]
+
+
 @functools.cache
-def code_fingerprint() -> str:
-    """A digest of edgedeploy's own source: an editable install keeps its version number while
-    its code changes, and a cached build or accuracy figure must not outlive the code that made it."""
-    package = Path(__file__).parent
+def code_fingerprint(package: Path = PACKAGE) -> str:
+    """A digest of edgedeploy's own source (every .py and .yaml under ``package``): an editable install
+    keeps its version number while its code changes, and a cached build or accuracy figure must not
+    outlive the code that made it."""
     h = hashlib.sha256()
     for path in sorted(package.rglob("*")):
         if path.suffix in (".py", ".yaml") and path.is_file():

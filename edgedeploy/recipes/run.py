@@ -40,7 +40,7 @@ from edgedeploy.recipes.interleaved import BenchJob, bench_interleaved
 from edgedeploy.recipes.results import ARTIFACTS_DIR, RESULTS_FILE, RESULTS_SCHEMA, latency_ratio
 from edgedeploy.recipes.schema import Recipe
 
-__all__ = ["run_recipe", "Event", "build_entry", "failure_entry", "reference_key", "target_key",
+__all__ = ["run_recipe", "Event", "Evaluator", "build_entry", "failure_entry", "reference_key", "target_key",
            "REFERENCE", "PICTURES_DIR", "metric_drop"]
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def target_key(runner: Runner, build_key: str, reference: str) -> str:
                        {**runner.versions(), **tool_versions(())}, code_fingerprint())
 
 
-class _Evaluator:
+class Evaluator:
     """Evaluates models on the recipe's data against the float model's logits, with a cache that
     keeps each model's figures and its per-image predictions (the run's evidence)."""
 
@@ -195,7 +195,7 @@ def metric_drop(reference: dict[str, Any], accuracy: dict[str, Any], metric: str
 
 
 def _build_and_evaluate(
-    name: str, recipe: Recipe, out_dir: Path, evaluator: _Evaluator, reference: dict[str, Any], force: bool,
+    name: str, recipe: Recipe, out_dir: Path, evaluator: Evaluator, reference: dict[str, Any], force: bool,
     progress: Callable[[str, str], None],
 ) -> dict[str, Any]:
     entry: dict[str, Any] = {"status": "ok", "runtime": get_target(name).runtime}
@@ -263,7 +263,7 @@ def _versus_float(recipe: Recipe, targets: dict[str, dict[str, Any]], evidence: 
             entry["latency_ratio_vs_float"] = {"baseline": counterpart, **ratios}
 
 
-def _pictures(recipe: Recipe, evaluator: _Evaluator, reference: Runner, targets: dict[str, dict[str, Any]],
+def _pictures(recipe: Recipe, evaluator: Evaluator, reference: Runner, targets: dict[str, dict[str, Any]],
               out_dir: Path) -> dict[str, Any] | None:
     """The task's pictures of the float model's and every built target's predictions on the first images of
     the evaluation data (``out_dir/pictures``), or None for a task that shows none."""
@@ -300,7 +300,7 @@ def run_recipe(
 
     # The float reference first: without it there is nothing to compare against, so its errors end the run.
     emit(REFERENCE, "eval", "")
-    evaluator = _Evaluator(recipe, force)
+    evaluator = Evaluator(recipe, force)
     ref_options = recipe.reference_options(recipe.spec.bench.threads or default_threads())
     ref_runner = load_runner(recipe.weights, ref_options, runtime="torch")
     ref_accuracy, ref_cached = evaluator.reference(ref_runner)

@@ -11,9 +11,10 @@ from edgedeploy.cli.commands.inspect_model import inspect
 from edgedeploy.cli.commands.listing import list_cmd
 from edgedeploy.cli.commands.recipes import gate, report, run_cmd
 from edgedeploy.cli.commands.sweep import sweep
+from edgedeploy.cli.commands.tune import tune
 from edgedeploy.cli.commands.verify import verify
 
 __all__ = ["COMMANDS"]
 
-COMMANDS = (export, eval_cmd, bench, diagnose, inspect, verify, calibration, run_cmd, sweep, gate, compare, report,
-            devices_cmd, list_cmd)
+COMMANDS = (export, eval_cmd, bench, diagnose, inspect, verify, calibration, run_cmd, sweep, tune, gate, compare,
+            report, devices_cmd, list_cmd)

@@ -12,11 +12,14 @@ copy of the model, and the converters do the quantizing as always.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgedeploy.core.artifacts import atomic_path
+from edgedeploy.core.cache import cache_dir, code_fingerprint, content_key
 from edgedeploy.core.errors import ConfigError
 from edgedeploy.export.options import PtqMethod
 
@@ -53,16 +56,42 @@ def check_calibration(methods: tuple[PtqMethod, ...], images: int) -> None:
                           "(--calib-size)")
 
 
+def _key(model: nn.Module, methods: tuple[PtqMethod, ...], images: np.ndarray | None, per_channel: bool) -> str:
+    """What a prepared model depends on: the model (structure and every tensor), the methods, the calibration
+    images, the granularity and edgedeploy's code."""
+    digest = hashlib.sha256(repr(model).encode())
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode() + tensor.detach().cpu().numpy().tobytes())
+    if images is not None:
+        digest.update(np.ascontiguousarray(images).tobytes())
+    return content_key("ptq", digest.hexdigest(), [m.value for m in methods], per_channel, code_fingerprint())
+
+
 def prepare(model: nn.Module, methods: tuple[PtqMethod, ...], images: np.ndarray | None,
             per_channel: bool) -> tuple[nn.Module, dict[str, Any]]:
-    """A BN-folded copy of ``model`` with ``methods`` applied (in ORDER), and what each did."""
+    """A BN-folded copy of ``model`` with ``methods`` applied (in ORDER), and what each did. Cached by content:
+    every route exporting the same model with the same methods and calibration reuses the prepared weights."""
+    import torch
+
     from edgedeploy.export.ptq.adaround import adaround
     from edgedeploy.export.ptq.bias_correction import correct_biases
-    from edgedeploy.export.ptq.cle import equalize
+    from edgedeploy.export.ptq.cle import ChannelClamp, equalize
     from edgedeploy.export.ptq.graph import fold_batch_norms
 
     check_calibration(methods, 0 if images is None else len(images))
     prepared = fold_batch_norms(model)
+    cached = cache_dir("ptq") / f"{_key(model, methods, images, per_channel)}.pt"
+    if cached.is_file():
+        try:
+            entry = torch.load(cached, map_location="cpu", weights_only=True)
+            for name in entry["clamped"]:  # the structure CLE gave it, then its tensors
+                parent, _, child = name.rpartition(".")
+                setattr(prepared.get_submodule(parent) if parent else prepared, child,
+                        ChannelClamp(entry["state"][f"{name}.bound"]))
+            prepared.load_state_dict(entry["state"])
+            return prepared.eval(), {**entry["details"], "cached": True}
+        except (OSError, RuntimeError, KeyError, ValueError):
+            prepared = fold_batch_norms(model)  # a damaged entry is prepared again
     details: dict[str, Any] = {"methods": [m.value for m in ORDER if m in methods],
                                "weights": "per-channel" if per_channel else "per-tensor"}
     steps = {PtqMethod.CLE: lambda: equalize(prepared),
@@ -72,4 +101,7 @@ def prepare(model: nn.Module, methods: tuple[PtqMethod, ...], images: np.ndarray
         if method in methods:
             start = time.perf_counter()
             details[method.value] = {**steps[method](), "seconds": round(time.perf_counter() - start, 2)}
-    return prepared.eval(), details
+    clamped = [name for name, m in prepared.named_modules() if isinstance(m, ChannelClamp)]
+    with atomic_path(cached) as tmp:
+        torch.save({"state": prepared.state_dict(), "clamped": clamped, "details": details}, tmp)
+    return prepared.eval(), {**details, "cached": False}

@@ -3,12 +3,13 @@ Quantization", ICML 2020), at the grid every converter derives (``grid.py``), ba
 
 Layer by layer in forward order, each weight chooses between rounding down and up (a soft choice h in [0, 1]
 per weight, pushed to 0 or 1 by an annealed regularizer) so that the layer's output on calibration data stays
-closest to the float model's: the input comes from the model whose earlier layers are already rounded, the
-target from the float model (the paper's asymmetric reconstruction), so each layer also absorbs its inputs'
-error. Outputs are compared at sampled positions (unfolded patches), which makes a 1x1 or depthwise layer a
-small matrix problem. The chosen integers times the scale become the layer's float weights: they lie on the
-grid, each channel's largest weight stays at +-127 steps (those weights are not re-rounded), so every route's
-converter recomputes the same scale and stores exactly these integers (tested per route).
+closest to the float model's. The input comes from the model whose earlier layers are already rounded, the
+target from the float model (the paper's asymmetric reconstruction), so each layer also absorbs the rounding
+error it receives (activations stay float, as in bias correction: see there why). Outputs are compared
+at sampled positions (unfolded patches), which makes a 1x1 or depthwise layer a small matrix problem. The
+chosen integers times the scale become the layer's float weights: they lie on the grid, each channel's largest
+weight stays at +-127 steps (those weights are not re-rounded), so every route's converter recomputes the same
+scale and stores exactly these integers (tested per route).
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ __all__ = ["adaround", "ITERATIONS", "MAX_IMAGES", "POSITIONS"]
 
 # Calibration images the layer inputs are drawn from, output positions sampled per layer, optimizer steps.
 MAX_IMAGES = 32
-POSITIONS = 2048
-ITERATIONS = 300
+POSITIONS = 1024
+ITERATIONS = 200
 LEARNING_RATE = 1e-2
 # The paper's rectified sigmoid stretch, regularizer weight and annealing of its exponent (20 -> 2).
 _ZETA, _GAMMA = 1.1, -0.1

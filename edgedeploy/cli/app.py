@@ -14,7 +14,6 @@ from typing import Any
 
 import click
 
-from edgedeploy import __version__
 from edgedeploy.cli.commands import COMMANDS
 from edgedeploy.cli.options import emit_json
 from edgedeploy.core.artifacts import FULL_OR_READ_ONLY
@@ -26,6 +25,7 @@ from edgedeploy.core.errors import (
     OutputDirError,
     Terminated,
 )
+from edgedeploy.core.version import __version__
 
 __all__ = ["cli", "main"]
 

@@ -16,6 +16,19 @@ __all__ = ["RegistryChoice", "target_choice", "model_option", "parse_model_optio
            "progress", "model_options", "devices_option", "load_options", "runtime_name"]
 
 
+class ModelChoice(click.Choice):
+    """A registered model family, or a user module's factory ``package.module:callable`` (imported on use)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and ":" in value:
+            from edgedeploy.models.modules import MODULE_ENTRY
+
+            if MODULE_ENTRY.match(value):
+                return value
+            self.fail(f"{value!r}: expected a family name or package.module:callable", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 class RegistryChoice(click.Choice):
     """A click.Choice whose choices are read from a registry each time they are needed."""
 
@@ -81,7 +94,7 @@ def _inference_precisions() -> Sequence[str]:
 
 
 target_choice = RegistryChoice(_target_names)
-model_choice = RegistryChoice(_model_names)
+model_choice = type("ModelRegistryChoice", (ModelChoice, RegistryChoice), {})(_model_names)
 calib_method_choice = RegistryChoice(_calib_method_names)
 io_dtype_choice = RegistryChoice(_io_dtype_names)
 input_layout_choice = RegistryChoice(_input_layout_names)
@@ -128,6 +141,57 @@ def parse_model_options(values: Sequence[str]) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted(pairs.items()))
 
 
+def input_size_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--input-shape / --example-input: a user module's input (either sets --resolution)."""
+    f = click.option("--example-input", "example_input", type=click.Path(dir_okay=False), default=None,
+                     help="A user module's example input (.npy or .pt tensor, 1x3xHxW): its shape sets the size.")(f)
+    return click.option("--input-shape", "input_shape", default=None, metavar="1,3,H,W",
+                        help="A user module's input shape (NCHW, batch 1, square): sets the size.")(f)
+
+
+def resolution_from(kw: dict[str, Any], resolution: int | None) -> int | None:
+    """The input size --input-shape or --example-input give (refused beside a different --resolution)."""
+    from edgedeploy.core.errors import ConfigError
+    from edgedeploy.models.modules import input_resolution
+
+    shape_text, example = kw.get("input_shape"), kw.get("example_input")
+    if shape_text and example:
+        raise ConfigError("give --input-shape or --example-input, not both")
+    size = None
+    if shape_text:
+        try:
+            dims = [int(d) for d in shape_text.replace("x", ",").split(",")]
+        except ValueError:
+            raise ConfigError(f"--input-shape {shape_text!r}: expected integers, e.g. 1,3,224,224") from None
+        size = input_resolution(dims, f"--input-shape {shape_text}")
+    elif example:
+        size = input_resolution(_example_shape(example), f"--example-input {example}")
+    if size is not None and resolution is not None and size != resolution:
+        raise ConfigError(f"--resolution {resolution} disagrees with the input shape ({size}x{size})")
+    return size if size is not None else resolution
+
+
+def _example_shape(path: str) -> tuple[int, ...]:
+    from pathlib import Path
+
+    from edgedeploy.core.errors import InputFileError
+
+    file = Path(path)
+    if not file.is_file():
+        raise InputFileError(f"{file}: example input not found")
+    try:
+        if file.suffix == ".npy":
+            import numpy as np
+
+            return tuple(np.load(file, allow_pickle=False).shape)
+        import torch
+
+        tensor = torch.load(file, map_location="cpu", weights_only=True)
+        return tuple(tensor.shape)
+    except Exception as exc:  # numpy and torch raise many types for a bad file
+        raise InputFileError(f"{file}: not a readable .npy array or torch tensor ({type(exc).__name__})") from None
+
+
 def model_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--model-option", "model_option", multiple=True, metavar="KEY=VALUE",
                         help="A model family's own option (repeatable), e.g. output_stride=16 for "
@@ -137,8 +201,13 @@ def model_option(f: Callable[..., Any]) -> Callable[..., Any]:
 def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """Options that say how to load a model: architecture (PyTorch) and preprocessing (no manifest)."""
     options = [
-        click.option("--arch", type=model_choice, default="mobilenet_v2", show_default=True,
-                     help="Model family (PyTorch weights; `edgedeploy list` shows the registry)."),
+        click.option("--arch", "--model", "arch", type=model_choice, default="mobilenet_v2", show_default=True,
+                     help="Model family (PyTorch weights; `edgedeploy list` shows the registry), or a user "
+                          "module's factory package.module:callable."),
+        click.option("--input-shape", "input_shape", default=None, metavar="1,3,H,W",
+                     help="A user module's input shape (NCHW, batch 1, square): sets --resolution."),
+        click.option("--example-input", "example_input", type=click.Path(dir_okay=False), default=None,
+                     help="A user module's example input (.npy or .pt, 1x3xHxW): its shape sets --resolution."),
         click.option("--model-option", "model_option", multiple=True, metavar="KEY=VALUE",
                      help="The family's own option (repeatable), e.g. output_stride=16 (PyTorch weights)."),
         click.option("--width", type=float, default=None,
@@ -178,7 +247,7 @@ def load_options(kw: dict[str, Any], threads: int) -> Any:
 
     return LoadOptions(
         threads=threads, mean=kw["mean"], std=kw["std"], raw_pixels=kw["raw_pixels"],
-        verify=not kw["no_verify"], arch=kw["arch"], width=kw["width"], resolution=kw["resolution"],
+        verify=not kw["no_verify"], arch=kw["arch"], width=kw["width"], resolution=resolution_from(kw, kw["resolution"]),
         num_classes=kw["num_classes"], model_options=parse_model_options(kw["model_option"]), xnnpack=not kw["no_xnnpack"],
         inference_precision=kw["inference_precision"],
     )

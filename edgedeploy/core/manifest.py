@@ -16,10 +16,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from edgedeploy import __version__
 from edgedeploy.core.artifacts import atomic_write_text
 from edgedeploy.core.errors import InputFileError
 from edgedeploy.core.io_spec import DEFAULT_TASK, InputSpec, ModelIO, OutputSpec, Preprocessing
+from edgedeploy.core.version import __version__
 
 __all__ = ["created_utc", "MANIFEST_SUFFIX", "SCHEMA_VERSION", "manifest_path", "read_manifest", "write_manifest", "tool_versions", "Manifest"]
 

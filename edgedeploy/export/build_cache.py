@@ -25,9 +25,10 @@ from edgedeploy.core.cache import cache_dir, code_fingerprint, content_key
 from edgedeploy.core.hashing import sha256_file
 from edgedeploy.core.manifest import TOOL_PACKAGES, manifest_path, tool_versions
 from edgedeploy.data.calibration import calibration_fingerprint
+from edgedeploy.export.onnx_source import onnx_fingerprint
 from edgedeploy.export.pipeline import ExportRequest, export
 from edgedeploy.export.targets import get_target
-from edgedeploy.models import get_model
+from edgedeploy.models import model_task
 from edgedeploy.models.weights import weights_fingerprint
 from edgedeploy.tasks import get_task
 
@@ -60,9 +61,12 @@ def build_key(request: ExportRequest) -> str:
         options.pop(field)
     calibration = (calibration_fingerprint(request.calib_dir, request.calib_size, request.calib_seed)
                    if target.calibrated and request.calib_dir is not None else None)
-    task = get_task(get_model(request.config.arch).task)
+    # ONNX in: the file and its external data by content (classifiers only); else the weights by content.
+    task = get_task(model_task(request.config) if request.config is not None else "classification")
     accuracy_data = task.open_dataset(request.val_dir).fingerprint() if request.val_dir is not None else None
-    return content_key(options, weights_fingerprint(request.weights, request.config.arch), calibration, accuracy_data,
+    model = (onnx_fingerprint(request.onnx) if request.onnx is not None
+             else weights_fingerprint(request.weights, request.config.arch) if request.config is not None else None)
+    return content_key(options, model, calibration, accuracy_data,
                        tool_versions(conversion_packages(target.extra)), code_fingerprint())
 
 

@@ -34,10 +34,12 @@ class ParityReport:
     # What agreement counts: "top-1 agreement" (images) or "pixel agreement".
     agreement_of: str
     tolerance: ParityTolerance
+    # The reference's runtime: torch, or onnxruntime for ONNX in.
+    reference: str = "torch"
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "reference": "torch",
+            "reference": self.reference,
             "images": self.images,
             "inputs": self.inputs,
             "max_abs_diff": self.max_abs_diff,
@@ -48,16 +50,20 @@ class ParityReport:
             "min_agreement_allowed": self.tolerance.min_agreement,
         }
 
+    @property
+    def _against(self) -> str:
+        return "PyTorch" if self.reference == "torch" else "ONNX Runtime (the source model)"
+
     def verify(self, artifact: str) -> None:
         tol = self.tolerance
         if tol.max_abs_diff is not None and self.max_abs_diff > tol.max_abs_diff:
             raise ParityError(
-                f"{artifact}: parity failed: max |logit diff| vs PyTorch {self.max_abs_diff:.3g} > "
+                f"{artifact}: parity failed: max |logit diff| vs {self._against} {self.max_abs_diff:.3g} > "
                 f"{tol.max_abs_diff:.3g} on {self.images} images"
             )
         if self.agreement < tol.min_agreement:
             raise ParityError(
-                f"{artifact}: parity failed: {self.agreement_of} with PyTorch {self.agreement:.2f}% < "
+                f"{artifact}: parity failed: {self.agreement_of} with {self._against} {self.agreement:.2f}% < "
                 f"{tol.min_agreement:.2f}% on {self.images} images"
             )
 
@@ -93,4 +99,4 @@ def check_parity(
     res = evaluate(candidate, dataset, reference)
     assert res.max_abs_diff is not None and res.agreement is not None and res.mean_abs_diff is not None
     return ParityReport(res.n, inputs, res.max_abs_diff, res.mean_abs_diff, res.agreement,
-                        get_task(reference.io.task).agreement_label, tolerance)
+                        get_task(reference.io.task).agreement_label, tolerance, reference.runtime)

@@ -13,13 +13,13 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgedeploy.backends import LoadOptions, load_runner, verify_precision
+from edgedeploy.backends import LoadOptions, Runner, load_runner, verify_precision
 from edgedeploy.backends.precision import ANY_LAYER
 from edgedeploy.backends.torch.runner import TorchRunner
 from edgedeploy.core.artifacts import staging_dir
@@ -40,8 +40,9 @@ from edgedeploy.export.options import IoDtype, WeightGranularity
 from edgedeploy.export.parity import check_parity
 from edgedeploy.export.ptq import check_calibration
 from edgedeploy.export.request import ExportRequest
-from edgedeploy.export.targets import ParityTolerance, Target, get_target
-from edgedeploy.models import config_options
+from edgedeploy.export.targets import ParityTolerance, Target, get_target, target_names
+from edgedeploy.models import ModelConfig, config_options
+from edgedeploy.models.modules import ModuleConfig
 from edgedeploy.models.profile import Complexity, profile_model
 from edgedeploy.models.wrappers import RawPixelInput
 from edgedeploy.tasks import get_task, open_images
@@ -61,6 +62,8 @@ class ExportResult:
     parity: dict[str, Any]
     steps: dict[str, float]
     details: dict[str, Any]
+    # The precision proof: requested precision, weight dtypes, layers kept in float.
+    precision: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -70,6 +73,7 @@ class ExportResult:
             "size_bytes": self.size_bytes,
             "sha256": self.sha256,
             "parity": self.parity,
+            "precision": self.precision,
             "seconds": round(sum(self.steps.values()), 3),
             "steps": self.steps,
             **self.details,
@@ -112,37 +116,91 @@ def _calibration_dir(request: ExportRequest) -> Path:
     raise DataError(f"{request.target} needs calibration images: pass --calib DIR")
 
 
+@dataclass
+class _Source:
+    """What the artifact is exported from: the PyTorch model (a registered family or a user module) or an ONNX
+    file; parity compares the artifact with ``reference``."""
+
+    config: ModelConfig
+    reference: Runner
+    # The PyTorch module (None for ONNX in) and, for ONNX in, the normalized graph to simplify.
+    model: Any
+    onnx_path: Path | None
+    complexity: Complexity
+    # The manifest's "model" and "weights" sections.
+    model_record: dict[str, Any]
+    weights_record: dict[str, Any]
+
+
+def _torch_source(request: ExportRequest) -> _Source:
+    config = request.config
+    assert config is not None
+    options = LoadOptions(
+        threads=request.threads, mean=request.mean, std=request.std,
+        arch=config.arch, width=config.width, resolution=config.resolution, num_classes=config.num_classes,
+        model_options=tuple(sorted(config_options(config).items())),
+    )
+    reference = TorchRunner(request.weights, options)
+    complexity = profile_model(reference.model, config.resolution)
+    weights = reference.weights
+    return _Source(config, reference, reference.model, None, complexity, {
+        "arch": config.arch, "width": config.width, "resolution": config.resolution,
+        "num_classes": config.num_classes, **config_options(config), "params": complexity.params,
+        "macs": complexity.macs,
+    }, {
+        "source": weights.source if weights else "random",
+        "sha256": weights.sha256 if weights else None,
+        **({"key_mapping": weights.key_mapping} if weights and weights.key_mapping else {}),
+    })
+
+
+def _onnx_source(request: ExportRequest, target: Target, options: Any, stage: Path) -> _Source:
+    from edgedeploy.export.onnx_source import read_onnx_input
+
+    assert request.onnx is not None
+    if target.source != "onnx":
+        onnx_targets = ", ".join(t for t in target_names() if get_target(t).source == "onnx")
+        raise ConfigError(f"{target.name} converts from PyTorch, not ONNX; ONNX in takes: {onnx_targets}")
+    if options.ptq:
+        raise ConfigError("--ptq works on a PyTorch model; ONNX in cannot take it")
+    if request.mean is None or request.std is None:
+        raise ConfigError(f"{request.onnx}: an ONNX file records no normalization: pass --mean and --std (e.g. "
+                          "--mean 0.485 0.456 0.406 --std 0.229 0.224 0.225)")
+    if options.io_dtype is IoDtype.UINT8:
+        raise ConfigError("--io-dtype uint8 folds normalization into a PyTorch graph; ONNX in cannot take it")
+    source = read_onnx_input(request.onnx, stage / "normalized.onnx", request.input_size, request.dynamic_batch)
+    config = ModuleConfig(f"onnx:{request.onnx.stem}", source.resolution, source.num_classes)
+    reference = load_runner(str(source.path), LoadOptions(threads=request.threads, mean=request.mean,
+                                                         std=request.std, verify=False), runtime="onnxruntime")
+    reference.io = replace(reference.io, task=config.task)
+    return _Source(config, reference, None, source.path, Complexity(source.params, 0), {
+        "arch": "onnx", "file": request.onnx.name, "resolution": source.resolution,
+        "num_classes": source.num_classes, "params": source.params, "macs": None,
+    }, {"source": str(request.onnx), "sha256": sha256_file(request.onnx)})
+
+
 def _manifest(
     target: Target,
     final: Path,
     request: ExportRequest,
-    reference: TorchRunner,
-    complexity: Complexity,
+    source: _Source,
     graph: OnnxGraphStats | None,
     conversion: Conversion,
 ) -> dict[str, Any]:
     """Everything known about the artifact before parity; parity, sha256 and size are added after."""
-    config = request.config
     return {
         "target": target.name,
         "artifact": final.name,
         "created_utc": created_utc(),
         "task": conversion.io.task,
-        "model": {
-            "arch": config.arch, "width": config.width, "resolution": config.resolution,
-            "num_classes": config.num_classes, **config_options(config), "params": complexity.params,
-            "macs": complexity.macs,
-        },
-        "weights": {
-            "source": reference.weights.source if reference.weights else "random",
-            "sha256": reference.weights.sha256 if reference.weights else None,
-        },
+        "model": source.model_record,
+        "weights": source.weights_record,
         "input": conversion.io.input.to_dict(),
         "output": conversion.io.output.to_dict(),
         "preprocessing": conversion.io.preprocessing.to_dict(),
-        "export": {**_onnx_details(graph), "dynamic_batch": request.dynamic_batch, **conversion.details},
-        "tools": tool_versions(("torch", *(("onnx", "onnxruntime", "onnxsim") if graph else ()), "numpy",
-                                *conversion.tools)),
+        "export": {**_onnx_details(graph, request.onnx), "dynamic_batch": request.dynamic_batch, **conversion.details},
+        "tools": tool_versions((*(() if request.onnx else ("torch",)),
+                                *(("onnx", "onnxruntime", "onnxsim") if graph else ()), "numpy", *conversion.tools)),
     }
 
 
@@ -159,11 +217,12 @@ def _prepared(reference: TorchRunner, options: Any, calibration: Any, raw_pixels
     return prepare(reference.model, options.ptq, images, per_channel)
 
 
-def _onnx_details(graph: OnnxGraphStats | None) -> dict[str, Any]:
+def _onnx_details(graph: OnnxGraphStats | None, onnx_in: Path | None = None) -> dict[str, Any]:
     """How the ONNX graph was made; direct PyTorch routes name their exporter in their conversion details."""
     if graph is None:
         return {}
-    return {"exporter": "torch.onnx.export (TorchScript)", "opset": graph.opset,
+    return {"exporter": f"ONNX in ({onnx_in.name})" if onnx_in else "torch.onnx.export (TorchScript)",
+            "opset": graph.opset,
             "onnx_nodes_before_simplify": graph.nodes_before, "onnx_nodes_after_simplify": graph.nodes_after}
 
 
@@ -177,49 +236,46 @@ def export(request: ExportRequest, on_step: Callable[[str], None] | None = None)
     check_calibration(target_options.ptq, request.calib_size)
     convert = target.load_converter()
     steps = _Steps(on_step)
-    config = request.config
-    stem = request.name or config.name
-    final = Path(request.out_dir) / target.artifact_name(stem)
-    options = LoadOptions(
-        threads=request.threads, mean=request.mean, std=request.std,
-        arch=config.arch, width=config.width, resolution=config.resolution, num_classes=config.num_classes,
-        model_options=tuple(sorted(config_options(config).items())),
-    )
-    with steps("load weights"):
-        reference = TorchRunner(request.weights, options)
-        complexity = profile_model(reference.model, config.resolution)
-    parity_data = _parity_data(request)
-    # uint8 IO means camera bytes in: normalization moves into the graph.
-    raw_pixels = target_options.io_dtype is IoDtype.UINT8
-    pre = reference.io.preprocessing
-    batch = -1 if request.dynamic_batch else 1
-    onnx_io = ModelIO(
-        input=InputSpec(INPUT_NAME, (batch, 3, config.resolution, config.resolution)),
-        output=OutputSpec(OUTPUT_NAME, config.num_classes, layout=get_task(reference.io.task).output_layout),
-        preprocessing=replace(pre, raw_pixels=True) if raw_pixels else pre,
-        task=reference.io.task,
-    )
-    calibration = None
-    if target.calibrated:
-        with steps("calibration"):
-            calibration = load_calibration(_calibration_dir(request), onnx_io.preprocessing,
-                                           request.calib_size, request.calib_seed)
-    # The model the converter sees: the PTQ methods' prepared copy (parity still compares with the original).
-    source_model, ptq = reference.model, None
-    if target_options.ptq:
-        with steps("ptq"):
-            source_model, ptq = _prepared(reference, target_options, calibration, raw_pixels)
-    graph_model = RawPixelInput(source_model, pre.mean, pre.std).eval() if raw_pixels else source_model
-    if target.source == "pytorch" and request.dynamic_batch:
-        raise ConfigError(f"{target.name} has a fixed batch of 1: drop --dynamic-batch")
     with staging_dir(request.out_dir) as stage:
+        with steps("load onnx" if request.onnx else "load weights"):
+            source = (_onnx_source(request, target, target_options, stage) if request.onnx is not None
+                      else _torch_source(request))
+        config, reference = source.config, source.reference
+        stem = request.name or config.name
+        final = Path(request.out_dir) / target.artifact_name(stem)
+        parity_data = _parity_data(request)
+        # uint8 IO means camera bytes in: normalization moves into the graph.
+        raw_pixels = target_options.io_dtype is IoDtype.UINT8
+        pre = reference.io.preprocessing
+        batch = -1 if request.dynamic_batch else 1
+        onnx_io = ModelIO(
+            input=InputSpec(INPUT_NAME, (batch, 3, config.resolution, config.resolution)),
+            output=OutputSpec(OUTPUT_NAME, config.num_classes, layout=get_task(reference.io.task).output_layout),
+            preprocessing=replace(pre, raw_pixels=True) if raw_pixels else pre,
+            task=reference.io.task,
+        )
+        calibration = None
+        if target.calibrated:
+            with steps("calibration"):
+                calibration = load_calibration(_calibration_dir(request), onnx_io.preprocessing,
+                                               request.calib_size, request.calib_seed)
+        # The model the converter sees: the PTQ methods' prepared copy (parity still compares with the original).
+        source_model, ptq = source.model, None
+        if target_options.ptq:
+            with steps("ptq"):
+                source_model, ptq = _prepared(reference, target_options, calibration, raw_pixels)
+        graph_model = RawPixelInput(source_model, pre.mean, pre.std).eval() if raw_pixels else source_model
+        if target.source == "pytorch" and request.dynamic_batch:
+            raise ConfigError(f"{target.name} has a fixed batch of 1: drop --dynamic-batch")
         graph, src = None, None
         if target.source == "onnx":
-            with steps("export onnx"):
-                export_onnx(graph_model, stage / "exported.onnx", config.resolution, request.opset,
-                            request.dynamic_batch)
+            exported = source.onnx_path
+            if exported is None:
+                exported = stage / "exported.onnx"
+                with steps("export onnx"):
+                    export_onnx(graph_model, exported, config.resolution, request.opset, request.dynamic_batch)
             with steps("simplify"):
-                graph, src = simplify_onnx(stage / "exported.onnx", stage / "simplified.onnx"), stage / "simplified.onnx"
+                graph, src = simplify_onnx(exported, stage / "simplified.onnx"), stage / "simplified.onnx"
         staged = stage / final.name
         log_path = stage / f"{final.name}.log"
         ctx = ExportContext(target=target.name, config=config, onnx_io=onnx_io, workdir=stage, log_path=log_path,
@@ -241,7 +297,7 @@ def export(request: ExportRequest, on_step: Callable[[str], None] | None = None)
                 # Chained, so --debug shows where the failure came from.
                 raise type(exc)(f"{exc} (log: {final.with_name(log_path.name)})") from exc
             raise
-        manifest = _manifest(target, final, request, reference, complexity, graph, conversion)
+        manifest = _manifest(target, final, request, source, graph, conversion)
         manifest["precision"] = precision.to_dict()
         if ptq is not None:
             manifest["export"]["ptq"] = ptq
@@ -281,11 +337,12 @@ def export(request: ExportRequest, on_step: Callable[[str], None] | None = None)
         size_bytes=manifest["size_bytes"],
         sha256=manifest["sha256"],
         parity=manifest["parity"],
+        precision=manifest["precision"],
         steps=steps.seconds,
         details={
             **{k: v for k, v in _onnx_details(graph).items() if k != "exporter"},
-            "params": complexity.params,
-            "macs": complexity.macs,
+            "params": source.model_record["params"],
+            "macs": source.model_record["macs"],
             "log": str(final.with_name(log_path.name)) if final.with_name(log_path.name).is_file() else None,
             **conversion.details,
             **({"ptq": ptq} if ptq is not None else {}),

@@ -22,7 +22,8 @@ MIN_OPSET, MAX_OPSET = 11, 20
 @dataclass(frozen=True)
 class ExportRequest:
     target: str
-    config: ModelConfig = MobileNetV2Config()
+    # None with ``onnx``: the size and class count come from the ONNX file.
+    config: ModelConfig | None = MobileNetV2Config()
     weights: str = "sample"
     out_dir: Path = Path("artifacts")
     name: str | None = None
@@ -57,3 +58,7 @@ class ExportRequest:
     # int8 targets: quantization methods applied to the PyTorch model before conversion (cle, adaround,
     # bias-correction).
     ptq: tuple[str, ...] = ()
+    # ONNX in: export this ONNX file (ONNX-based targets) instead of a PyTorch model; ``input_size`` fixes its
+    # dynamic spatial dims.
+    onnx: Path | None = None
+    input_size: int | None = None

@@ -18,13 +18,16 @@ from edgedeploy.core.errors import ConfigError
 from edgedeploy.core.io_spec import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = ["ModelConfig", "ModelFamily", "NamedWeights", "MODELS", "WEIGHT_NAMES", "DEFAULT_MODEL", "list_models",
-           "get_model", "register_model", "config_options", "COMMON_FIELDS"]
+           "get_model", "register_model", "config_options", "model_task", "COMMON_FIELDS"]
 
-# Names that --weights accepts besides a file path; eval/bench treat them as PyTorch models.
-WEIGHT_NAMES = ("sample", "sample-offgrid", "imagenet", "random")
+# Names that --weights accepts besides a file path; eval/bench treat them as PyTorch models. "module": a user
+# module's own parameters (edgedeploy.models.modules).
+WEIGHT_NAMES = ("sample", "sample-offgrid", "imagenet", "random", "module")
 DEFAULT_MODEL = "mobilenet_v2"
 # The config fields every family has (and every command takes); others are the family's own options.
 COMMON_FIELDS = ("width", "resolution", "num_classes")
+# Config fields that describe the model rather than option it (a user module's name and probed task).
+_IDENTITY_FIELDS = ("arch", "task")
 
 
 class ModelConfig(Protocol):
@@ -72,6 +75,18 @@ class ModelFamily:
     # The task (edgedeploy.tasks) whose metrics, parity and gate the family's models get.
     task: str = "classification"
     weights: tuple[NamedWeights, ...] = ()
+    # "module:function"s that rename another library's checkpoint keys to the family's (state -> state, or None
+    # when the state_dict is not in that library's layout), tried in order on a checkpoint that does not fit.
+    key_mappers: tuple[str, ...] = ()
+    # The state_dict key of the classifier's weight (its first dim is the class count a checkpoint records).
+    classifier_key: str | None = None
+    # Registered families are built randomly initialized and loaded; a user module brings its own parameters.
+    owns_weights = False
+
+    @property
+    def default_weights(self) -> str:
+        """What --weights means when not given: the family's first named weights, else random."""
+        return self.weights[0].name if self.weights else "random"
 
     def make_config(self, **values: Any) -> ModelConfig:
         """The family's config; ``values`` beyond width, resolution and class count are the family's own
@@ -98,6 +113,14 @@ class ModelFamily:
     def build(self, config: Any) -> Any:
         return _load(self.network)(config)
 
+    def map_keys(self, state: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+        """``state`` in the family's key names, and the mapper that renamed it (None: already the family's)."""
+        for entry in self.key_mappers:
+            renamed = _load(entry)(state)
+            if renamed is not None:
+                return renamed, entry.rsplit(":", 1)[1]
+        return state, None
+
 
 def _load(entry: str) -> Any:
     module, attr = entry.split(":")
@@ -107,7 +130,12 @@ def _load(entry: str) -> Any:
 def config_options(config: ModelConfig) -> dict[str, Any]:
     """A config's own options (beyond width, resolution and class count), e.g. DeepLab's output stride."""
     return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)  # type: ignore[arg-type]
-            if f.name not in COMMON_FIELDS}
+            if f.name not in COMMON_FIELDS + _IDENTITY_FIELDS}
+
+
+def model_task(config: ModelConfig) -> str:
+    """The task of ``config``'s model: its family's, or for a user module what its forward pass returned."""
+    return getattr(config, "task", None) or get_model(config.arch).task
 
 
 _HALF = (0.5, 0.5, 0.5)
@@ -120,6 +148,8 @@ MODELS: dict[str, ModelFamily] = {
             description="MobileNetV2 (Sandler et al., 2018), torchvision-compatible keys, width 0.35-1.4",
             config="edgedeploy.models.mobilenet_v2.config:MobileNetV2Config",
             network="edgedeploy.models.mobilenet_v2.network:MobileNetV2",
+            key_mappers=("edgedeploy.models.mobilenet_v2.timm_keys:from_timm",),
+            classifier_key="classifier.1.weight",
             weights=(
                 # Google's TF2 MobileNetV2 1.0/224 weights with BN folded (../shared/data/README.md).
                 NamedWeights("sample", "sample weights from the shared data folder (mean/std 0.5)", _HALF, _HALF,
@@ -159,20 +189,28 @@ def register_model(family: ModelFamily) -> ModelFamily:
     """Add a family to the registry (a plugin's one call); the name must be new, its weight names known."""
     if family.name in MODELS:
         raise ConfigError(f"model {family.name!r} is already registered")
-    unknown = [w.name for w in family.weights if w.name not in WEIGHT_NAMES or w.name == "random"]
+    unknown = [w.name for w in family.weights if w.name not in WEIGHT_NAMES[:3]]
     if unknown:
-        raise ConfigError(f"model {family.name}: weights may be named {', '.join(WEIGHT_NAMES[:-1])}, "
+        raise ConfigError(f"model {family.name}: weights may be named {', '.join(WEIGHT_NAMES[:3])}, "
                           f"not {', '.join(unknown)}")
     MODELS[family.name] = family
     return family
 
 
 def list_models(pattern: str = "*") -> list[str]:
-    return [name for name in MODELS if fnmatch.fnmatch(name, pattern)]
+    """The registered families (user modules, registered on use, are not listed)."""
+    return [name for name, family in MODELS.items() if not family.owns_weights and fnmatch.fnmatch(name, pattern)]
 
 
 def get_model(name: str) -> ModelFamily:
+    """A registered family, or for ``package.module:callable`` the family of that factory's module (registered
+    on first use, so recipes, sweeps and Ray workers resolve it by name too)."""
+    if name not in MODELS and ":" in name:
+        from edgedeploy.models.modules import module_family
+
+        MODELS[name] = module_family(name)  # type: ignore[assignment]
     try:
         return MODELS[name]
     except KeyError:
-        raise ConfigError(f"unknown model {name!r}; known models: {', '.join(MODELS)}") from None
+        raise ConfigError(f"unknown model {name!r}; known models: {', '.join(list_models())} (or a module: "
+                          "package.module:callable)") from None

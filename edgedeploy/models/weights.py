@@ -8,6 +8,7 @@ format (Google's DeepLab .tflite) are read by the reader their row names.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,7 +21,8 @@ from edgedeploy.core.hashing import sha256_file
 from edgedeploy.core.sample_data import data_root
 from edgedeploy.models import DEFAULT_MODEL, WEIGHT_NAMES, ModelConfig, NamedWeights, get_model
 
-__all__ = ["LoadedWeights", "resolve_weights", "build_model", "weights_fingerprint", "RANDOM_SEED"]
+__all__ = ["LoadedWeights", "resolve_weights", "build_model", "weights_fingerprint", "state_dict_sha256",
+           "checkpoint_num_classes", "RANDOM_SEED"]
 
 RANDOM_SEED = 0
 # Print at most this many mismatching keys: enough to diagnose, short enough for one line.
@@ -33,10 +35,13 @@ class LoadedWeights:
 
     state_dict: dict[str, torch.Tensor]
     source: str
-    path: Path
+    # None: a user module's own parameters (no file).
+    path: Path | None
     sha256: str | None
     mean: tuple[float, float, float] | None
     std: tuple[float, float, float] | None
+    # The key mapper that renamed another library's checkpoint (e.g. from_timm), None if none was needed.
+    key_mapping: str | None = None
 
 
 def _read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
@@ -77,7 +82,7 @@ def _extract_state_dict(obj: object, path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def check_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
+def check_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str, config: ModelConfig) -> None:
     """Raise WeightsError naming the first mismatches; never partially load."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
@@ -93,8 +98,8 @@ def check_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], 
             more = f" (+{len(items) - MAX_REPORTED_MISMATCHES} more)" if len(items) > MAX_REPORTED_MISMATCHES else ""
             problems.append(f"{label}: {', '.join(items[:MAX_REPORTED_MISMATCHES])}{more}")
     if problems:
-        raise WeightsError(f"{source}: does not fit {model.config.name} "
-                           f"(classes={model.config.num_classes}): " + "; ".join(problems))
+        raise WeightsError(f"{source}: does not fit {config.name} "
+                           f"(classes={config.num_classes}): " + "; ".join(problems))
     nonfinite = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if nonfinite:
         raise WeightsError(f"{source}: tensor {nonfinite[0]!r} holds NaN or Inf values")
@@ -129,9 +134,12 @@ def _named_path(known: NamedWeights) -> Path:
 def resolve_weights(spec: str, arch: str = DEFAULT_MODEL, config: ModelConfig | None = None) -> LoadedWeights | None:
     """``random`` -> None (keep the seeded init); a named weight of ``arch``'s family or a path -> weights.
     ``config``: the architecture a named reader builds the state_dict for (default: the family's default)."""
-    if spec == "random":
-        return None
     family = get_model(arch)
+    if spec == "random" or (spec == "module" and family.owns_weights):
+        return None  # the seeded initialization, or the module's own parameters
+    if spec == "module":
+        raise WeightsError(f"--weights module means a user module's own parameters; {arch} is a registered family "
+                           f"(its weights: {', '.join([w.name for w in family.weights] + ['random'])} or a path)")
     if spec in WEIGHT_NAMES:
         known = family.named_weights(spec)
         path = _named_path(known)
@@ -149,15 +157,32 @@ def resolve_weights(spec: str, arch: str = DEFAULT_MODEL, config: ModelConfig | 
     if not path.exists() and "/" not in spec and "." not in spec:
         names = ", ".join(WEIGHT_NAMES)
         raise WeightsError(f"unknown weights {spec!r}: give a file path or one of {names}")
-    state = _read_checkpoint(path)
+    state, mapping = family.map_keys(_read_checkpoint(path))
     digest = sha256_file(path)
     # A file that is byte-identical to a named checkpoint keeps its preprocessing.
     known = next((w for w in family.weights if w.sha256 and digest.startswith(w.sha256) and not w.reader), None)
-    return LoadedWeights(state, str(path), path, digest, known.mean if known else None, known.std if known else None)
+    return LoadedWeights(state, str(path), path, digest, known.mean if known else None, known.std if known else None,
+                         mapping)
+
+
+def checkpoint_num_classes(spec: str, arch: str = DEFAULT_MODEL) -> int | None:
+    """The class count a checkpoint file records in its classifier (None: a weights name, or no classifier)."""
+    family = get_model(arch)
+    key = getattr(family, "classifier_key", None)
+    if key is None or spec in WEIGHT_NAMES or not Path(spec).is_file():
+        return None
+    state, _ = family.map_keys(_read_checkpoint(Path(spec)))
+    weight = state.get(key)
+    return int(weight.shape[0]) if weight is not None and weight.ndim >= 1 else None
 
 
 def weights_fingerprint(spec: str, arch: str = DEFAULT_MODEL) -> str:
-    """What ``spec`` loads, as a digest, without loading it (for build caches)."""
+    """What ``spec`` loads, as a digest, without loading it (for build caches); a user module's own parameters
+    are hashed (its factory's name is the arch, which the build key holds too)."""
+    family = get_model(arch)
+    if spec in ("random", "module") and family.owns_weights:
+        torch.manual_seed(RANDOM_SEED)
+        return state_dict_sha256(family.build(None).state_dict())
     if spec == "random":
         return f"random:{RANDOM_SEED}"
     if spec in WEIGHT_NAMES:
@@ -178,9 +203,22 @@ def build_model(config: ModelConfig, weights: str) -> tuple[torch.nn.Module, Loa
     """The network of ``config``'s family (the model registry's row) in eval mode with ``weights``
     loaded (validated first)."""
     torch.manual_seed(RANDOM_SEED)
-    model = get_model(config.arch).build(config)
+    family = get_model(config.arch)
+    model = family.build(config)
     loaded = resolve_weights(weights, config.arch, config)
     if loaded is not None:
-        check_state_dict(model, loaded.state_dict, loaded.source)
+        check_state_dict(model, loaded.state_dict, loaded.source, config)
         model.load_state_dict(loaded.state_dict, strict=True)
+    elif family.owns_weights:
+        loaded = LoadedWeights({}, "module", None, state_dict_sha256(model.state_dict()), None, None)
     return model.eval(), loaded
+
+
+def state_dict_sha256(state: Mapping[str, torch.Tensor]) -> str:
+    """A digest of a state_dict's names, dtypes, shapes and values (a module's own parameters have no file)."""
+    digest = hashlib.sha256()
+    for key, tensor in state.items():
+        value = tensor.detach().cpu().contiguous()
+        digest.update(f"{key}:{value.dtype}:{tuple(value.shape)};".encode())
+        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()

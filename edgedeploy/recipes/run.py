@@ -34,7 +34,6 @@ from edgedeploy.export.targets import float_counterpart, get_target
 from edgedeploy.measure.evaluate import batches
 from edgedeploy.measure.on_device import bench_on_device
 from edgedeploy.measure.sharded import evaluate_shard
-from edgedeploy.models.weights import weights_fingerprint
 from edgedeploy.recipes.evidence import Evidence, Predictions, write_evidence
 from edgedeploy.recipes.interleaved import BenchJob, bench_interleaved
 from edgedeploy.recipes.results import ARTIFACTS_DIR, RESULTS_FILE, RESULTS_SCHEMA, latency_ratio
@@ -72,8 +71,10 @@ def _selected_targets(recipe: Recipe, only: list[str] | None) -> list[str]:
 
 def reference_key(recipe: Recipe, data_key: str) -> str:
     """The evaluation cache's key of the recipe's float model on the data ``data_key`` fingerprints."""
-    return content_key("reference", weights_fingerprint(recipe.weights, recipe.config.arch), recipe.config.name,
-                       recipe.spec.preprocessing.model_dump(), data_key, tool_versions(("torch",)), code_fingerprint())
+    return content_key("reference", recipe.model.fingerprint, recipe.config.name,
+                       recipe.spec.preprocessing.model_dump(), data_key,
+                       tool_versions(("torch",) if recipe.model.reference_runtime == "torch" else ("onnxruntime",)),
+                       code_fingerprint())
 
 
 def target_key(runner: Runner, build_key: str, reference: str) -> str:
@@ -302,14 +303,14 @@ def run_recipe(
     emit(REFERENCE, "eval", "")
     evaluator = Evaluator(recipe, force)
     ref_options = recipe.reference_options(recipe.spec.bench.threads or default_threads())
-    ref_runner = load_runner(recipe.weights, ref_options, runtime="torch")
+    ref_runner = recipe.model.load_reference(ref_options.threads)
     ref_accuracy, ref_cached = evaluator.reference(ref_runner)
-    reference: dict[str, Any] = {"runtime": "torch", "weights": recipe.spec.model.weights,
+    reference: dict[str, Any] = {"runtime": recipe.model.reference_runtime, "weights": recipe.weights_name,
                                  "accuracy": {**ref_accuracy, "cached": ref_cached}, "latency": {}}
     for device in devices:
-        if device.runs("torch"):  # the float reference is benched where PyTorch runs
+        if device.runs(recipe.model.reference_runtime):  # the float reference is benched where its runtime runs
             emit(REFERENCE, "bench", device.name)
-            reference["latency"][device.name] = _bench(recipe.weights, device, recipe, ref_options)
+            reference["latency"][device.name] = _bench(recipe.model.reference_model, device, recipe, ref_options)
 
     targets = {name: _build_and_evaluate(name, recipe, out_dir, evaluator, ref_accuracy, force,
                                          lambda stage, detail, name=name: emit(name, stage, detail))

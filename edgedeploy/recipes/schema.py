@@ -30,14 +30,16 @@ from edgedeploy.export.ptq import check_calibration
 from edgedeploy.export.request import DEFAULT_PARITY_IMAGES, ExportRequest
 from edgedeploy.export.targets import TARGETS, get_target
 from edgedeploy.measure.bench import MAX_RUNS, MAX_WARMUP
-from edgedeploy.models import DEFAULT_MODEL, WEIGHT_NAMES, ModelConfig, config_options, get_model
+from edgedeploy.models import DEFAULT_MODEL, ModelConfig, model_task
+from edgedeploy.recipes.model_source import RecipeModel, check_model_section
 from edgedeploy.tasks import DataOptions, Task, get_task, task_rows
 
 __all__ = ["Recipe", "RecipeSpec", "TargetSpec", "Thresholds", "load_recipe", "check_recipe", "RecipeError"]
 
 
 class ModelSpec(Section):
-    # A model registry name (edgedeploy.models).
+    # A model registry name (edgedeploy.models), or a user module's factory "package.module:callable" (give its
+    # input size as resolution).
     arch: str = DEFAULT_MODEL
     # None: the family's default (mobilenet_v2: 1.0, 224, 1000).
     width: float | None = None
@@ -45,11 +47,27 @@ class ModelSpec(Section):
     num_classes: int | None = Field(None, ge=1)
     # The family's own options (deeplabv3_mobilenet_v2: output_stride).
     options: dict[str, Any] | None = Field(None, strict=False)
-    # sample | imagenet | random | a checkpoint path (relative to the recipe)
-    weights: str = "sample"
+    # sample | imagenet | random | module | a checkpoint path (relative to the recipe); None: the family's default
+    # (sample; a user module's own parameters)
+    weights: str | None = None
+    # A user's module instead of a family: the Python module (importable from the recipe's folder or the working
+    # directory) and its factory, a callable taking no arguments that returns the nn.Module.
+    module: str | None = None
+    factory: str | None = None
+    # Or an ONNX file (relative to the recipe; ONNX-based targets only; give preprocessing mean/std).
+    onnx: str | None = None
+    # A module's (or a dynamic ONNX file's) input, 1,3,H,W; the same as resolution: H.
+    input_shape: list[int] | None = None
+
+    @property
+    def arch_name(self) -> str:
+        return f"{self.module}:{self.factory}" if self.module else self.arch
 
     def config_values(self) -> dict[str, Any]:
-        given = {"width": self.width, "resolution": self.resolution, "num_classes": self.num_classes}
+        from edgedeploy.models.modules import input_resolution
+
+        size = input_resolution(self.input_shape, "model.input_shape") if self.input_shape else self.resolution
+        given = {"width": self.width, "resolution": size, "num_classes": self.num_classes}
         return {**{k: v for k, v in given.items() if v is not None}, **(self.options or {})}
 
 
@@ -213,12 +231,17 @@ class Recipe:
         return self.spec.name
 
     @property
+    def model(self) -> RecipeModel:
+        """The model section: family, module or ONNX file; the reference runner and cache content."""
+        return RecipeModel(self.spec.model, self.path.parent, *self.mean_std, self.resolve)
+
+    @property
     def config(self) -> ModelConfig:
-        return get_model(self.spec.model.arch).make_config(**self.spec.model.config_values())
+        return self.model.config
 
     @property
     def task(self) -> Task:
-        return get_task(get_model(self.spec.model.arch).task)
+        return get_task(model_task(self.config))
 
     @property
     def model_identity(self) -> dict[str, Any]:
@@ -226,7 +249,7 @@ class Recipe:
         size, the weights, and the family options the recipe sets."""
         c, m = self.config, self.spec.model
         return {"arch": c.arch, "width": c.width, "resolution": c.resolution, "num_classes": c.num_classes,
-                "weights": m.weights, **({"options": m.options} if m.options else {})}
+                "weights": self.weights_name, **({"options": m.options} if m.options else {})}
 
     def data_options(self) -> DataOptions:
         ev = self.spec.evaluation
@@ -239,9 +262,12 @@ class Recipe:
         return self.task.open_dataset(self.resolve(ev.data), self.data_options()).subset(ev.limit)
 
     @property
+    def weights_name(self) -> str:
+        return self.model.weights_name
+
+    @property
     def weights(self) -> str:
-        w = self.spec.model.weights
-        return w if w in WEIGHT_NAMES else str(self.resolve(w))
+        return self.model.weights
 
     def resolve(self, value: str) -> Path:
         """A path as written in the recipe -> a path usable from any working directory."""
@@ -258,11 +284,7 @@ class Recipe:
         return (tuple(pre.mean) if pre.mean else None), (tuple(pre.std) if pre.std else None)
 
     def reference_options(self, threads: int) -> LoadOptions:
-        """How to load the float (PyTorch) model the recipe describes."""
-        mean, std = self.mean_std
-        c = self.config
-        return LoadOptions(threads=threads, mean=mean, std=std, arch=c.arch, width=c.width, resolution=c.resolution,
-                           num_classes=c.num_classes, model_options=tuple(sorted(config_options(c).items())))
+        return self.model.reference_options(threads)
 
     def thresholds(self, target: str) -> Thresholds:
         return self.spec.thresholds.merged(self.spec.targets[target].thresholds)
@@ -274,8 +296,10 @@ class Recipe:
         t = self.spec.targets[target]
         calibration = self.calibration(target) if get_target(target).calibrated else None
         mean, std = self.mean_std
+        onnx = self.resolve(self.spec.model.onnx) if self.spec.model.onnx else None
         return ExportRequest(
-            target=target, config=self.config, weights=self.weights, out_dir=out_dir, mean=mean, std=std,
+            target=target, config=None if onnx else self.config, weights=self.weights_name if onnx else self.weights,
+            onnx=onnx, input_size=self.config.resolution if onnx else None, out_dir=out_dir, mean=mean, std=std,
             parity_data=self.resolve(t.parity.data or self.spec.evaluation.data), parity_images=t.parity.images,
             parity_max_abs_diff=t.parity.max_abs_diff, parity_min_agreement=t.parity.min_agreement,
             threads=threads,
@@ -289,35 +313,38 @@ class Recipe:
         )
 
 
-def check_recipe(spec: RecipeSpec, lines: Lines) -> None:
-    """What the schema cannot know: the registries and the options each target takes."""
-    from edgedeploy.devices import get_device
+def check_recipe(spec: RecipeSpec, lines: Lines, base: Path = Path(".")) -> None:
+    """What the schema cannot know: the registries and the options each target takes (``base``: the recipe's
+    folder, where a user's module is imported from)."""
 
     def fail(loc: Sequence[str | int], message: str) -> None:
         raise lines.error(loc, message)
 
     if (spec.preprocessing.mean is None) != (spec.preprocessing.std is None):
         fail(["preprocessing"], "give mean and std together")
-    try:
-        family = get_model(spec.model.arch)
-    except ConfigError as exc:
-        fail(["model", "arch"], str(exc))
-    try:
-        family.make_config(**spec.model.config_values())
-    except ConfigError as exc:
-        fail(["model"], str(exc))
-    task = get_task(family.task)
+    task, model_name = check_model_section(spec.model, spec.preprocessing.mean is not None, list(spec.targets),
+                                           base, fail)
+    _check_common(spec, lines, get_task(task), model_name)
+
+
+def _check_common(spec: RecipeSpec, lines: Lines, task: Task, model_name: str) -> None:
+    """The checks every model source shares: data options, thresholds, devices and targets for ``task``."""
+    from edgedeploy.devices import get_device
+
+    def fail(loc: Sequence[str | int], message: str) -> None:
+        raise lines.error(loc, message)
+
     wrong = [o for o in ("synsets", "ignore_index", "mask_format")
              if getattr(spec.evaluation, o) is not None and o not in task.data_options]
     if wrong:
-        fail(["evaluation", wrong[0]], f"does not apply to {family.name} ({task.name} data takes: "
+        fail(["evaluation", wrong[0]], f"does not apply to {model_name} ({task.name} data takes: "
                                        f"{', '.join(task.data_options) or 'no options'})")
     sections: list[tuple[list[str | int], Thresholds]] = [(["thresholds"], spec.thresholds)]
     sections += [(["targets", name, "thresholds"], t.thresholds) for name, t in spec.targets.items()]
     for loc, thresholds in sections:
         for key in thresholds.metric_keys():
             if key not in (task.drop_threshold, task.regression_threshold):
-                fail([*loc, key], f"does not apply to {family.name}, a {task.name} model: its metric is "
+                fail([*loc, key], f"does not apply to {model_name}, a {task.name} model: its metric is "
                                   f"{task.metric_label} ({task.drop_threshold}, {task.regression_threshold})")
     for i, device in enumerate(spec.devices):
         try:
@@ -357,5 +384,5 @@ def load_recipe(path: str | Path) -> Recipe:
     path = Path(path)
     data, lines = load_yaml(path, "recipe")
     spec = validate(RecipeSpec, data, lines)
-    check_recipe(spec, lines)
+    check_recipe(spec, lines, path.resolve().parent)
     return Recipe(spec=spec, path=path.resolve(), sha256=sha256_file(path))

@@ -159,7 +159,7 @@ def load_sweep(path: str | Path) -> Sweep:
     sweep = Sweep(spec=spec, path=path.resolve(), sha256=sha256_file(path), cells=_cells(spec, lines))
     for cell in sweep.cells:
         try:
-            check_recipe(sweep.recipe(cell).spec, lines)
+            check_recipe(sweep.recipe(cell).spec, lines, sweep.path.parent)
         except ConfigFileError as exc:
             raise ConfigFileError(f"{exc} (cell {cell.id})") from None
     return sweep

@@ -69,7 +69,7 @@ def reference_shard(recipe: Recipe, shard: ImageFolder, key: str, threads: int, 
     shard), its logits kept for the targets' agreement figures."""
     try:
         def compute() -> ShardResult:
-            runner = load_runner(recipe.weights, recipe.reference_options(threads), runtime="torch")
+            runner = recipe.model.load_reference(threads)
             return evaluate_shard(runner, shard, None, batch_size, keep_scores=True)
 
         return _cached(key, force, compute)

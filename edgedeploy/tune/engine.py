@@ -125,7 +125,7 @@ class _Tune:
 
     def reference(self) -> dict[str, Any]:
         self.on_event("pytorch", "float model")
-        runner = load_runner(self.base.weights, self.base.reference_options(self.threads), runtime="torch")
+        runner = self.base.model.load_reference(self.threads)
         accuracy, _ = self.evaluator.reference(runner)
         return accuracy
 

@@ -56,9 +56,12 @@ def feeds_from(node: Any, op_type: str, depth: int = 3) -> bool:
 def quantized_input(node: Any) -> bool:
     """Whether ``node`` gives a layer an int8 input: a FakeQuantize (through a few Convert/Reshape steps), or
     a Concat of such inputs (NNCF quantizes a concatenation's inputs with one shared scale, so the joined
-    tensor is int8: DeepLab's concat -> 1x1 projection)."""
+    tensor is int8: DeepLab's concat -> 1x1 projection), or a max pooling of one (the maximum of grid values is
+    a grid value, so NNCF quantizes before the pool: a plain CNN's conv -> pool -> conv)."""
     if node.get_type_name() == "Concat":
         return all(quantized_input(node.input_value(i).get_node()) for i in range(node.get_input_size()))
+    if node.get_type_name() == "MaxPool":
+        return quantized_input(node.input_value(0).get_node())
     return feeds_from(node, "FakeQuantize")
 
 

@@ -1,5 +1,5 @@
-"""Precision proof for OpenVINO IR: weight dtypes and an int8 input (a FakeQuantize, or a Concat of them)
-on every weighted layer."""
+"""Precision proof for OpenVINO IR: weight dtypes and an int8 input (a FakeQuantize, or a Concat or MaxPool of
+them) on every weighted layer."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from edgedeploy.core.io_spec import (
     ModelIO,
     OutputSpec,
 )
-from edgedeploy.models import get_model
+from edgedeploy.models import model_task
 from edgedeploy.models.weights import build_model
 from edgedeploy.tasks import get_task
 
@@ -35,7 +35,7 @@ class TorchRunner(Runner):
     def __init__(self, source: str, options: LoadOptions):
         config = options.model_config()
         self.model, self.weights = build_model(config, source)
-        task = get_task(get_model(config.arch).task)
+        task = get_task(model_task(config))
         self.source = source
         if options.mean is not None and options.std is not None:
             mean, std = options.mean, options.std
@@ -60,7 +60,7 @@ class TorchRunner(Runner):
 
     @property
     def size_bytes(self) -> int | None:
-        return self.weights.path.stat().st_size if self.weights else None
+        return self.weights.path.stat().st_size if self.weights and self.weights.path else None
 
     def versions(self) -> dict[str, str]:
         return {"torch": metadata.version("torch")}

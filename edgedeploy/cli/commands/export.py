@@ -12,11 +12,13 @@ from edgedeploy.cli.options import (
     calib_method_choice,
     emit_json,
     input_layout_choice,
+    input_size_options,
     io_dtype_choice,
     json_option,
     model_choice,
     model_option,
     parse_model_options,
+    resolution_from,
     split_list,
     target_choice,
     weight_granularity_choice,
@@ -28,10 +30,15 @@ log = logging.getLogger("edgedeploy")
 
 @click.command()
 @click.option("--target", "target", required=True, type=target_choice, help="Artifact format.")
-@click.option("--weights", default="sample", show_default=True,
-              help="A checkpoint path, or: sample (shared data), imagenet (torchvision, downloads), random.")
-@click.option("--arch", type=model_choice, default="mobilenet_v2", show_default=True,
-              help="Model family (`edgedeploy list` shows the registry).")
+@click.option("--weights", default=None,
+              help="A checkpoint path (torchvision or timm keys), or: sample (shared data), imagenet (torchvision, "
+                   "downloads), random, module (a user module's own parameters) [default: sample; module for --model].")
+@click.option("--arch", "--model", "arch", type=model_choice, default="mobilenet_v2", show_default=True,
+              help="Model family (`edgedeploy list` shows the registry), or a user module's factory "
+                   "package.module:callable (give --input-shape).")
+@click.option("--from", "onnx_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Export this ONNX model instead (ONNX-based targets; give --mean/--std).")
+@input_size_options
 @click.option("--width", type=float, default=None, help="Width multiplier, 0.35-1.4 [default: the family's].")
 @click.option("--resolution", type=int, default=None,
               help="Input size [default: the family's; mobilenet_v2: 224, a multiple of 32 in 96-512].")
@@ -79,19 +86,26 @@ log = logging.getLogger("edgedeploy")
 @json_option
 def export(as_json: bool, target: str, arch: str, width: float | None, resolution: int | None,
            num_classes: int | None, out_dir: Path, **kw: Any) -> None:
-    """Export a model family (MobileNetV2 by default) to TARGET, check parity with PyTorch, write artifact +
-    manifest."""
+    """Export a model family (MobileNetV2 by default), a user module (--model) or an ONNX file (--from) to TARGET,
+    check parity with the source model, write artifact + manifest."""
     from edgedeploy.devices import default_threads
     from edgedeploy.export.pipeline import export as run_export
     from edgedeploy.export.request import ExportRequest
     from edgedeploy.models import get_model
+    from edgedeploy.models.weights import checkpoint_num_classes
 
+    resolution = resolution_from(kw, resolution)
+    onnx_file = kw["onnx_file"]
+    if num_classes is None and kw["weights"] and not onnx_file:
+        num_classes = checkpoint_num_classes(kw["weights"], arch)  # a fine-tuned checkpoint's own class count
     given = {"width": width, "resolution": resolution, "num_classes": num_classes}
+    family = get_model(arch)
     request = ExportRequest(
         target=target,
-        config=get_model(arch).make_config(**{k: v for k, v in given.items() if v is not None},
-                                           **dict(parse_model_options(kw["model_option"]))),
-        weights=kw["weights"], out_dir=out_dir, name=kw["name"], opset=kw["opset"],
+        config=None if onnx_file else family.make_config(**{k: v for k, v in given.items() if v is not None},
+                                                         **dict(parse_model_options(kw["model_option"]))),
+        onnx=onnx_file, input_size=resolution if onnx_file else None,
+        weights=kw["weights"] or family.default_weights, out_dir=out_dir, name=kw["name"], opset=kw["opset"],
         dynamic_batch=kw["dynamic_batch"], mean=kw["mean"], std=kw["std"],
         parity_data=kw["parity_data"], parity_images=kw["parity_images"],
         parity_max_abs_diff=kw["parity_atol"], parity_min_agreement=kw["parity_min_agreement"],

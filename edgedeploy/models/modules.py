@@ -1,0 +1,181 @@
+"""A user's own ``nn.Module`` as a model family: a factory named ``package.module:callable`` (the CLI's
+``--model``, recipes' ``arch``) or an instance (the Python API).
+
+The module becomes one more row of the model registry, so everything downstream (the PyTorch reference,
+the manifest, the build cache, parity, the gate) treats it like a registered family. What a registered
+family declares (its task, its class count) is read off the module itself: one forward pass on a zero
+image of the requested size; rank 2 out is classification, rank 4 at the input's size is segmentation.
+The module's own parameters are its weights (``--weights module``, the default for such a family), or
+a state_dict file loaded into it, checked key by key as for any family.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from edgedeploy.core.errors import ConfigError
+
+__all__ = ["MODULE_ENTRY", "ModuleConfig", "ModuleFamily", "module_family", "instance_family", "input_resolution"]
+
+# "package.module:callable": what --model and a recipe's arch take for a factory.
+MODULE_ENTRY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+# The options a module takes: its size comes from the example input, the rest from the module.
+_ACCEPTED = ("resolution", "num_classes", "width")
+
+
+@dataclass(frozen=True)
+class ModuleConfig:
+    """A module's input size and what its forward pass returns (the family's probe fills the last two)."""
+
+    arch: str
+    resolution: int
+    num_classes: int
+    task: str = "classification"
+    # The registry's common field; a module has no width multiplier.
+    width: float = 1.0
+
+    @property
+    def name(self) -> str:
+        stem = self.arch.split("@")[0].rsplit(":", 1)[-1]
+        return f"{re.sub(r'[^A-Za-z0-9]+', '_', stem).strip('_') or 'model'}_{self.resolution}"
+
+
+def input_resolution(shape: tuple[int, ...] | list[int], what: str = "example input") -> int:
+    """The square RGB image size of an NCHW example input of batch 1, or a one-line error naming the problem."""
+    dims = tuple(int(d) for d in shape)
+    if len(dims) != 4:
+        raise ConfigError(f"{what} has rank {len(dims)} ({list(dims)}); expected 4: 1,3,H,W (NCHW, batch 1)")
+    n, c, h, w = dims
+    if n != 1 or c != 3:
+        raise ConfigError(f"{what} {list(dims)}: expected batch 1 and 3 channels (1,3,H,W)")
+    if h != w or h < 8:
+        raise ConfigError(f"{what} {list(dims)}: expected a square image of at least 8x8 pixels")
+    return h
+
+
+@dataclass(frozen=True)
+class ModuleFamily:
+    """A registry row built around a module (duck-types :class:`edgedeploy.models.ModelFamily`)."""
+
+    name: str
+    # "package.module:callable" or a callable returning the module (the Python API's instance, copied).
+    factory: str | Callable[[], Any]
+    description: str = "a user's nn.Module"
+    # Read off the module by the probe; the registry's common attribute.
+    task: str = "classification"
+    weights: tuple[Any, ...] = ()
+    _probed: dict[int, tuple[str, int]] = field(default_factory=dict, compare=False, repr=False)
+
+    default_weights = "module"
+    owns_weights = True
+
+    def map_keys(self, state: dict[str, Any]) -> tuple[dict[str, Any], None]:
+        return state, None  # a module's state_dict is in its own key names
+
+    def named_weights(self, name: str) -> Any:
+        raise ConfigError(f"{self.name} is a module: it has no {name!r} weights (use --weights module, its own "
+                          "parameters, or a state_dict path)")
+
+    def build(self, config: Any = None) -> Any:
+        from torch import nn
+
+        make = self._callable()
+        try:
+            module = make()
+        except TypeError as exc:
+            if "argument" in str(exc):
+                raise ConfigError(f"{self.name}: the factory needs arguments ({exc}); give one that takes none "
+                                  "(wrap it: def factory(): return MyNet(classes=10))") from None
+            raise ConfigError(f"{self.name}: the factory raised TypeError: {_first_line(exc)}") from None
+        except Exception as exc:  # the user's code: any error is theirs to read, in one line
+            raise ConfigError(f"{self.name}: the factory raised {type(exc).__name__}: {_first_line(exc)}") from None
+        if not isinstance(module, nn.Module):
+            raise ConfigError(f"{self.name}: the factory returned a {type(module).__name__}, not a torch.nn.Module")
+        return module.eval()
+
+    def make_config(self, **values: Any) -> ModuleConfig:
+        unknown = sorted(k for k, v in values.items() if k not in _ACCEPTED and v is not None)
+        if unknown:
+            raise ConfigError(f"{self.name} is a module: it takes no option {', '.join(unknown)}")
+        if values.get("width") not in (None, 1.0):
+            raise ConfigError(f"{self.name} is a module: --width does not apply (it is the module's own design)")
+        resolution = values.get("resolution")
+        if resolution is None:
+            raise ConfigError(f"{self.name}: give the input size (--input-shape 1,3,H,W or --example-input FILE)")
+        task, num_classes = self._probe(int(resolution))
+        wanted = values.get("num_classes")
+        if wanted is not None and wanted != num_classes:
+            raise ConfigError(f"{self.name}: the module outputs {num_classes} classes, not {wanted}")
+        return ModuleConfig(self.name, int(resolution), num_classes, task)
+
+    def _probe(self, resolution: int) -> tuple[str, int]:
+        if resolution not in self._probed:
+            import torch
+
+            input_resolution((1, 3, resolution, resolution))
+            module = self.build()
+            try:
+                with torch.no_grad():
+                    out = module(torch.zeros(1, 3, resolution, resolution))
+            except Exception as exc:
+                raise ConfigError(f"{self.name}: forward on a 1x3x{resolution}x{resolution} input failed "
+                                  f"({type(exc).__name__}: {_first_line(exc)})") from None
+            if not isinstance(out, torch.Tensor):
+                raise ConfigError(f"{self.name}: forward returned a {type(out).__name__}; expected one tensor "
+                                  "(class scores, or per-pixel class scores)")
+            if out.ndim == 2:
+                self._probed[resolution] = ("classification", int(out.shape[1]))
+            elif out.ndim == 4 and tuple(out.shape[2:]) == (resolution, resolution):
+                self._probed[resolution] = ("segmentation", int(out.shape[1]))
+            else:
+                raise ConfigError(f"{self.name}: forward returned shape {list(out.shape)}; expected (1, classes) "
+                                  f"or (1, classes, {resolution}, {resolution})")
+        return self._probed[resolution]
+
+    def _callable(self) -> Callable[[], Any]:
+        if callable(self.factory):
+            return self.factory
+        module_name, attr = self.factory.split(":")
+        # As uvicorn and gunicorn do: the user's own package is importable from where they run the command.
+        if os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:  # ImportError, or the module's own code failing at import
+            raise ConfigError(f"{self.name}: cannot import {module_name} ({type(exc).__name__}: "
+                              f"{_first_line(exc)})") from None
+        make = getattr(module, attr, None)
+        if make is None:
+            raise ConfigError(f"{self.name}: {module_name} has no {attr!r}")
+        if not callable(make):
+            raise ConfigError(f"{self.name}: {attr} is a {type(make).__name__}, not a callable returning a module")
+        return make  # type: ignore[no-any-return]
+
+
+def module_family(entry: str) -> ModuleFamily:
+    """The family of a factory named ``package.module:callable``."""
+    if not MODULE_ENTRY.match(entry):
+        raise ConfigError(f"{entry!r}: expected package.module:callable (a function returning an nn.Module)")
+    return ModuleFamily(entry, entry, description=f"nn.Module from {entry}")
+
+
+def instance_family(module: Any) -> ModuleFamily:
+    """The family of an ``nn.Module`` instance, named by its class and parameters (a fresh copy per build, so
+    export never changes the caller's module)."""
+    import copy
+
+    from edgedeploy.models.weights import state_dict_sha256
+
+    name = f"module:{type(module).__name__}@{state_dict_sha256(module.state_dict())[:12]}"
+    snapshot = copy.deepcopy(module).eval()
+    return ModuleFamily(name, lambda: copy.deepcopy(snapshot), description=f"nn.Module {type(module).__qualname__}")
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]

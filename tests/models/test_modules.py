@@ -1,0 +1,93 @@
+"""A user's nn.Module as a model family: the probe, the factory errors, the weights it brings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from edgedeploy.core.errors import ConfigError, WeightsError
+from edgedeploy.models import get_model, model_task
+from edgedeploy.models.modules import input_resolution, instance_family, module_family
+from edgedeploy.models.weights import build_model, weights_fingerprint
+
+HERE = Path(__file__).parent
+
+
+@pytest.fixture(autouse=True)
+def user_modules_importable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(HERE))
+
+
+def test_factory_becomes_a_family_with_the_probed_task_and_classes() -> None:
+    family = get_model("user_modules:tiny_cnn")
+    config = family.make_config(resolution=48)
+    assert (config.arch, config.resolution, config.num_classes, config.task) == ("user_modules:tiny_cnn", 48, 10,
+                                                                                 "classification")
+    assert model_task(config) == "classification" and config.name == "tiny_cnn_48"
+    model, loaded = build_model(config, "module")
+    assert loaded is not None and loaded.source == "module" and loaded.path is None
+    # The manifest's sha256 is the parameters' digest: the same factory gives the same digest.
+    assert loaded.sha256 == weights_fingerprint("module", config.arch)
+    assert model(torch.zeros(2, 3, 48, 48)).shape == (2, 10)
+
+
+def test_dense_output_at_input_size_is_segmentation() -> None:
+    class Dense(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.conv2d(x, torch.ones(5, 3, 1, 1))
+
+    config = instance_family(Dense()).make_config(resolution=32)
+    assert (config.task, config.num_classes) == ("segmentation", 5)
+
+
+@pytest.mark.parametrize(("entry", "message"), [
+    ("user_modules:needs_arguments", "the factory needs arguments"),
+    ("user_modules:raises", "the factory raised RuntimeError: checkpoint server unreachable"),
+    ("user_modules:not_a_module", "the factory returned a dict, not a torch.nn.Module"),
+    ("user_modules:two_outputs", "forward returned a tuple; expected one tensor"),
+    ("user_modules:missing", "user_modules has no 'missing'"),
+    ("no_such_package.models:net", "cannot import no_such_package.models (ModuleNotFoundError"),
+])
+def test_factory_problems_are_one_line_config_errors(entry: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")) as info:
+        module_family(entry).make_config(resolution=32)
+    assert "\n" not in str(info.value)
+
+
+def test_module_options_are_checked() -> None:
+    family = module_family("user_modules:tiny_cnn")
+    with pytest.raises(ConfigError, match="give the input size"):
+        family.make_config()
+    with pytest.raises(ConfigError, match="--width does not apply"):
+        family.make_config(resolution=32, width=0.5)
+    with pytest.raises(ConfigError, match="outputs 10 classes, not 3"):
+        family.make_config(resolution=32, num_classes=3)
+    with pytest.raises(ConfigError, match="expected package.module:callable"):
+        get_model("not a:valid entry")
+    with pytest.raises(WeightsError, match="registered family"):
+        build_model(get_model("mobilenet_v2").make_config(), "module")
+
+
+@pytest.mark.parametrize(("shape", "message"), [
+    ((3, 224, 224), "rank 3"), ((1, 1, 32, 32), "batch 1 and 3 channels"), ((1, 3, 32, 48), "square image"),
+])
+def test_example_input_shape_problems(shape: tuple[int, ...], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        input_resolution(shape)
+
+
+def test_instance_family_copies_the_module_and_names_it_by_its_parameters() -> None:
+    from user_modules import TinyCNN
+
+    torch.manual_seed(0)
+    net = TinyCNN()
+    family = instance_family(net)
+    built = family.build()
+    assert built is not net and family.name.startswith("module:TinyCNN@")
+    with torch.no_grad():
+        built.head.bias.add_(1.0)  # a change to the copy ...
+        assert not torch.equal(built.head.bias, net.head.bias)  # ... never reaches the caller's module
+        net.head.bias.add_(1.0)
+    assert instance_family(net).name != family.name  # other parameters, another family

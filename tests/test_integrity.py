@@ -14,10 +14,12 @@ import pytest
 from click.testing import CliRunner
 
 from edgedeploy.cli.app import cli
+from edgedeploy.core.digest import with_digest
 from edgedeploy.core.errors import ArtifactMismatchError
 from edgedeploy.core.hashing import sha256_file
 from edgedeploy.core.integrity import cached_sha256, verify_artifact
-from edgedeploy.core.manifest import manifest_path
+from edgedeploy.core.manifest import DIGEST_KEY, manifest_path
+from edgedeploy.recipes.results import DIGEST_KEY as RESULTS_DIGEST
 
 
 def _copy(artifact: Path, dest: Path) -> Path:
@@ -141,7 +143,7 @@ def test_verify_fails_a_wrong_precision_claim(onnx_copy):
     path = manifest_path(onnx_copy)
     manifest = json.loads(path.read_text())
     manifest["precision"]["requested"] = "int8"
-    path.write_text(json.dumps(manifest))
+    path.write_text(json.dumps(with_digest(manifest, DIGEST_KEY)))  # consistent, as a buggy exporter's would be
     result = _run("verify", str(onnx_copy), "--json")
     assert result.exit_code == 4, result.output
     checks = {c["name"]: c["status"] for c in json.loads(result.stdout)["checks"]}
@@ -152,7 +154,7 @@ def test_verify_fails_an_io_spec_that_is_not_the_models(onnx_copy):
     path = manifest_path(onnx_copy)
     manifest = json.loads(path.read_text())
     manifest["input"]["shape"] = [1, 3, 160, 160]
-    path.write_text(json.dumps(manifest))
+    path.write_text(json.dumps(with_digest(manifest, DIGEST_KEY)))
     result = _run("verify", str(onnx_copy), "--json")
     assert result.exit_code == 4 and "input shape [1, 3, 224, 224] != manifest [1, 3, 160, 160]" in result.stdout
 
@@ -169,7 +171,7 @@ def test_gate_checks_artifacts_beside_the_results(tmp_path, onnx_copy):
     shutil.move(manifest_path(onnx_copy), manifest_path(artifact))
     entry["sha256"] = cached_sha256(artifact)
     results = folder / "results.json"
-    results.write_text(json.dumps(baseline))
+    results.write_text(json.dumps(with_digest(baseline, RESULTS_DIGEST)))
     args = ["gate", str(recipe), "--results", str(results), "--json"]
     passed = _run(*args)
     assert passed.exit_code == 0, passed.output
@@ -187,7 +189,7 @@ def test_a_results_file_with_nan_fails_closed(tmp_path, value):
     data = json.loads(text)
     data["targets"]["tflite-int8"]["accuracy"]["top1"] = math.nan if value == "NaN" else math.inf
     results = tmp_path / "results.json"
-    results.write_text(json.dumps(data))
+    results.write_text(json.dumps(with_digest(data, RESULTS_DIGEST)))  # as a run that measured it would write
     gated = _run("gate", str(recipe), "--results", str(results))
     _one_line_error(gated, 6, "tflite-int8", "accuracy.top1", value.lower()[:3])
     _one_line_error(_run("report", str(results), "--out", str(tmp_path / "r")), 6, "accuracy.top1")
@@ -223,3 +225,44 @@ def test_a_full_disk_mid_export_is_one_line_and_leaves_nothing(tmp_path, monkeyp
                   "--out", str(out))
     _one_line_error(result, 3, "cannot write (No space left on device)")
     assert not out.exists() or list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["eval", "bench", "inspect"])
+def test_an_edited_manifest_is_refused_by_every_loading_command(onnx_copy, val_dir, command):
+    """The manifest decides how inputs are fed: mean 0 beside an untouched artifact is refused, not measured."""
+    path = manifest_path(onnx_copy)
+    manifest = json.loads(path.read_text())
+    manifest["preprocessing"]["mean"] = [0.0, 0.0, 0.0]
+    path.write_text(json.dumps(manifest, indent=2))
+    extra = {"eval": ["--data", str(val_dir), "--limit", "2"], "bench": ["--runs", "2"], "inspect": []}[command]
+    _one_line_error(_run(command, str(onnx_copy), *extra), 3, path.name, "its content changed after it was written",
+                    "--no-verify")
+    assert _run(command, str(onnx_copy), *extra, "--no-verify").exit_code == 0
+
+
+def test_a_manifest_without_its_digest_is_refused(onnx_copy):
+    path = manifest_path(onnx_copy)
+    manifest = json.loads(path.read_text())
+    del manifest[DIGEST_KEY]
+    path.write_text(json.dumps(manifest))
+    _one_line_error(_run("inspect", str(onnx_copy)), 3, "records no content digest (manifest_sha256")
+    verified = _run("verify", str(onnx_copy), "--json")
+    assert verified.exit_code == 3 and "records no content digest" in verified.stdout
+
+
+def test_a_reformatted_manifest_still_verifies(onnx_copy):
+    """The digest is of the content, not the bytes: re-indenting (an editor, jq) changes nothing."""
+    path = manifest_path(onnx_copy)
+    path.write_text(json.dumps(json.loads(path.read_text()), indent=None, sort_keys=True))
+    assert verify_artifact(onnx_copy).verified is True
+
+
+def test_an_edited_results_file_is_refused(tmp_path):
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / "mobilenet_v2.yaml"
+    baseline = json.loads((recipe.parent / "baselines" / "mobilenet_v2.json").read_text())
+    baseline["targets"]["tflite-int8"]["accuracy"]["top1"] = 99.0
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps(baseline))
+    for args in (["gate", str(recipe), "--results", str(results)], ["report", str(results), "--out", str(tmp_path)],
+                 ["compare", str(results), str(recipe.parent / "baselines" / "mobilenet_v2.json")]):
+        _one_line_error(_run(*args), 3, "results.json", "its content changed after it was written")

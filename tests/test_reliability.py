@@ -94,7 +94,14 @@ BAD_INPUTS = [
     ("a results file that is not one", _file("results.json", b'{"targets": {}}'),
      ["report", "{x}"], 3, "not an edgedeploy results file"),
     ("absurd run count", lambda t, v: "", ["bench", "random", "--runs", "10000000"], 2,
-     "--runs must be between 1 and 100000"),
+     "Invalid value for '--runs': 10000000 is not in the range 1<=x<=100000."),
+    ("absurd thread count", lambda t, v: "", ["bench", "sample", "--threads", "100000", "--runs", "3"], 2,
+     "Invalid value for '--threads': 100000 is not in the range 1<=x<=256."),
+    ("zero threads", lambda t, v: "", ["bench", "sample", "--threads", "0"], 2, "0 is not in the range 1<=x<=256."),
+    ("no or negative calibration images", lambda t, v: "", ["export", "--target", "onnx", "--calib-size", "-5"], 2,
+     "-5 is not in the range 1<=x<=10000000."),
+    ("NaN or infinity for a number", lambda t, v: "", ["export", "--target", "onnx", "--mean", "nan", "0", "0"], 2,
+     "'nan' is not a finite number"),
 ]
 
 

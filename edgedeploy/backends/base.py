@@ -12,6 +12,7 @@ import numpy as np
 from edgedeploy.core.errors import ConfigError
 from edgedeploy.core.integrity import Verification
 from edgedeploy.core.io_spec import ModelIO
+from edgedeploy.core.limits import MAX_THREADS
 
 __all__ = ["Runner", "LoadOptions", "INFERENCE_PRECISIONS"]
 
@@ -45,8 +46,8 @@ class LoadOptions:
     verify: bool = True
 
     def __post_init__(self) -> None:
-        if self.threads < 1:
-            raise ConfigError(f"--threads must be at least 1, got {self.threads}")
+        if not 1 <= self.threads <= MAX_THREADS:
+            raise ConfigError(f"--threads must be between 1 and {MAX_THREADS}, got {self.threads}")
         if self.inference_precision not in INFERENCE_PRECISIONS:
             raise ConfigError(f"--inference-precision must be one of {', '.join(INFERENCE_PRECISIONS)}")
         if (self.mean is None) != (self.std is None):

@@ -38,6 +38,10 @@ class _Cli(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:
+            # A bad option value or a missing argument: one line like every other error (the usage text
+            # is in --help).
+            self._fail(ctx, exc.format_message(), exc.exit_code, exc)
         except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
             raise
         except KeyboardInterrupt as exc:

@@ -11,6 +11,8 @@ from typing import Any
 
 import click
 
+from edgedeploy.cli import ranges
+
 __all__ = ["RegistryChoice", "target_choice", "model_option", "parse_model_options", "model_choice", "calib_method_choice", "io_dtype_choice",
            "input_layout_choice", "weight_granularity_choice", "ptq_method_choice", "split_list", "emit_json", "json_option",
            "progress", "model_options", "devices_option", "load_options", "runtime_name"]
@@ -210,16 +212,16 @@ def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="A user module's example input (.npy or .pt, 1x3xHxW): its shape sets --resolution."),
         click.option("--model-option", "model_option", multiple=True, metavar="KEY=VALUE",
                      help="The family's own option (repeatable), e.g. output_stride=16 (PyTorch weights)."),
-        click.option("--width", type=float, default=None,
+        click.option("--width", type=ranges.WIDTH, default=None,
                      help="Width multiplier (PyTorch weights) [default: the family's, mobilenet_v2: 1.0]."),
-        click.option("--resolution", type=int, default=None,
+        click.option("--resolution", type=ranges.RESOLUTION, default=None,
                      help="Input size (PyTorch weights) [default: the family's, mobilenet_v2: 224]."),
-        click.option("--num-classes", type=int, default=None,
+        click.option("--num-classes", type=ranges.NUM_CLASSES, default=None,
                      help="Class count (PyTorch weights) [default: the family's, mobilenet_v2: 1000]."),
-        click.option("--mean", type=float, nargs=3, default=None, help="Normalization mean (R G B), for models without a manifest."),
-        click.option("--std", type=float, nargs=3, default=None, help="Normalization std (R G B), for models without a manifest."),
+        click.option("--mean", type=ranges.MEAN, nargs=3, default=None, help="Normalization mean (R G B), for models without a manifest."),
+        click.option("--std", type=ranges.STD, nargs=3, default=None, help="Normalization std (R G B), for models without a manifest."),
         click.option("--raw-pixels", is_flag=True, help="Feed raw 0-255 pixels (models with normalization folded in)."),
-        click.option("--threads", type=int, default=None, help="Inference threads [default: the device's]."),
+        click.option("--threads", type=ranges.THREADS, default=None, help="Inference threads [default: the device's]."),
         click.option("--no-verify", is_flag=True,
                      help="Use the model even if its files no longer match the sha256 in its manifest."),
         click.option("--no-xnnpack", is_flag=True, help="LiteRT: run the builtin kernels without the XNNPACK delegate."),

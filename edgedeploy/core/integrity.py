@@ -1,6 +1,6 @@
-"""An artifact checked against its manifest before it is used: every file the manifest lists
-(``.xml`` and ``.bin`` of an IR, the ``.onnx``, the ``.tflite``) must still have the sha256
-recorded at export. A corrupted download, a half-synced artifact store or a swapped file is
+"""An artifact checked against its manifest before it is used: the manifest's own content must still match
+its digest, and every file it lists (``.xml`` and ``.bin`` of an IR, the ``.onnx``, the ``.tflite``) must
+still have the sha256 recorded at export. A corrupted download, a half-synced artifact store or a swapped file is
 refused instead of being measured and reported as the exported model.
 
 Hashes are kept per (path, size, mtime) for the life of the process, so a command that loads
@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgedeploy.core.digest import check_digest
 from edgedeploy.core.errors import ArtifactMismatchError, InputFileError
 from edgedeploy.core.hashing import sha256_file
-from edgedeploy.core.manifest import manifest_path, read_manifest
+from edgedeploy.core.manifest import DIGEST_KEY, manifest_path, read_manifest
 
 __all__ = ["Verification", "verify_artifact", "check_files", "cached_sha256"]
 
@@ -78,6 +79,7 @@ def verify_artifact(artifact: str | Path) -> Verification:
         return Verification(None)
     start = time.perf_counter()
     data = manifest.data
+    check_digest(data, DIGEST_KEY, str(manifest_path(artifact)))
     entries = data.get("files") or {"name": artifact.name, "sha256": data.get("sha256")}
     checked = check_files(artifact, entries, manifest_path(artifact).name, "the manifest's")
     return Verification(True, checked, time.perf_counter() - start)

@@ -27,9 +27,10 @@ class ConfigFileError(ConfigError):
 
 
 class Section(BaseModel):
-    """A strict schema section: unknown keys are errors, types are not coerced."""
+    """A strict schema section: unknown keys are errors, types are not coerced, NaN and infinities are refused
+    (YAML's .nan/.inf would pass every range check)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
 class Lines:

@@ -17,6 +17,7 @@ from edgedeploy.backends.openvino.graph import ELEMENT_TYPES
 from edgedeploy.core.errors import ArtifactMismatchError, EdgeDeployError, InputFileError, ValidationError
 from edgedeploy.core.integrity import verify_artifact
 from edgedeploy.core.manifest import Manifest, read_manifest
+from edgedeploy.core.signing import verify_signature
 from edgedeploy.export.parity import check_parity
 from edgedeploy.export.request import DEFAULT_PARITY_IMAGES
 from edgedeploy.export.targets import ParityTolerance
@@ -86,7 +87,7 @@ def _reference_options(manifest: Manifest, threads: int) -> LoadOptions:
     model = manifest.data.get("model", {})
     pre = manifest.io.preprocessing
     arch = model.get("arch", "mobilenet_v2")
-    own = config_options(get_model(arch).make_config())
+    own = config_options(get_model(arch).make_config(resolution=model.get("resolution", 224)))
     return LoadOptions(threads=threads, mean=tuple(pre.mean), std=tuple(pre.std), arch=arch,
                        width=model.get("width", 1.0), resolution=model.get("resolution", 224),
                        num_classes=model.get("num_classes", 1000),
@@ -94,7 +95,8 @@ def _reference_options(manifest: Manifest, threads: int) -> LoadOptions:
 
 
 def verify_export(artifact: str | Path, data: str | Path | None = None, reference: str | None = None,
-                  images: int | None = None, threads: int = 1) -> VerifyReport:
+                  images: int | None = None, threads: int = 1, public_key: Path | None = None,
+                  signature: Path | None = None) -> VerifyReport:
     """Re-prove ``artifact``; parity only with ``data`` (against ``reference``, default the weights
     the manifest names)."""
     path = Path(artifact)
@@ -113,6 +115,11 @@ def verify_export(artifact: str | Path, data: str | Path | None = None, referenc
         for name in ("precision", "io", "parity"):
             report.add(name, "skip", "not checked: the files are not the exported ones")
         return report
+    if public_key is not None:
+        try:
+            report.add("signature", "pass", verify_signature(path, public_key, signature))
+        except (ArtifactMismatchError, InputFileError) as exc:
+            report.add("signature", "fail", str(exc), _EXIT_CHANGED)
 
     precision = manifest.data.get("precision") or {}
     requested = precision.get("requested")
@@ -129,6 +136,10 @@ def verify_export(artifact: str | Path, data: str | Path | None = None, referenc
 
     if data is None:
         report.add("parity", "skip", "no --data given")
+        return report
+    if (manifest.data.get("model") or {}).get("arch") == "onnx":
+        report.add("parity", "skip", "exported from an ONNX file: parity was checked against it with ONNX Runtime "
+                                     "at export")
         return report
     parity = manifest.data.get("parity") or {}
     tolerance = ParityTolerance(parity.get("max_abs_diff_allowed"), float(parity.get("min_agreement_allowed", 0.0)))

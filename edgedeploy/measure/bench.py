@@ -12,14 +12,12 @@ import numpy as np
 
 from edgedeploy.backends.base import Runner
 from edgedeploy.core.errors import ConfigError
+from edgedeploy.core.limits import MAX_RUNS, MAX_WARMUP
 from edgedeploy.data.synthetic import synthetic_images
 from edgedeploy.devices.latency import InProcessFigures, LatencyResult, LatencyStats
 
-__all__ = ["BenchResult", "benchmark", "check_run_counts", "latency_stats", "merge_rounds", "MAX_RUNS", "MAX_WARMUP",
-           "rss_mb"]
+__all__ = ["BenchResult", "benchmark", "check_run_counts", "latency_stats", "merge_rounds", "rss_mb"]
 
-MAX_RUNS = 100_000
-MAX_WARMUP = 10_000
 
 
 @dataclass

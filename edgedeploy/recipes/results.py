@@ -14,12 +14,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from edgedeploy.core.digest import check_digest
 from edgedeploy.core.errors import InputFileError, ResultsError
 from edgedeploy.core.integrity import check_files, verify_artifact
 from edgedeploy.core.stats import Interval, ratio_of_medians
 from edgedeploy.export.targets import float_counterpart
 
-__all__ = ["RESULTS_FILE", "RESULTS_SCHEMA", "ARTIFACTS_DIR", "read_results", "read_versioned_json", "check_finite", "verify_result_artifacts",
+__all__ = ["DIGEST_KEY", "RESULTS_FILE", "RESULTS_SCHEMA", "ARTIFACTS_DIR", "read_results", "read_versioned_json", "check_finite", "verify_result_artifacts",
            "timed_samples", "latency_ratio", "int8_features"]
 
 RESULTS_FILE = "results.json"
@@ -27,6 +28,8 @@ RESULTS_SCHEMA = "edgedeploy.results/2"
 # Older schemas this version still reads.
 READABLE_SCHEMAS = ("edgedeploy.results/1", RESULTS_SCHEMA)
 ARTIFACTS_DIR = "artifacts"
+# The digest of a results file's own content (edgedeploy.core.digest), checked whenever one is read.
+DIGEST_KEY = "results_sha256"
 
 
 def read_versioned_json(path: str | Path, what: str, schemas: tuple[str, ...], entries: str) -> dict[str, Any]:
@@ -41,6 +44,9 @@ def read_versioned_json(path: str | Path, what: str, schemas: tuple[str, ...], e
         raise InputFileError(f"{path}: not a {what} ({exc.__class__.__name__})") from None
     if not isinstance(data, dict) or data.get("schema") not in schemas or not isinstance(data.get(entries), dict):
         raise InputFileError(f"{path}: not an edgedeploy {what} (expected schema {schemas[-1]})")
+    # Files of the first schema predate the digest: read as documented, unless they carry one.
+    if data["schema"] != "edgedeploy.results/1" or DIGEST_KEY in data:
+        check_digest(data, DIGEST_KEY, str(path), "rerun it (a results file is never edited by hand)")
     check_finite({"reference": data.get("reference"), "targets": data[entries]}, str(path))
     return data
 
@@ -70,15 +76,20 @@ def _numbers(value: object, where: str = "") -> Iterator[tuple[str, float]]:
             yield from _numbers(item, f"{where}[{i}]")
 
 
-def verify_result_artifacts(results: dict[str, Any], results_dir: Path) -> dict[str, bool | None]:
+def verify_result_artifacts(results: dict[str, Any], results_dir: Path,
+                            public_key: Path | None = None) -> dict[str, bool | None]:
     """Each measured target's artifact, where it is still beside the results file, checked against
     its manifest and against the digests the results recorded (every file; older results: the
-    primary one). ArtifactMismatchError (exit 3) on a difference. None: the artifact is not there (results
-    copied without artifacts), so nothing was checked."""
+    primary one), and with ``public_key`` its signature. ArtifactMismatchError (exit 3) on a difference. None:
+    the artifact is not there (results copied without artifacts), so nothing was checked; with ``public_key``
+    that is an error (a signature requirement cannot pass unchecked)."""
     verified: dict[str, bool | None] = {}
     for name, entry in results["targets"].items():
         artifact = entry.get("artifact") if isinstance(entry, dict) else None
         if entry.get("status") != "ok" or not isinstance(artifact, str) or not (results_dir / artifact).is_file():
+            if public_key is not None and entry.get("status") == "ok":
+                raise InputFileError(f"{name}: its artifact is not beside the results, so its signature cannot be "
+                                     "checked (--public-key)")
             verified[name] = None
             continue
         path = results_dir / artifact
@@ -86,6 +97,10 @@ def verify_result_artifacts(results: dict[str, Any], results_dir: Path) -> dict[
             raise InputFileError(f"{path}: its manifest is missing, so it cannot be checked (--no-verify gates anyway)")
         recorded = entry.get("files") or {"name": path.name, "sha256": entry.get("sha256")}
         check_files(path, recorded, f"the results' {name} entry", "the sha256 these results measured,")
+        if public_key is not None:
+            from edgedeploy.core.signing import verify_signature
+
+            verify_signature(path, public_key)
         verified[name] = True
     return verified
 

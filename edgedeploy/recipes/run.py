@@ -24,6 +24,7 @@ import numpy as np
 from edgedeploy.backends import LoadOptions, Runner, load_runner
 from edgedeploy.core.artifacts import atomic_path, atomic_write_text
 from edgedeploy.core.cache import cache_dir, code_fingerprint, content_key
+from edgedeploy.core.digest import with_digest
 from edgedeploy.core.errors import EXIT_INTERNAL, ConfigError, EdgeDeployError
 from edgedeploy.core.manifest import created_utc, tool_versions
 from edgedeploy.core.stats import DEFAULT_CONFIDENCE
@@ -36,7 +37,7 @@ from edgedeploy.measure.on_device import bench_on_device
 from edgedeploy.measure.sharded import evaluate_shard
 from edgedeploy.recipes.evidence import Evidence, Predictions, write_evidence
 from edgedeploy.recipes.interleaved import BenchJob, bench_interleaved
-from edgedeploy.recipes.results import ARTIFACTS_DIR, RESULTS_FILE, RESULTS_SCHEMA, latency_ratio
+from edgedeploy.recipes.results import ARTIFACTS_DIR, DIGEST_KEY, RESULTS_FILE, RESULTS_SCHEMA, latency_ratio
 from edgedeploy.recipes.schema import Recipe
 
 __all__ = ["run_recipe", "Event", "Evaluator", "build_entry", "failure_entry", "reference_key", "target_key",
@@ -343,5 +344,6 @@ def run_recipe(
         "status": "failed" if failed else "ok",
         "seconds": round(time.perf_counter() - start, 2),
     }
+    results = with_digest(results, DIGEST_KEY)
     atomic_write_text(out_dir / RESULTS_FILE, json.dumps(results, indent=1) + "\n")
     return results

@@ -14,11 +14,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from edgedeploy.backends import LoadOptions
+from edgedeploy.core import limits
 from edgedeploy.core.errors import ConfigError
 from edgedeploy.core.hashing import sha256_file
 from edgedeploy.core.yamlfile import ConfigFileError as RecipeError
@@ -29,7 +30,6 @@ from edgedeploy.export.options import IoDtype
 from edgedeploy.export.ptq import check_calibration
 from edgedeploy.export.request import DEFAULT_PARITY_IMAGES, ExportRequest
 from edgedeploy.export.targets import TARGETS, get_target
-from edgedeploy.measure.bench import MAX_RUNS, MAX_WARMUP
 from edgedeploy.models import DEFAULT_MODEL, ModelConfig, model_task
 from edgedeploy.recipes.model_source import RecipeModel, check_model_section
 from edgedeploy.tasks import DataOptions, Task, get_task, task_rows
@@ -42,9 +42,9 @@ class ModelSpec(Section):
     # input size as resolution).
     arch: str = DEFAULT_MODEL
     # None: the family's default (mobilenet_v2: 1.0, 224, 1000).
-    width: float | None = None
-    resolution: int | None = None
-    num_classes: int | None = Field(None, ge=1)
+    width: float | None = Field(None, ge=limits.MIN_WIDTH, le=limits.MAX_WIDTH)
+    resolution: int | None = Field(None, ge=limits.MIN_RESOLUTION, le=limits.MAX_RESOLUTION)
+    num_classes: int | None = Field(None, ge=1, le=limits.MAX_CLASSES)
     # The family's own options (deeplabv3_mobilenet_v2: output_stride).
     options: dict[str, Any] | None = Field(None, strict=False)
     # sample | imagenet | random | module | a checkpoint path (relative to the recipe); None: the family's default
@@ -57,7 +57,8 @@ class ModelSpec(Section):
     # Or an ONNX file (relative to the recipe; ONNX-based targets only; give preprocessing mean/std).
     onnx: str | None = None
     # A module's (or a dynamic ONNX file's) input, 1,3,H,W; the same as resolution: H.
-    input_shape: list[int] | None = None
+    input_shape: list[Annotated[int, Field(ge=1, le=limits.MAX_RESOLUTION)]] | None = Field(None, min_length=4,
+                                                                                            max_length=4)
 
     @property
     def arch_name(self) -> str:
@@ -74,15 +75,16 @@ class ModelSpec(Section):
 class PreprocessingSpec(Section):
     """Overrides of the weights' normalization (R, G, B); by default the weights' own."""
 
-    mean: list[float] | None = Field(None, min_length=3, max_length=3)
-    std: list[float] | None = Field(None, min_length=3, max_length=3)
+    mean: list[Annotated[float, Field(ge=-limits.MAX_MEAN, le=limits.MAX_MEAN)]] | None = Field(
+        None, min_length=3, max_length=3)
+    std: list[Annotated[float, Field(gt=0, le=limits.MAX_STD)]] | None = Field(None, min_length=3, max_length=3)
 
 
 class CalibrationSpec(Section):
     # A folder of images or a calibration/*.json definition.
     data: str
-    size: int = Field(DEFAULT_CALIB_SIZE, ge=1)
-    seed: int = DEFAULT_CALIB_SEED
+    size: int = Field(DEFAULT_CALIB_SIZE, ge=1, le=limits.MAX_IMAGES)
+    seed: int = Field(DEFAULT_CALIB_SEED, ge=0, le=limits.MAX_SEED)
 
 
 class EvaluationSpec(Section):
@@ -94,15 +96,15 @@ class EvaluationSpec(Section):
     # segmentation: the label not scored (default 255) and the masks' format (palette | label-ids).
     ignore_index: int | None = Field(None, ge=0, le=65535)
     mask_format: str | None = None
-    limit: int | None = Field(None, ge=1)
+    limit: int | None = Field(None, ge=1, le=limits.MAX_IMAGES)
     batch_size: int = Field(16, ge=1, le=1024)
 
 
 class BenchSpec(Section):
-    runs: int = Field(100, ge=1, le=MAX_RUNS)
-    warmup: int = Field(10, ge=0, le=MAX_WARMUP)
+    runs: int = Field(100, ge=1, le=limits.MAX_RUNS)
+    warmup: int = Field(10, ge=0, le=limits.MAX_WARMUP)
     # None: the device's default.
-    threads: int | None = Field(None, ge=1)
+    threads: int | None = Field(None, ge=1, le=limits.MAX_THREADS)
     # Runs are timed in this many rounds, round-robin over the targets (recipes.interleaved).
     rounds: int = Field(5, ge=1, le=100)
 
@@ -117,18 +119,18 @@ class Thresholds(Section):
     has two (max_top1_drop / max_top1_regression, max_miou_drop / max_miou_regression: the registered
     tasks' metrics)."""
 
-    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True, allow_inf_nan=False)
 
     # Agreement with the float model (the task's: top-1 per image, class per pixel), percent.
     min_agreement: float | None = Field(None, ge=0, le=100)
     # p50 latency on every bench device.
-    max_latency_ms: float | None = Field(None, gt=0)
+    max_latency_ms: float | None = Field(None, gt=0, le=limits.MAX_LATENCY_MS)
     # Artifact size (all its files), MiB.
-    max_size_mb: float | None = Field(None, gt=0)
+    max_size_mb: float | None = Field(None, gt=0, le=limits.MAX_SIZE_MB)
     # Top-1 points lost against the baseline results (gate --baseline).
-    max_top1_regression: float | None = Field(None, ge=0)
+    max_top1_regression: float | None = Field(None, ge=0, le=100)
     # p50 of this target / p50 of the float target on its runtime, same device, same run.
-    max_latency_ratio: float | None = Field(None, gt=0)
+    max_latency_ratio: float | None = Field(None, gt=0, le=limits.MAX_RATIO)
     # Set (e.g. 0.95): gate on confidence intervals, not point estimates (README, gate).
     confidence: float | None = Field(None, ge=0.5, lt=1)
 
@@ -140,8 +142,8 @@ class Thresholds(Section):
             if match is None or match.group(1) not in metrics:
                 raise ValueError(f"unknown key {key!r} (metric thresholds: "
                                  f"{', '.join(f'max_{m}_drop, max_{m}_regression' for m in sorted(metrics))})")
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise ValueError(f"{key} must be a number >= 0, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100:
+                raise ValueError(f"{key} must be a number of points in [0, 100], got {value!r}")
         return self
 
     def metric_keys(self) -> list[str]:
@@ -167,7 +169,7 @@ class Thresholds(Section):
 
 
 class ParitySpec(Section):
-    max_abs_diff: float | None = Field(None, gt=0)
+    max_abs_diff: float | None = Field(None, gt=0, le=limits.MAX_DIFF)
     min_agreement: float | None = Field(None, ge=0, le=100)
     images: int = Field(DEFAULT_PARITY_IMAGES, ge=1, le=10_000)
     # Images for the parity check; default: the evaluation data.
@@ -180,7 +182,7 @@ class TargetSpec(Section):
     io_dtype: IoDtype | None = Field(None, strict=False)
     calib_method: str | None = None
     # openvino-int8 accuracy control: max drop of the task's metric (top-1, mIoU), measured on accuracy_data.
-    max_drop: float | None = Field(None, gt=0)
+    max_drop: float | None = Field(None, gt=0, le=100)
     accuracy_data: str | None = None
     # int8 targets: layers kept in float (names from `edgedeploy diagnose`).
     keep_float: list[str] = []

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from edgedeploy.core.artifacts import atomic_write_text
+from edgedeploy.core.digest import content_digest
 from edgedeploy.recipes.evidence import Predictions
-from edgedeploy.recipes.results import read_versioned_json
+from edgedeploy.recipes.results import DIGEST_KEY, read_versioned_json
 
 __all__ = ["SWEEP_FILE", "SWEEP_SCHEMA", "CellStore", "pareto_front", "fronts", "read_sweep", "is_sweep_results", "write_sweep", "p50",
            "cpu_of"]
@@ -119,6 +120,8 @@ def is_sweep_results(path: str | Path) -> bool:
 
 
 def write_sweep(results: dict[str, Any], out_dir: Path) -> Path:
+    """Write ``results`` (its content digest added to it, as readers check it) to ``out_dir/sweep.json``."""
     path = Path(out_dir) / SWEEP_FILE
+    results[DIGEST_KEY] = content_digest(results, DIGEST_KEY)
     atomic_write_text(path, json.dumps(results, indent=1) + "\n")
     return path

@@ -22,9 +22,11 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field
 
+from edgedeploy.core import limits
 from edgedeploy.core.errors import ConfigError, EdgeDeployError
 from edgedeploy.core.hashing import sha256_file
 from edgedeploy.core.yamlfile import ConfigFileError, Lines, Section, load_yaml, validate
@@ -40,14 +42,14 @@ DEFAULT_SHARD_IMAGES = 256
 
 
 class MatrixSpec(Section):
-    width: list[float] = Field(min_length=1)
-    resolution: list[int] = Field(min_length=1)
+    width: list[Annotated[float, Field(ge=limits.MIN_WIDTH, le=limits.MAX_WIDTH)]] = Field(min_length=1)
+    resolution: list[Annotated[int, Field(ge=limits.MIN_RESOLUTION, le=limits.MAX_RESOLUTION)]] = Field(min_length=1)
     targets: list[str] = Field(min_length=1)
     calib_method: list[str] | None = Field(None, min_length=1)
 
 
 class SweepOptions(Section):
-    shard_images: int = Field(DEFAULT_SHARD_IMAGES, ge=1)
+    shard_images: int = Field(DEFAULT_SHARD_IMAGES, ge=1, le=limits.MAX_SHARD_IMAGES)
 
 
 class SweepSpec(RecipeSpec):

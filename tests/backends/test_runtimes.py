@@ -83,7 +83,7 @@ def _hwc(runner):
 
 
 def test_invalid_load_options():
-    with pytest.raises(ConfigError, match="--threads must be at least 1"):
+    with pytest.raises(ConfigError, match="--threads must be between 1 and 256, got 0"):
         LoadOptions(threads=0)
     with pytest.raises(ConfigError, match="together"):
         LoadOptions(mean=(0.5,) * 3)

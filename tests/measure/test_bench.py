@@ -3,9 +3,10 @@ import pytest
 
 from edgedeploy.backends import LoadOptions, load_runner
 from edgedeploy.core.errors import ConfigError
+from edgedeploy.core.limits import MAX_RUNS
 from edgedeploy.devices import builtin_devices, get_device
 from edgedeploy.devices.latency import InProcessFigures, LatencyResult, LatencyStats
-from edgedeploy.measure.bench import MAX_RUNS, benchmark, latency_stats, merge_rounds
+from edgedeploy.measure.bench import benchmark, latency_stats, merge_rounds
 
 
 def test_bench_reports_ordered_percentiles(onnx_artifact):

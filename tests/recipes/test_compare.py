@@ -8,10 +8,11 @@ import pytest
 from click.testing import CliRunner
 
 from edgedeploy.cli.app import cli
+from edgedeploy.core.digest import with_digest
 from edgedeploy.core.errors import InputFileError
 from edgedeploy.recipes.compare import compare_results
 from edgedeploy.recipes.evidence import Evidence, write_evidence
-from edgedeploy.recipes.results import RESULTS_SCHEMA
+from edgedeploy.recipes.results import DIGEST_KEY, RESULTS_SCHEMA
 
 N = 600
 HOST = "x86_64 AMD EPYC, 2 logical CPUs, int8 features: avx2"
@@ -90,7 +91,7 @@ def test_without_evidence_accuracy_is_not_tested():
 def write_run(folder, results, ev):
     folder.mkdir()
     results = {**results, "evidence": write_evidence(ev, folder / "results.json")}
-    (folder / "results.json").write_text(json.dumps(results))
+    (folder / "results.json").write_text(json.dumps(with_digest(results, DIGEST_KEY)))
     return str(folder / "results.json")
 
 

@@ -72,7 +72,8 @@ def test_an_onnx_recipe_runs_against_onnx_runtime(tmp_path: Path, val_dir: Path,
     ("{onnx: net.onnx, width: 0.5}", "  onnx: {}\n", "model.width: does not apply to an ONNX model"),
     ("{onnx: net.onnx}", "  litert-fp32: {}\n", "targets.litert-fp32: converts from PyTorch, not ONNX"),
     ("{module: my_models, factory: raises, input_shape: [1, 3, 32, 32]}", "  onnx: {}\n", "the factory raised"),
-    ("{module: my_models, factory: tiny_cnn, input_shape: [3, 32, 32]}", "  onnx: {}\n", "has rank 3"),
+    ("{module: my_models, factory: tiny_cnn, input_shape: [3, 32, 32]}", "  onnx: {}\n",
+     "model.input_shape: List should have at least 4 items"),
 ])
 def test_model_source_problems_name_the_recipe_line(tmp_path: Path, model: str, targets: str, message: str) -> None:
     shutil.copy(USER_MODULES, tmp_path / "my_models.py")

@@ -11,9 +11,11 @@ import pytest
 from click.testing import CliRunner
 
 from edgedeploy.cli.app import cli
+from edgedeploy.core.digest import with_digest
 from edgedeploy.core.errors import ConfigError
 from edgedeploy.core.hashing import sha256_file
 from edgedeploy.recipes.evidence import read_evidence
+from edgedeploy.recipes.results import DIGEST_KEY
 from edgedeploy.recipes.run import run_recipe
 
 pytestmark = [pytest.mark.data, pytest.mark.slow]
@@ -142,7 +144,7 @@ def test_a_baseline_it_fell_behind_trips_the_gate(recipe_run, tmp_path):
     recipe, results, out = recipe_run
     better = json.loads(json.dumps(results))
     better["targets"]["tflite-int8"]["accuracy"]["top1"] += 1.0
-    (tmp_path / "baseline.json").write_text(json.dumps(better))
+    (tmp_path / "baseline.json").write_text(json.dumps(with_digest(better, DIGEST_KEY)))
     result = invoke("gate", str(recipe.path), "--results", str(out / "results.json"),
                     "--baseline", str(tmp_path / "baseline.json"))
     assert result.exit_code == 1

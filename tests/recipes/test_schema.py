@@ -70,7 +70,7 @@ def test_main_recipe_has_every_target():
          r"recipe.yaml:3: model: input resolution 100 must be a multiple of 32"),
         ("name: r\ntargets: {onnx: }\n", r"recipe.yaml:1: evaluation: required key is missing"),
         ("name: r\nevaluation: {data: val}\ntargets: {}\n", r"recipe.yaml:3: targets: Dictionary should have at least 1"),
-        (MINIMAL + "thresholds: {max_top1_drop: -1}\n", r"recipe.yaml:5: thresholds: Value error, max_top1_drop must be a number >= 0, got -1"),
+        (MINIMAL + "thresholds: {max_top1_drop: -1}\n", r"recipe.yaml:5: thresholds: Value error, max_top1_drop must be a number of points in \[0, 100\], got -1"),
         ("name: r\n  bad: [\n", r"recipe.yaml:2: not valid YAML"),
         ("- just\n- a list\n", r"recipe.yaml: a recipe is a YAML mapping"),
         ("", r"recipe.yaml: a recipe is a YAML mapping"),

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import tempfile
 from collections import Counter
 from functools import lru_cache
@@ -19,11 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from edgedeploy.core.errors import InputFileError
+from edgedeploy.core.processes import run_tool
 
 __all__ = ["WEIGHTED_NODES", "XNNPACK", "program_of", "xnnpack_graphs", "delegation_summary", "tensor_dtype"]
 
 XNNPACK = "XnnpackBackend"
 _NON_FINITE = re.compile(r"(:\s*)(-?inf|-?nan)\b")
+# flatc decodes a MobileNet's graph in well under a second.
+FLATC_TIMEOUT_S = 120
 # XNNPACK nodes that carry weights: their filter tensor's dtype is the weights' precision.
 WEIGHTED_NODES = ("XNNConv2d", "XNNDepthwiseConv2d", "XNNFullyConnected")
 
@@ -48,9 +50,11 @@ def _decode_xnnpack(payload: bytes) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "schema.fbs").write_bytes(resources.files(serialization).joinpath("schema.fbs").read_bytes())
         (Path(tmp) / "graph.bin").write_bytes(graph)
-        subprocess.run([_get_flatc_path(), "--json", "--strict-json", "--defaults-json", "--raw-binary",
-                        "-o", tmp, str(Path(tmp) / "schema.fbs"), "--", str(Path(tmp) / "graph.bin")],
-                       check=True, capture_output=True)
+        done = run_tool([_get_flatc_path(), "--json", "--strict-json", "--defaults-json", "--raw-binary",
+                         "-o", tmp, str(Path(tmp) / "schema.fbs"), "--", str(Path(tmp) / "graph.bin")],
+                        FLATC_TIMEOUT_S, "decoding the XNNPACK graph")
+        if done.returncode != 0:
+            raise InputFileError(f"flatc cannot decode the XNNPACK graph: {done.stderr.strip()[-200:]}")
         # flatc writes infinite floats bare (a ReLU is a clamp to [0, inf]); Python's JSON reads them as Infinity.
         text = _NON_FINITE.sub(lambda m: m.group(1) + {"inf": "Infinity", "-inf": "-Infinity"}.get(m.group(2), "NaN"),
                                (Path(tmp) / "graph.json").read_text())

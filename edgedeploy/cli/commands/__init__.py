@@ -10,11 +10,12 @@ from edgedeploy.cli.commands.export import export
 from edgedeploy.cli.commands.inspect_model import inspect
 from edgedeploy.cli.commands.listing import list_cmd
 from edgedeploy.cli.commands.recipes import gate, report, run_cmd
+from edgedeploy.cli.commands.sign import sign
 from edgedeploy.cli.commands.sweep import sweep
 from edgedeploy.cli.commands.tune import tune
 from edgedeploy.cli.commands.verify import verify
 
 __all__ = ["COMMANDS"]
 
-COMMANDS = (export, eval_cmd, bench, diagnose, inspect, verify, calibration, run_cmd, sweep, tune, gate, compare,
+COMMANDS = (export, eval_cmd, bench, diagnose, inspect, verify, sign, calibration, run_cmd, sweep, tune, gate, compare,
             report, devices_cmd, list_cmd)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from edgedeploy.cli import ranges
 from edgedeploy.cli.options import (
     devices_option,
     emit_json,
@@ -27,8 +28,8 @@ if TYPE_CHECKING:
 @click.command()
 @click.argument("model")
 @click.option("--device", default="cpu", show_default=True, help="Where to run: see `edgedeploy devices`.")
-@click.option("--runs", type=int, default=100, show_default=True, help="Timed runs.")
-@click.option("--warmup", type=int, default=10, show_default=True, help="Untimed runs first.")
+@click.option("--runs", type=ranges.RUNS, default=100, show_default=True, help="Timed runs.")
+@click.option("--warmup", type=ranges.WARMUP, default=10, show_default=True, help="Untimed runs first.")
 @click.option("--delegate", type=click.Choice(["xnnpack", "cpu", "gpu", "nnapi"]), default=None,
               help="LiteRT delegate where the device offers it [default: xnnpack].")
 @click.option("--benchmark-binary", type=click.Path(dir_okay=False, path_type=Path), default=None,

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from edgedeploy.cli import ranges
 from edgedeploy.cli.options import emit_json, json_option
 
 
@@ -13,8 +14,8 @@ from edgedeploy.cli.options import emit_json, json_option
 @click.argument("source", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Definition file to write (.json).")
-@click.option("--size", type=int, default=200, show_default=True, help="Images to select.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the class-stratified selection.")
+@click.option("--size", type=ranges.IMAGES, default=200, show_default=True, help="Images to select.")
+@click.option("--seed", type=ranges.SEED, default=0, show_default=True, help="Seed of the class-stratified selection.")
 @click.option("--name", default=None, help="Set name [default: the file stem].")
 @json_option
 def calibration(as_json: bool, source: Path, output: Path, size: int, seed: int, name: str | None) -> None:

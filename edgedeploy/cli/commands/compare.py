@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from edgedeploy.cli import ranges
 from edgedeploy.cli.options import emit_json, json_option
 from edgedeploy.cli.render import table
 
@@ -13,9 +14,9 @@ from edgedeploy.cli.render import table
 @click.command()
 @click.argument("results_a", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("results_b", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--confidence", type=click.FloatRange(0.5, 1, max_open=True), default=0.95, show_default=True,
+@click.option("--confidence", type=ranges.CONFIDENCE, default=0.95, show_default=True,
               help="Confidence of the intervals; a change is significant at 1 - confidence.")
-@click.option("--latency-margin", type=click.FloatRange(0, 10), default=0.10, show_default=True,
+@click.option("--latency-margin", type=ranges.Finite(0, 10), default=0.10, show_default=True,
               help="A p50 ratio B/A is a change only when its whole interval lies beyond 1 +/- this.")
 @json_option
 def compare(as_json: bool, results_a: Path, results_b: Path, confidence: float, latency_margin: float) -> None:

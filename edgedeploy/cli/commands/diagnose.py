@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from edgedeploy.cli import ranges
 from edgedeploy.cli.options import emit_json, json_option, progress, verified_text
 from edgedeploy.cli.render import fmt, key_values, table
 
@@ -14,13 +15,13 @@ from edgedeploy.cli.render import fmt, key_values, table
 @click.argument("model")
 @click.option("--reference", required=True, help="The float export of the same model and format (e.g. tflite-fp32).")
 @click.option("--data", type=click.Path(path_type=Path), required=True, help="Real images to compare activations on.")
-@click.option("--images", type=click.IntRange(1, 10_000), default=32, show_default=True,
+@click.option("--images", type=ranges.PARITY_IMAGES, default=32, show_default=True,
               help="Images to use (a seeded sample of --data).")
 @click.option("--suggest", type=click.IntRange(0, 100), default=3, show_default=True,
               help="How many layers to suggest keeping in float.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="PNG of SQNR and RMSE per layer [default: <model stem>.layers.png here].")
-@click.option("--threads", type=click.IntRange(1), default=None, help="Threads for the output comparison.")
+@click.option("--threads", type=ranges.THREADS, default=None, help="Threads for the output comparison.")
 @click.option("--no-verify", is_flag=True, help="Use the models even if their files no longer match their manifests.")
 @json_option
 def diagnose(as_json: bool, model: str, reference: str, data: Path, images: int, suggest: int, plot: Path | None,

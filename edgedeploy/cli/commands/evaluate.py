@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from edgedeploy.cli import ranges
 from edgedeploy.cli.options import (
     devices_option,
     emit_json,
@@ -34,7 +35,7 @@ from edgedeploy.cli.render import fmt, key_values
                    "[default: either].")
 @click.option("--save-masks", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Segmentation: write each image's predicted class map, colour-coded (VOC palette), to this folder.")
-@click.option("--limit", type=click.IntRange(1), default=None, help="Evaluate the first N images only.")
+@click.option("--limit", type=ranges.IMAGES, default=None, help="Evaluate the first N images only.")
 @click.option("--reference", default=None, help="Compare with this model: agreement and logit differences.")
 @click.option("--batch-size", type=click.IntRange(1, 1024), default=16, show_default=True)
 @click.option("--device", default="cpu", show_default=True,

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from edgedeploy.cli import ranges
 from edgedeploy.cli.options import (
     calib_method_choice,
     emit_json,
@@ -39,37 +40,37 @@ log = logging.getLogger("edgedeploy")
 @click.option("--from", "onnx_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Export this ONNX model instead (ONNX-based targets; give --mean/--std).")
 @input_size_options
-@click.option("--width", type=float, default=None, help="Width multiplier, 0.35-1.4 [default: the family's].")
-@click.option("--resolution", type=int, default=None,
+@click.option("--width", type=ranges.WIDTH, default=None, help="Width multiplier, 0.35-1.4 [default: the family's].")
+@click.option("--resolution", type=ranges.RESOLUTION, default=None,
               help="Input size [default: the family's; mobilenet_v2: 224, a multiple of 32 in 96-512].")
-@click.option("--num-classes", type=int, default=None, help="Class count [default: the family's].")
+@click.option("--num-classes", type=ranges.NUM_CLASSES, default=None, help="Class count [default: the family's].")
 @model_option
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("artifacts"),
               show_default=True, help="Output folder.")
 @click.option("--name", default=None, help="Artifact file stem [default: <family>_<width>_<resolution>].")
-@click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset.")
+@click.option("--opset", type=ranges.opset_range(), default=17, show_default=True, help="ONNX opset.")
 @click.option("--dynamic-batch", is_flag=True, help="Make the batch dimension dynamic (default: fixed batch 1).")
-@click.option("--mean", type=float, nargs=3, default=None, help="Override the weights' normalization mean (R G B).")
-@click.option("--std", type=float, nargs=3, default=None, help="Override the weights' normalization std (R G B).")
+@click.option("--mean", type=ranges.MEAN, nargs=3, default=None, help="Override the weights' normalization mean (R G B).")
+@click.option("--std", type=ranges.STD, nargs=3, default=None, help="Override the weights' normalization std (R G B).")
 @click.option("--parity-data", type=click.Path(path_type=Path), default=None,
               help="Images for the parity check [default: the sample calib split].")
-@click.option("--parity-images", type=click.IntRange(1, 10_000), default=32, show_default=True)
-@click.option("--parity-atol", type=float, default=None, help="Max |logit diff| vs PyTorch [default: per target].")
-@click.option("--parity-min-agreement", type=click.FloatRange(0, 100), default=None,
+@click.option("--parity-images", type=ranges.PARITY_IMAGES, default=32, show_default=True)
+@click.option("--parity-atol", type=ranges.ATOL, default=None, help="Max |logit diff| vs PyTorch [default: per target].")
+@click.option("--parity-min-agreement", type=ranges.PERCENT, default=None,
               help="Min agreement with PyTorch (top-1, or per pixel), percent [default: per target].")
-@click.option("--threads", type=click.IntRange(1), default=None, help="Threads for the parity run.")
+@click.option("--threads", type=ranges.THREADS, default=None, help="Threads for the parity run.")
 @click.option("--calib", "calib_dir", type=click.Path(path_type=Path), default=None,
               help="Calibration images for int8 targets: a folder or a calibration/*.json definition "
                    "[default: the sample calib split].")
-@click.option("--calib-size", type=int, default=200, show_default=True, help="Calibration images to use.")
-@click.option("--calib-seed", type=int, default=0, show_default=True, help="Seed of the class-stratified sample.")
+@click.option("--calib-size", type=ranges.IMAGES, default=200, show_default=True, help="Calibration images to use.")
+@click.option("--calib-seed", type=ranges.SEED, default=0, show_default=True, help="Seed of the class-stratified sample.")
 @click.option("--io-dtype", type=io_dtype_choice, default=None,
               help="Input/output dtype of integer targets [default: int8]; uint8 takes raw 0-255 pixels.")
 @click.option("--calib-method", type=calib_method_choice, default=None,
               help="Activation ranges: onnx-int8 (ONNX Runtime) minmax, percentile, entropy [default: minmax]; "
                    "openvino-int8 (NNCF) mean-minmax, minmax, mean-quantile, histogram [default: mean-minmax]; "
                    "tflite-int8 has only min/max.")
-@click.option("--max-drop", type=float, default=None,
+@click.option("--max-drop", type=ranges.DROP, default=None,
               help="openvino-int8: accuracy-controlled quantization, max drop of the task's metric (top-1, mIoU) "
                    "in points on --val.")
 @click.option("--val", "val_dir", type=click.Path(path_type=Path), default=None,

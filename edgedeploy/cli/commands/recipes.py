@@ -102,11 +102,15 @@ def run_cmd(ctx: click.Context, as_json: bool, recipe: Path, out_dir: Path | Non
               help="Also write the verdicts as JUnit XML (one test case per target and check).")
 @click.option("--no-verify", is_flag=True,
               help="Gate even if an artifact beside the results no longer matches its manifest or the results.")
+@click.option("--public-key", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Require every measured artifact to be beside the results and signed (edgedeploy sign) with "
+                   "the private key of this public key (PEM).")
 @recipe_run_options
 @json_option
 @click.pass_context
 def gate(ctx: click.Context, as_json: bool, recipe: Path, results_file: Path | None, baseline: Path | None,
-         junit: Path | None, no_verify: bool, out_dir: Path | None, only: tuple[str, ...], force: bool) -> None:
+         junit: Path | None, no_verify: bool, public_key: Path | None, out_dir: Path | None, only: tuple[str, ...],
+         force: bool) -> None:
     """Fail (exit 1) when a target breaks RECIPE's thresholds or regresses against --baseline.
 
     RECIPE may be a sweep file: then every cell is checked (--results: its sweep.json).
@@ -120,6 +124,8 @@ def gate(ctx: click.Context, as_json: bool, recipe: Path, results_file: Path | N
     from edgedeploy.recipes.schema import load_recipe
     from edgedeploy.sweep.schema import is_sweep_file
 
+    if public_key is not None and no_verify:
+        raise click.UsageError("--public-key requires the artifacts to be verified: drop --no-verify")
     if results_file is not None and (force or out_dir is not None):
         raise click.UsageError("--force and --out apply only when the gate runs the recipe (no --results)")
     if is_sweep_file(recipe):
@@ -135,7 +141,8 @@ def gate(ctx: click.Context, as_json: bool, recipe: Path, results_file: Path | N
         else:
             loaded, results, out, _ = run_sweep_with_progress(recipe, out_dir, None, None, force)
             results_file = out / SWEEP_FILE
-        verified = {} if no_verify else verify_result_artifacts({"targets": results["cells"]}, results_file.parent)
+        verified = {} if no_verify else verify_result_artifacts({"targets": results["cells"]}, results_file.parent,
+                                                                public_key)
         report = check_sweep(loaded, results, read_sweep_evidence(results, results_file))
     else:
         if results_file is not None:
@@ -144,7 +151,7 @@ def gate(ctx: click.Context, as_json: bool, recipe: Path, results_file: Path | N
         else:
             loaded, results, out, _ = run_recipe_with_progress(recipe, out_dir, only, force)
             results_file = out / RESULTS_FILE
-        verified = {} if no_verify else verify_result_artifacts(results, Path(results_file).parent)
+        verified = {} if no_verify else verify_result_artifacts(results, Path(results_file).parent, public_key)
         before = read_results(baseline) if baseline else None
         report = check_results(loaded, results, before, split_targets(only),
                                read_evidence(results, Path(results_file)),

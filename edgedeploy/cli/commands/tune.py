@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from edgedeploy.cli import ranges
 from edgedeploy.cli.options import (
     emit_json,
     input_layout_choice,
@@ -25,33 +26,33 @@ from edgedeploy.cli.render import key_values, table
 @click.option("--target", required=True, type=target_choice, help="The int8 target to tune.")
 @click.option("--val", "val_dir", type=click.Path(path_type=Path), required=True,
               help="Labeled validation data the drop is measured on (the model's task's layout).")
-@click.option("--max-drop", type=click.FloatRange(0, 100, min_open=True), required=True,
+@click.option("--max-drop", type=ranges.DROP, required=True,
               help="The budget: points of the metric a candidate may lose (upper bound of its paired interval).")
 @click.option("--metric", type=click.Choice(["top1", "miou"]), default=None,
               help="The metric the budget is in [default: the model's task's: top1, or miou].")
-@click.option("--confidence", type=click.FloatRange(0.5, 1, max_open=True), default=0.95, show_default=True)
+@click.option("--confidence", type=ranges.CONFIDENCE, default=0.95, show_default=True)
 @click.option("--weights", default="sample", show_default=True,
               help="A checkpoint path or weights name (sample, sample-offgrid, imagenet, random).")
 @click.option("--arch", type=model_choice, default="mobilenet_v2", show_default=True)
-@click.option("--width", type=float, default=None)
-@click.option("--resolution", type=int, default=None)
-@click.option("--num-classes", type=int, default=None)
+@click.option("--width", type=ranges.WIDTH, default=None)
+@click.option("--resolution", type=ranges.RESOLUTION, default=None)
+@click.option("--num-classes", type=ranges.NUM_CLASSES, default=None)
 @model_option
-@click.option("--mean", type=float, nargs=3, default=None)
-@click.option("--std", type=float, nargs=3, default=None)
+@click.option("--mean", type=ranges.MEAN, nargs=3, default=None)
+@click.option("--std", type=ranges.STD, nargs=3, default=None)
 @click.option("--calib", "calib_dir", type=click.Path(path_type=Path), default=None,
               help="Calibration images or a calibration/*.json definition [default: the sample calib split].")
-@click.option("--calib-size", type=click.IntRange(1), default=200, show_default=True)
+@click.option("--calib-size", type=ranges.IMAGES, default=200, show_default=True)
 @click.option("--weight-granularity", type=weight_granularity_choice, default=None,
               help="Kept by every candidate (per-tensor for NPUs).")
 @click.option("--io-dtype", type=io_dtype_choice, default=None, help="Kept by every candidate.")
 @click.option("--input-layout", type=input_layout_choice, default=None, help="Kept by every candidate.")
 @click.option("--synsets", type=click.Path(path_type=Path), default=None)
 @click.option("--batch-size", type=click.IntRange(1, 1024), default=16, show_default=True)
-@click.option("--runs", type=click.IntRange(1, 100_000), default=50, show_default=True,
+@click.option("--runs", type=ranges.RUNS, default=50, show_default=True,
               help="Timed runs per accepted candidate (interleaved rounds).")
-@click.option("--threads", type=click.IntRange(1), default=None)
-@click.option("--max-workers", type=click.IntRange(1), default=None,
+@click.option("--threads", type=ranges.THREADS, default=None)
+@click.option("--max-workers", type=ranges.WORKERS, default=None,
               help="Build the candidates as Ray tasks on a local runtime of this many CPUs.")
 @click.option("--ray-address", default=None, help="Build the candidates as Ray tasks on this cluster.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,

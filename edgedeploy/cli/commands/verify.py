@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from edgedeploy.cli import ranges
 from edgedeploy.cli.options import emit_json, json_option
 from edgedeploy.cli.render import table
 
@@ -16,21 +17,27 @@ from edgedeploy.cli.render import table
               help="Images to re-run parity on against the PyTorch reference [default: parity is not re-run].")
 @click.option("--reference", default=None,
               help="PyTorch weights for parity [default: the weights the manifest names].")
-@click.option("--images", type=click.IntRange(1, 10_000), default=None,
+@click.option("--images", type=ranges.PARITY_IMAGES, default=None,
               help="Parity images [default: as many as at export].")
-@click.option("--threads", type=click.IntRange(1), default=None, help="Threads for the parity run.")
+@click.option("--threads", type=ranges.THREADS, default=None, help="Threads for the parity run.")
+@click.option("--public-key", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also check the artifact's signature (edgedeploy sign) with this public key (PEM).")
+@click.option("--signature", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The signature file [default: ARTIFACT.sig]; needs --public-key.")
 @json_option
 @click.pass_context
 def verify(ctx: click.Context, as_json: bool, artifact: Path, data: Path | None, reference: str | None,
-           images: int | None, threads: int | None) -> None:
-    """Check ARTIFACT against its manifest: file hashes, the precision proof, the IO spec and (with
-    --data) parity with PyTorch. Exit 0 only when every check passes: 3 a file changed, 4 a check failed."""
+           images: int | None, threads: int | None, public_key: Path | None, signature: Path | None) -> None:
+    """Check ARTIFACT against its manifest: file hashes, (with --public-key) its signature, the precision proof,
+    the IO spec and (with --data) parity with PyTorch. Exit 0 only when every check passes: 3 a file changed, 4 a check failed."""
     from edgedeploy.devices import default_threads
     from edgedeploy.export.verify import verify_export
 
     if data is None and (reference is not None or images is not None):
         raise click.UsageError("--reference and --images apply to the parity check, which needs --data")
-    report = verify_export(artifact, data, reference, images, threads or default_threads())
+    if signature is not None and public_key is None:
+        raise click.UsageError("--signature is checked with --public-key")
+    report = verify_export(artifact, data, reference, images, threads or default_threads(), public_key, signature)
     if as_json:
         emit_json(report.to_dict())
     else:

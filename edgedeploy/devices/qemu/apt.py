@@ -9,13 +9,13 @@ import lzma
 import os
 import re
 import shutil
-import subprocess
 import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
 
 from edgedeploy.core.errors import DependencyError, IntegrityError
 from edgedeploy.core.hashing import sha256_file
+from edgedeploy.core.processes import run_tool
 from edgedeploy.devices.qemu.guest import RELEASE
 
 __all__ = ["Package", "package_index", "dependency_closure", "fetch"]
@@ -69,7 +69,7 @@ def verify_signature(in_release: Path) -> None:
     if shutil.which("gpgv") is None or not KEYRING.is_file():
         raise DependencyError("arm64-emu set-up verifies Debian's signatures: it needs gpgv and "
                               "debian-archive-keyring (Debian packages gpgv, debian-archive-keyring)")
-    result = subprocess.run(["gpgv", "--keyring", str(KEYRING), str(in_release)], capture_output=True, text=True)
+    result = run_tool(["gpgv", "--keyring", str(KEYRING), str(in_release)], 60, "checking Debian's signature")
     if result.returncode != 0:
         in_release.unlink()  # never reused: the next set-up downloads it again
         raise IntegrityError(f"{in_release.name}: bad signature, refused ({result.stderr.strip()[-160:]})")

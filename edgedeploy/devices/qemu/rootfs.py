@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,6 +24,7 @@ from typing import Any
 
 from edgedeploy.core.artifacts import atomic_write_text
 from edgedeploy.core.errors import DependencyError, RemoteRunError
+from edgedeploy.core.processes import run_tool
 from edgedeploy.devices.backend import StepCallback
 from edgedeploy.devices.qemu.apt import Package, dependency_closure, fetch, package_index
 from edgedeploy.devices.qemu.guest import MARKER, QEMU_CPU, SITE, base_dir, qemu_path, root_dir, run_guest_python
@@ -43,6 +43,8 @@ SKIP = {"debconf", "debconf-2.0", "dpkg", "perl-base", "install-info", "libc-bin
 WHEEL_PLATFORMS = ["manylinux2014_aarch64", "manylinux_2_17_aarch64", "manylinux_2_27_aarch64",
                    "manylinux_2_28_aarch64"]
 # /proc/cpuinfo of QEMU_CPU as qemu emulates it (MIDR 0x414fd0b1; HWCAPs qemu gives cortex-a76).
+# pip fetching ~60 MB of wheels from PyPI, and byte-compiling the root: minutes at worst, never hours.
+PIP_TIMEOUT_S, COMPILE_TIMEOUT_S = 1800, 900
 CPUINFO_ENTRY = ("processor\t: {i}\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd aes pmull sha1 sha2 crc32 atomics fphp "
                  "asimdhp cpuid asimdrdm lrcpc dcpop asimddp\nCPU implementer\t: 0x41\nCPU architecture: 8\n"
                  "CPU variant\t: 0x4\nCPU part\t: 0xd0b\nCPU revision\t: 1\n\n")
@@ -60,7 +62,7 @@ def _download_wheels(downloads: Path) -> Path:
     pip = [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "--python-version", "3.11",
            "--implementation", "cp", "--abi", "cp311", "-d", str(wheels), *source,
            *[a for p in WHEEL_PLATFORMS for a in ("--platform", p)], *versions]
-    result = subprocess.run(pip, capture_output=True, text=True)
+    result = run_tool(pip, PIP_TIMEOUT_S, "pip downloading the aarch64 wheels")
     if result.returncode != 0:
         raise DependencyError(f"pip could not download the aarch64 wheels: {result.stderr.strip()[-300:]}")
     return wheels
@@ -85,8 +87,8 @@ def _populate(staging: Path, packages: list[Package], downloads: Path, step: Ste
     installed = install_wheels(_download_wheels(downloads), staging / SITE)
     step("byte-compile")
     if sys.version_info[:2] == (3, 11):  # same bytecode as the guest's 3.11
-        subprocess.run([sys.executable, "-m", "compileall", "-q", "-j", "0",
-                        str(staging / "usr/lib/python3.11"), str(staging / SITE)], capture_output=True)
+        run_tool([sys.executable, "-m", "compileall", "-q", "-j", "0", str(staging / "usr/lib/python3.11"),
+                  str(staging / SITE)], COMPILE_TIMEOUT_S, "byte-compiling the arm64 root")
     atomic_write_text(staging / MARKER, json.dumps({
         "packages": {p["Package"]: p["Version"] for p in packages}, "wheels": installed,
         "litert": metadata.version("ai-edge-litert"), "numpy": metadata.version("numpy")}, indent=1))

@@ -10,8 +10,10 @@ pytest.importorskip("nncf", reason="needs the [openvino] extra")
 
 from edgedeploy.backends import LoadOptions, load_runner  # noqa: E402
 from edgedeploy.backends.openvino.inspector import inspect as inspect_openvino  # noqa: E402
+from edgedeploy.core.digest import with_digest  # noqa: E402
 from edgedeploy.core.errors import ConfigError, InputFileError  # noqa: E402
 from edgedeploy.core.hashing import sha256_file  # noqa: E402
+from edgedeploy.core.manifest import DIGEST_KEY  # noqa: E402
 from edgedeploy.data.datasets import ImageFolder  # noqa: E402
 from edgedeploy.export.pipeline import ExportRequest, export  # noqa: E402
 from edgedeploy.measure.evaluate import evaluate  # noqa: E402
@@ -137,7 +139,7 @@ def test_ir_whose_input_does_not_match_its_manifest(tmp_path, ov_fp32):
     manifest = tmp_path / ov_fp32.manifest.name
     data = json.loads(manifest.read_text())
     data["input"]["shape"] = [1, 3, 160, 160]
-    manifest.write_text(json.dumps(data))
+    manifest.write_text(json.dumps(with_digest(data, DIGEST_KEY)))  # consistent: the IO check, not the digest, fails
     with pytest.raises(InputFileError, match="manifest input spec does not match the model's input"):
         load_runner(str(tmp_path / ov_fp32.path.name), LoadOptions())
 

@@ -206,10 +206,7 @@ def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--arch", "--model", "arch", type=model_choice, default="mobilenet_v2", show_default=True,
                      help="Model family (PyTorch weights; `edgedeploy list` shows the registry), or a user "
                           "module's factory package.module:callable."),
-        click.option("--input-shape", "input_shape", default=None, metavar="1,3,H,W",
-                     help="A user module's input shape (NCHW, batch 1, square): sets --resolution."),
-        click.option("--example-input", "example_input", type=click.Path(dir_okay=False), default=None,
-                     help="A user module's example input (.npy or .pt, 1x3xHxW): its shape sets --resolution."),
+        input_size_options,
         click.option("--model-option", "model_option", multiple=True, metavar="KEY=VALUE",
                      help="The family's own option (repeatable), e.g. output_stride=16 (PyTorch weights)."),
         click.option("--width", type=ranges.WIDTH, default=None,

@@ -82,6 +82,11 @@ class Runner(ABC):
     def versions(self) -> dict[str, str]:
         """Versions of the runtime packages in use."""
 
+    def output_key(self) -> str | None:
+        """A digest naming this model's outputs (same key, same outputs on the same image) for the reference
+        cache (edgedeploy.measure.reference_cache); None: not cached."""
+        return None
+
     def execution(self) -> dict[str, Any]:
         """How the runtime actually executes the model (delegates, precision); reported with results."""
         return {}

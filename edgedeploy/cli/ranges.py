@@ -11,7 +11,7 @@ import click
 from edgedeploy.core import limits
 
 __all__ = ["Finite", "THREADS", "RESOLUTION", "NUM_CLASSES", "WIDTH", "MEAN", "STD", "IMAGES", "SEED", "WORKERS",
-           "DROP", "PERCENT", "ATOL", "RUNS", "WARMUP", "CONFIDENCE", "PARITY_IMAGES", "opset_range"]
+           "DROP", "PERCENT", "ATOL", "RUNS", "WARMUP", "CONFIDENCE", "FIDELITY_DB", "PARITY_IMAGES", "opset_range"]
 
 
 class Finite(click.FloatRange):
@@ -41,6 +41,7 @@ ATOL = Finite(0, limits.MAX_DIFF, min_open=True)
 RUNS = click.IntRange(1, limits.MAX_RUNS)
 WARMUP = click.IntRange(0, limits.MAX_WARMUP)
 CONFIDENCE = Finite(0.5, 1, max_open=True)
+FIDELITY_DB = Finite(-limits.MAX_FIDELITY_DB, limits.MAX_FIDELITY_DB)
 
 
 def opset_range() -> click.IntRange:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 __all__ = ["MAX_THREADS", "MAX_RESOLUTION", "MIN_RESOLUTION", "MAX_CLASSES", "MAX_IMAGES", "MAX_SEED",
            "MAX_WORKERS", "MAX_STD", "MAX_MEAN", "MIN_WIDTH", "MAX_WIDTH", "MAX_DIFF", "MAX_RUNS", "MAX_WARMUP",
+           "MAX_FIDELITY_DB",
            "MAX_LATENCY_MS", "MAX_SIZE_MB", "MAX_RATIO", "MAX_SHARD_IMAGES"]
 
 # Inference threads: far above any CPU edgedeploy targets (phones 8, boards 4-16, servers 256), far below what
@@ -25,6 +26,8 @@ MAX_WORKERS = 1024
 MAX_MEAN, MAX_STD = 1000.0, 1000.0
 # A logit-difference tolerance.
 MAX_DIFF = 1e6
+# An SQNR floor in dB, either sign (150 dB is an exact match: edgedeploy.export.parity).
+MAX_FIDELITY_DB = 150.0
 # Timed and warm-up runs of a benchmark.
 MAX_RUNS, MAX_WARMUP = 100_000, 10_000
 # Gate thresholds.

@@ -40,7 +40,9 @@ from edgedeploy.export.options import IoDtype, WeightGranularity
 from edgedeploy.export.parity import check_parity
 from edgedeploy.export.ptq import check_calibration
 from edgedeploy.export.request import ExportRequest
-from edgedeploy.export.targets import ParityTolerance, Target, get_target, target_names
+from edgedeploy.export.requirement import check_requirement
+from edgedeploy.export.simulation import SIMULATED_PRECISIONS, simulate
+from edgedeploy.export.targets import Target, get_target, target_names
 from edgedeploy.models import ModelConfig, config_options
 from edgedeploy.models.modules import ModuleConfig
 from edgedeploy.models.profile import Complexity, profile_model
@@ -204,17 +206,44 @@ def _manifest(
     }
 
 
-def _prepared(reference: TorchRunner, options: Any, calibration: Any, raw_pixels: bool) -> tuple[Any, dict[str, Any]]:
-    """The PyTorch model with the requested PTQ methods applied, on the calibration images (in the model's own
-    normalization: with raw-pixel IO the calibration tensor holds pixels, normalized here)."""
-    from edgedeploy.export.ptq import prepare
-
+def _model_inputs(reference: Runner, calibration: Any, raw_pixels: bool) -> np.ndarray | None:
+    """The calibration images in the model's own normalization (with raw-pixel IO the calibration tensor holds
+    pixels, normalized here)."""
     images = None if calibration is None else calibration.images
     if images is not None and raw_pixels:
         pre = reference.io.preprocessing
         images = ((images / 255.0 - np.asarray(pre.mean, np.float32)) / np.asarray(pre.std, np.float32))
-    per_channel = options.weight_granularity in (None, WeightGranularity.PER_CHANNEL)
-    return prepare(reference.model, options.ptq, images, per_channel)
+    return images
+
+
+def _per_channel(options: Any) -> bool:
+    return options.weight_granularity in (None, WeightGranularity.PER_CHANNEL)
+
+
+def _prepared(reference: TorchRunner, options: Any, calibration: Any, raw_pixels: bool) -> tuple[Any, dict[str, Any]]:
+    """The PyTorch model with the requested PTQ methods applied, on the calibration images."""
+    from edgedeploy.export.ptq import prepare
+
+    return prepare(reference.model, options.ptq, _model_inputs(reference, calibration, raw_pixels),
+                   _per_channel(options))
+
+
+def converter_model(model: Any, preprocessing: Any, raw_pixels: bool) -> Any:
+    """The PyTorch module the converters see: ``model``, with the pixel normalization inside for uint8 IO."""
+    return RawPixelInput(model, preprocessing.mean, preprocessing.std).eval() if raw_pixels else model
+
+
+def _simulation(source: _Source, source_model: Any, target: Target, options: Any, calibration: Any,
+                raw_pixels: bool, log_path: Path) -> tuple[Runner | None, str | None]:
+    """The host simulation a quantized artifact's fidelity is checked against, or why there is none."""
+    if source_model is None:
+        return None, "exported from an ONNX file: no PyTorch model to simulate the quantization on"
+    try:
+        return simulate(source_model, source.reference.io, target.precision,
+                        _model_inputs(source.reference, calibration, raw_pixels), _per_channel(options),
+                        log_path), None
+    except ImportError as exc:
+        return None, f"the int8 simulation needs {exc.name}: pip install 'edgedeploy[executorch]'"
 
 
 def _onnx_details(graph: OnnxGraphStats | None, onnx_in: Path | None = None) -> dict[str, Any]:
@@ -234,6 +263,8 @@ def export(request: ExportRequest, on_step: Callable[[str], None] | None = None)
         weight_granularity=request.weight_granularity, ptq=request.ptq,
     )
     check_calibration(target_options.ptq, request.calib_size)
+    if target_options.max_drop is not None and target_options.val_dir is None:
+        raise ConfigError("--max-drop needs --val DIR: a labeled image folder to measure the drop on")
     convert = target.load_converter()
     steps = _Steps(on_step)
     with staging_dir(request.out_dir) as stage:
@@ -264,7 +295,7 @@ def export(request: ExportRequest, on_step: Callable[[str], None] | None = None)
         if target_options.ptq:
             with steps("ptq"):
                 source_model, ptq = _prepared(reference, target_options, calibration, raw_pixels)
-        graph_model = RawPixelInput(source_model, pre.mean, pre.std).eval() if raw_pixels else source_model
+        graph_model = converter_model(source_model, pre, raw_pixels)
         if target.source == "pytorch" and request.dynamic_batch:
             raise ConfigError(f"{target.name} has a fixed batch of 1: drop --dynamic-batch")
         graph, src = None, None
@@ -303,20 +334,35 @@ def export(request: ExportRequest, on_step: Callable[[str], None] | None = None)
             manifest["export"]["ptq"] = ptq
         # Parity runs on the staged artifact through its manifest, exactly as users will load it.
         write_manifest(staged, manifest)
-        tolerance = ParityTolerance(
+        tolerance = replace(
+            target.parity,
             max_abs_diff=request.parity_max_abs_diff if request.parity_max_abs_diff is not None
             else target.parity.max_abs_diff,
             min_agreement=request.parity_min_agreement if request.parity_min_agreement is not None
             else target.parity.min_agreement,
+            min_fidelity_db=request.parity_min_fidelity_db if request.parity_min_fidelity_db is not None
+            and target.parity.quantized else target.parity.min_fidelity_db,
         )
+        simulation, simulation_skipped = None, None
+        if target.precision in SIMULATED_PRECISIONS:
+            with steps("simulate"):
+                simulation, simulation_skipped = _simulation(source, source_model, target, target_options,
+                                                             calibration, raw_pixels, log_path)
         with steps("parity"):
             # The staged manifest is not final (no sha256 yet): nothing to verify against until it is.
             candidate = load_runner(str(staged), LoadOptions(threads=request.threads, verify=False),
                                     runtime=target.runtime)
-            report = check_parity(candidate, reference, parity_data, request.parity_images, tolerance)
+            report = check_parity(candidate, reference, parity_data, request.parity_images, tolerance, simulation,
+                                  simulation_skipped)
         report.verify(final.name)
-        files = (staged, *conversion.companions)
         manifest["parity"] = report.to_dict()
+        if target_options.max_drop is not None:
+            with steps("accuracy requirement"):
+                requirement = check_requirement(candidate, reference, Path(str(target_options.val_dir)),
+                                                target_options.max_drop)
+            manifest["export"]["accuracy_requirement"] = requirement.to_dict()
+            requirement.verify(final.name, target.name)
+        files = (staged, *conversion.companions)
         manifest["sha256"] = sha256_file(staged)
         manifest["size_bytes"] = sum(f.stat().st_size for f in files)
         manifest["files"] = [{"name": f.name, "sha256": sha256_file(f), "size_bytes": f.stat().st_size} for f in files]
@@ -346,5 +392,7 @@ def export(request: ExportRequest, on_step: Callable[[str], None] | None = None)
             "log": str(final.with_name(log_path.name)) if final.with_name(log_path.name).is_file() else None,
             **conversion.details,
             **({"ptq": ptq} if ptq is not None else {}),
+            **({"accuracy_requirement": manifest["export"]["accuracy_requirement"]}
+               if "accuracy_requirement" in manifest["export"] else {}),
         },
     )

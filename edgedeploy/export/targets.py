@@ -24,6 +24,7 @@ from edgedeploy.export.options import (
     TargetOptions,
     WeightGranularity,
 )
+from edgedeploy.export.tolerance import QUANTIZED_PARITY, ParityTolerance
 
 if TYPE_CHECKING:
     from edgedeploy.export.context import Conversion, ExportContext
@@ -40,16 +41,6 @@ class Converter(Protocol):
     source is the PyTorch module, ``ctx.torch_model``); says what it built."""
 
     def __call__(self, src: Path | None, dst: Path, ctx: ExportContext, /) -> Conversion: ...
-
-
-@dataclass(frozen=True)
-class ParityTolerance:
-    """How close an artifact must stay to PyTorch on the parity images."""
-
-    # Largest allowed |logit difference| (None: not checked, e.g. for int8 targets).
-    max_abs_diff: float | None
-    # Smallest allowed top-1 agreement, percent.
-    min_agreement: float
 
 
 @dataclass(frozen=True)
@@ -70,7 +61,8 @@ class Target:
     io_dtypes: tuple[IoDtype, ...] = ()
     # Accepted --calib-method values, first is the default; empty: the backend's only method.
     calib_methods: tuple[CalibMethod, ...] = ()
-    # Takes --max-drop/--val (accuracy-controlled quantization).
+    # Its converter meets --max-drop/--val itself (accuracy-controlled quantization); every calibrated target
+    # checks the requirement after parity (edgedeploy.export.requirement).
     accuracy_control: bool = False
     # The precision export must prove the artifact has.
     precision: Precision = Precision.FP32
@@ -110,9 +102,9 @@ class Target:
         if keep_float and not self.keeps_float:
             allowed = ", ".join(t.name for t in TARGETS.values() if t.keeps_float)
             raise ConfigError(f"--keep-float does not apply to {self.name} (only to {allowed})")
-        if max_drop is not None and not self.accuracy_control:
-            allowed = ", ".join(t.name for t in TARGETS.values() if t.accuracy_control)
-            raise ConfigError(f"max drop (accuracy control) does not apply to {self.name} (only to {allowed})")
+        if max_drop is not None and not self.calibrated:
+            allowed = ", ".join(t.name for t in TARGETS.values() if t.calibrated)
+            raise ConfigError(f"max drop (an accuracy requirement) does not apply to {self.name} (only to {allowed})")
         if max_drop is not None and max_drop <= 0:
             raise ConfigError(f"max drop must be positive (top-1 points), got {max_drop}")
         return TargetOptions(
@@ -231,7 +223,7 @@ for _target in (
         runtime="litert",
         converter="edgedeploy.export.converters.tflite:to_tflite_dynamic",
         precision=Precision.INT8_WEIGHTS,
-        parity=ParityTolerance(max_abs_diff=None, min_agreement=90.0),
+        parity=QUANTIZED_PARITY,
         extra="tflite",
     ),
     Target(
@@ -243,8 +235,7 @@ for _target in (
         precision=Precision.INT8,
         keeps_float=True,
         keep_float_io_dtype=IoDtype.FLOAT32,
-        # On 32 parity images one flipped near-tie is 3 points; the val-split bar (95%) lives in the tests.
-        parity=ParityTolerance(max_abs_diff=None, min_agreement=85.0),
+        parity=QUANTIZED_PARITY,
         extra="tflite",
         calibrated=True,
         io_dtypes=(IoDtype.INT8, IoDtype.UINT8, IoDtype.FLOAT32),
@@ -281,7 +272,7 @@ for _target in (
         # NNCF's activation range estimators; the first is NNCF's own default.
         calib_methods=(CalibMethod.MEAN_MINMAX, CalibMethod.MINMAX, CalibMethod.MEAN_QUANTILE,
                        CalibMethod.HISTOGRAM),
-        parity=ParityTolerance(max_abs_diff=None, min_agreement=85.0),
+        parity=QUANTIZED_PARITY,
         extra="openvino",
         calibrated=True,
         accuracy_control=True,
@@ -295,9 +286,7 @@ for _target in (
         converter="edgedeploy.export.converters.onnx_int8:to_onnx_int8",
         precision=Precision.INT8,
         keeps_float=True,
-        # ORT's U8S8 kernels saturate on CPUs without VNNI: ~85% agreement on real images
-        # there (32 images: 84-91%), so the floor sits lower; the gate judges the accuracy.
-        parity=ParityTolerance(max_abs_diff=None, min_agreement=75.0),
+        parity=QUANTIZED_PARITY,
         calibrated=True,
         calib_methods=(CalibMethod.MINMAX, CalibMethod.PERCENTILE, CalibMethod.ENTROPY),
         weight_granularities=_GRANULARITIES,
@@ -322,7 +311,7 @@ for _target in (
         runtime="litert",
         converter="edgedeploy.export.converters.litert_torch:to_litert_int8",
         precision=Precision.INT8,
-        parity=ParityTolerance(max_abs_diff=None, min_agreement=85.0),
+        parity=QUANTIZED_PARITY,
         extra="litert-torch",
         calibrated=True,
         keeps_float=True,
@@ -339,7 +328,7 @@ for _target in (
         runtime="litert",
         converter="edgedeploy.export.converters.litert_torch:to_litert_a16w8",
         precision=Precision.A16W8,
-        parity=ParityTolerance(max_abs_diff=None, min_agreement=90.0),
+        parity=QUANTIZED_PARITY,
         extra="litert-torch",
         calibrated=True,
         keeps_float=True,
@@ -366,7 +355,7 @@ for _target in (
         runtime="executorch",
         converter="edgedeploy.export.converters.executorch:to_executorch_int8",
         precision=Precision.INT8,
-        parity=ParityTolerance(max_abs_diff=None, min_agreement=85.0),
+        parity=QUANTIZED_PARITY,
         extra="executorch",
         calibrated=True,
         source="pytorch",

@@ -20,7 +20,7 @@ from edgedeploy.core.manifest import Manifest, read_manifest
 from edgedeploy.core.signing import verify_signature
 from edgedeploy.export.parity import check_parity
 from edgedeploy.export.request import DEFAULT_PARITY_IMAGES
-from edgedeploy.export.targets import ParityTolerance
+from edgedeploy.export.tolerance import ParityTolerance
 from edgedeploy.models import config_options, get_model
 from edgedeploy.models.weights import weights_fingerprint
 from edgedeploy.tasks import open_images
@@ -142,7 +142,10 @@ def verify_export(artifact: str | Path, data: str | Path | None = None, referenc
                                      "at export")
         return report
     parity = manifest.data.get("parity") or {}
-    tolerance = ParityTolerance(parity.get("max_abs_diff_allowed"), float(parity.get("min_agreement_allowed", 0.0)))
+    # The fidelity check needs the export's calibration images to rebuild the simulation: export ran it and
+    # recorded it; here the quantization cost is re-measured against the floor recorded at export.
+    tolerance = ParityTolerance(parity.get("max_abs_diff_allowed"), float(parity.get("min_agreement_allowed", 0.0)),
+                                parity.get("min_fidelity_db_allowed"))
     weights = manifest.data.get("weights") or {}
     reference = reference or str(weights.get("source") or "sample")
     try:
@@ -164,8 +167,10 @@ def verify_export(artifact: str | Path, data: str | Path | None = None, referenc
                           images or int(parity.get("images", DEFAULT_PARITY_IMAGES)), tolerance)
     try:
         result.verify(path.name)
+        fidelity = (parity.get("fidelity") or {}).get("sqnr_db")
         report.add("parity", "pass", f"max |diff| {result.max_abs_diff:.3g}, {result.agreement_of} "
-                                     f"{result.agreement:.1f}% on {result.images} images vs {reference}")
+                                     f"{result.agreement:.1f}% on {result.images} images vs {reference}"
+                                     + (f"; fidelity at export {fidelity} dB" if fidelity is not None else ""))
     except EdgeDeployError as exc:
         report.add("parity", "fail", str(exc))
     return report

@@ -16,6 +16,7 @@ from edgedeploy.core.errors import DataError
 from edgedeploy.core.io_spec import Preprocessing
 from edgedeploy.data.datasets import ImageSet, LabeledImage
 from edgedeploy.data.preprocess import preprocess
+from edgedeploy.measure.reference_cache import reference_outputs
 from edgedeploy.tasks import Accumulator, EvalResult, get_task
 
 __all__ = ["EvalResult", "accumulate", "evaluate", "batches", "DEFAULT_BATCH"]
@@ -63,7 +64,7 @@ def accumulate(
             if len(ref_scores) != len(batch):
                 raise DataError(f"{dataset.root}: the reference scores cover {len(reference)} images, the data has more")
         elif reference is not None:
-            ref_scores = reference.predict(inputs(reference.io.preprocessing))
+            ref_scores = reference_outputs(reference, batch, inputs)
             ref_probabilities = reference.io.output.probabilities
         else:
             ref_scores = None

@@ -171,6 +171,8 @@ class Thresholds(Section):
 class ParitySpec(Section):
     max_abs_diff: float | None = Field(None, gt=0, le=limits.MAX_DIFF)
     min_agreement: float | None = Field(None, ge=0, le=100)
+    # Quantized targets: the conversion fidelity floor (dB against the host simulation).
+    min_fidelity_db: float | None = Field(None, ge=-limits.MAX_FIDELITY_DB, le=limits.MAX_FIDELITY_DB)
     images: int = Field(DEFAULT_PARITY_IMAGES, ge=1, le=10_000)
     # Images for the parity check; default: the evaluation data.
     data: str | None = None
@@ -181,7 +183,8 @@ class TargetSpec(Section):
     # fields are checked against the target's own values (targets.py).
     io_dtype: IoDtype | None = Field(None, strict=False)
     calib_method: str | None = None
-    # openvino-int8 accuracy control: max drop of the task's metric (top-1, mIoU), measured on accuracy_data.
+    # Quantized targets: the accuracy requirement, max drop of the task's metric (top-1, mIoU) on accuracy_data
+    # (openvino-int8 meets it with NNCF's accuracy control).
     max_drop: float | None = Field(None, gt=0, le=100)
     accuracy_data: str | None = None
     # int8 targets: layers kept in float (names from `edgedeploy diagnose`).
@@ -304,7 +307,7 @@ class Recipe:
             onnx=onnx, input_size=self.config.resolution if onnx else None, out_dir=out_dir, mean=mean, std=std,
             parity_data=self.resolve(t.parity.data or self.spec.evaluation.data), parity_images=t.parity.images,
             parity_max_abs_diff=t.parity.max_abs_diff, parity_min_agreement=t.parity.min_agreement,
-            threads=threads,
+            parity_min_fidelity_db=t.parity.min_fidelity_db, threads=threads,
             calib_dir=self.resolve(calibration.data) if calibration else None,
             calib_size=calibration.size if calibration else DEFAULT_CALIB_SIZE,
             calib_seed=calibration.seed if calibration else DEFAULT_CALIB_SEED,

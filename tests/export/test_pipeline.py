@@ -6,6 +6,7 @@ import pytest
 from edgedeploy.core.errors import DependencyError, ParityError
 from edgedeploy.core.hashing import sha256_file
 from edgedeploy.export.pipeline import ExportRequest, export
+from edgedeploy.export.request import DEFAULT_PARITY_IMAGES
 from edgedeploy.export.targets import TARGETS
 from edgedeploy.models.mobilenet_v2.config import MobileNetV2Config
 
@@ -29,7 +30,7 @@ def test_onnx_export_writes_artifact_and_complete_manifest(onnx_artifact, sample
     for tool in ("torch", "onnx", "onnxruntime", "onnxsim", "edgedeploy"):
         assert tool in m["tools"]
     parity = m["parity"]
-    assert parity["images"] == 32 and "calib" in parity["inputs"]
+    assert parity["images"] == DEFAULT_PARITY_IMAGES and "calib" in parity["inputs"]
     assert parity["max_abs_diff"] < 1e-4 and parity["agreement"] == 100.0
     # Nothing but the artifact and its manifest is left in the output folder.
     assert sorted(p.name for p in r.path.parent.iterdir()) == [r.path.name, r.manifest.name]

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from edgedeploy.backends.base import LoadOptions
+from edgedeploy.backends.onnxruntime.runner import saturation_warning
 from edgedeploy.core.errors import InputFileError
 from edgedeploy.core.manifest import read_manifest
 
@@ -34,6 +35,7 @@ def inspect(model: str, options: LoadOptions) -> dict[str, Any]:
     initializers = {i.name for i in graph.initializer}
     ops = Counter(n.op_type for n in graph.node)
     manifest = read_manifest(path)
+    warning = saturation_warning(path, manifest)
     return {
         "model": str(path),
         "runtime": "onnxruntime",
@@ -46,6 +48,7 @@ def inspect(model: str, options: LoadOptions) -> dict[str, Any]:
         "params": int(sum(_numel(i.dims) for i in graph.initializer)),
         "ops": dict(ops.most_common()),
         "manifest": manifest.data if manifest else None,
+        **({"warning": warning} if warning else {}),
     }
 
 

@@ -7,6 +7,7 @@ refuses to report CPU figures as GPU ones.
 
 from __future__ import annotations
 
+import logging
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -16,11 +17,16 @@ import onnx
 
 from edgedeploy.backends.base import LoadOptions, Runner
 from edgedeploy.backends.io_inference import infer_model_io
+from edgedeploy.core.cpu import int8_kernels_saturate
 from edgedeploy.core.errors import DependencyError, InputFileError
 from edgedeploy.core.io_spec import ModelIO
 from edgedeploy.core.manifest import read_manifest
 
-__all__ = ["OnnxRuntimeRunner"]
+__all__ = ["OnnxRuntimeRunner", "saturation_risk", "saturation_warning"]
+
+log = logging.getLogger(__name__)
+# int8 weights within +-64 (7 bits: quantize_static's reduce_range) keep two uint8 x int8 products within int16.
+_SATURATION_FREE = 64
 
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 _ORT_DTYPES = {"tensor(float)": "float32", "tensor(uint8)": "uint8", "tensor(int8)": "int8", "tensor(float16)": "float16"}
@@ -82,6 +88,9 @@ class OnnxRuntimeRunner(Runner):
             options=options,
         )
         self._input_name = inp[0].name
+        self.saturation = None
+        if self.session.get_providers()[0] == "CPUExecutionProvider":
+            self.saturation = saturation_warning(path, manifest)
 
     def infer(self, tensor: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self._input_name: tensor})[0]
@@ -90,7 +99,33 @@ class OnnxRuntimeRunner(Runner):
         return {"onnxruntime": metadata.version("onnxruntime")}
 
     def execution(self) -> dict[str, Any]:
-        return {"provider": self.session.get_providers()[0]}
+        warning = {"warning": self.saturation} if self.saturation else {}
+        return {"provider": self.session.get_providers()[0], **warning}
+
+
+def saturation_warning(path: Path, manifest: Any) -> str | None:
+    """On a CPU whose int8 kernels saturate: why this model may compute differently here (logged as a
+    warning), or None. An onnx-int8 export records the channels it gave 7-bit weights so that none saturates."""
+    if manifest is not None and "weights_7bit" in (manifest.data.get("export") or {}):
+        return None
+    warning = saturation_risk(path) if int8_kernels_saturate() else None
+    if warning:
+        log.warning("%s: %s", path.name, warning)
+    return warning
+
+
+def saturation_risk(path: Path) -> str | None:
+    """Why this int8 model may lose accuracy on this CPU's U8S8 kernels (8-bit int8 weights), or None."""
+    import onnx.numpy_helper
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    widest = max((int(np.abs(onnx.numpy_helper.to_array(t).astype(np.int32)).max())
+                  for t in graph.initializer if t.data_type == onnx.TensorProto.INT8 and t.dims), default=0)
+    if widest <= _SATURATION_FREE:
+        return None
+    return ("int8 weights use 8 bits and this CPU has AVX2 without VNNI: ONNX Runtime's U8S8 kernels may saturate "
+            "(VPMADDUBSW), so accuracy here can be lower than on VNNI or ARM CPUs (edgedeploy's onnx-int8 export "
+            "gives the layers that would saturate 7-bit weights; measure with edgedeploy eval)")
 
 
 def _ends_in_softmax(path: Path, output_name: str) -> bool:

@@ -34,6 +34,7 @@ class TorchRunner(Runner):
 
     def __init__(self, source: str, options: LoadOptions):
         config = options.model_config()
+        self.config = config
         self.model, self.weights = build_model(config, source)
         task = get_task(model_task(config))
         self.source = source
@@ -57,6 +58,16 @@ class TorchRunner(Runner):
     def infer(self, tensor: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
             return self.model(torch.from_numpy(tensor)).numpy()
+
+    def output_key(self) -> str | None:
+        """The weights' digest, the architecture, the preprocessing, edgedeploy's code and torch's version
+        (None for weights without a digest, e.g. random)."""
+        if self.weights is None or not self.weights.sha256:
+            return None
+        from edgedeploy.core.cache import code_fingerprint, content_key
+
+        return content_key("torch-outputs", self.weights.sha256, repr(self.config), self.io.preprocessing.to_dict(),
+                           code_fingerprint(), torch.__version__)
 
     @property
     def size_bytes(self) -> int | None:

@@ -25,6 +25,7 @@ from edgedeploy.cli.options import (
     weight_granularity_choice,
 )
 from edgedeploy.cli.render import key_values
+from edgedeploy.export.request import DEFAULT_PARITY_IMAGES
 
 log = logging.getLogger("edgedeploy")
 
@@ -54,10 +55,15 @@ log = logging.getLogger("edgedeploy")
 @click.option("--std", type=ranges.STD, nargs=3, default=None, help="Override the weights' normalization std (R G B).")
 @click.option("--parity-data", type=click.Path(path_type=Path), default=None,
               help="Images for the parity check [default: the sample calib split].")
-@click.option("--parity-images", type=ranges.PARITY_IMAGES, default=32, show_default=True)
+@click.option("--parity-images", type=ranges.PARITY_IMAGES, default=DEFAULT_PARITY_IMAGES, show_default=True,
+              help="Images for fidelity and quantization cost (agreement with its 95% interval).")
 @click.option("--parity-atol", type=ranges.ATOL, default=None, help="Max |logit diff| vs PyTorch [default: per target].")
 @click.option("--parity-min-agreement", type=ranges.PERCENT, default=None,
-              help="Min agreement with PyTorch (top-1, or per pixel), percent [default: per target].")
+              help="Min agreement with PyTorch (top-1, or per pixel), percent [default: per target]; for int8 "
+                   "targets the floor that marks a model unusable, judged on the interval's upper end [50].")
+@click.option("--parity-min-fidelity", "parity_min_fidelity_db", type=ranges.FIDELITY_DB, default=None,
+              help="int8 targets: min SQNR (dB) of the artifact against its quantization simulated on the host "
+                   "[default: 10].")
 @click.option("--threads", type=ranges.THREADS, default=None, help="Threads for the parity run.")
 @click.option("--calib", "calib_dir", type=click.Path(path_type=Path), default=None,
               help="Calibration images for int8 targets: a folder or a calibration/*.json definition "
@@ -71,8 +77,8 @@ log = logging.getLogger("edgedeploy")
                    "openvino-int8 (NNCF) mean-minmax, minmax, mean-quantile, histogram [default: mean-minmax]; "
                    "tflite-int8 has only min/max.")
 @click.option("--max-drop", type=ranges.DROP, default=None,
-              help="openvino-int8: accuracy-controlled quantization, max drop of the task's metric (top-1, mIoU) "
-                   "in points on --val.")
+              help="int8 targets: the accuracy requirement, max drop of the task's metric (top-1, mIoU) in points "
+                   "on --val (fails the export when not met; openvino-int8 meets it with NNCF's accuracy control).")
 @click.option("--val", "val_dir", type=click.Path(path_type=Path), default=None,
               help="Labeled images for --max-drop.")
 @click.option("--keep-float", "keep_float", multiple=True, metavar="LAYER",
@@ -110,6 +116,7 @@ def export(as_json: bool, target: str, arch: str, width: float | None, resolutio
         dynamic_batch=kw["dynamic_batch"], mean=kw["mean"], std=kw["std"],
         parity_data=kw["parity_data"], parity_images=kw["parity_images"],
         parity_max_abs_diff=kw["parity_atol"], parity_min_agreement=kw["parity_min_agreement"],
+        parity_min_fidelity_db=kw["parity_min_fidelity_db"],
         threads=kw["threads"] or default_threads(),
         calib_dir=kw["calib_dir"], calib_size=kw["calib_size"], calib_seed=kw["calib_seed"], io_dtype=kw["io_dtype"],
         calib_method=kw["calib_method"], max_drop=kw["max_drop"], val_dir=kw["val_dir"],
@@ -129,10 +136,33 @@ def export(as_json: bool, target: str, arch: str, width: float | None, resolutio
                           "after onnxsim")] if "onnx_nodes_before_simplify" in result else []),
         *([("route", result["converter"])] if result.get("converter") else []),
         *([("ptq", ", ".join(result["ptq"]["methods"]))] if result.get("ptq") else []),
-        ("parity", f"max |diff| {parity['max_abs_diff']:.3g}, {parity['agreement_of']} {parity['agreement']:.1f}% "
-                   f"on {parity['images']} images"),
+        *parity_rows(parity),
+        *([("requirement", requirement_text(result["accuracy_requirement"]))]
+          if result.get("accuracy_requirement") else []),
         ("manifest", result["manifest"]),
         *([("log", result["log"])] if result.get("log") else []),
         ("time", f"{result['seconds']:.1f} s"),
     ]))
 
+
+
+def parity_rows(parity: dict[str, Any]) -> list[tuple[str, str]]:
+    """Fidelity (quantized targets: against the host simulation) and the cost against the float model."""
+    interval = parity.get("agreement_interval")
+    ci = f" [{interval['low']:.1f}, {interval['high']:.1f}]" if interval else ""
+    cost = (f"{parity['agreement_of']} {parity['agreement']:.1f}%{ci} vs float, max |diff| "
+            f"{parity['max_abs_diff']:.3g}, on {parity['images']} images")
+    fidelity = parity.get("fidelity") or {}
+    if "sqnr_db" in fidelity:
+        return [("fidelity", f"{fidelity['sqnr_db']:.1f} dB from its simulated quantization "
+                             f"(>= {parity['min_fidelity_db_allowed']:.0f} dB)"), ("quantization cost", cost)]
+    if "skipped" in fidelity:
+        return [("fidelity", f"not checked: {fidelity['skipped']}"), ("quantization cost", cost)]
+    return [("parity", cost)]
+
+
+def requirement_text(requirement: dict[str, Any]) -> str:
+    drop = requirement["paired"]["drop"]
+    return (f"{requirement['metric']} {requirement['artifact']:.2f} vs float {requirement['float']:.2f}: drop "
+            f"{drop['estimate']:.2f} [{drop['low']:.2f}, {drop['high']:.2f}] <= {requirement['max_drop']} on "
+            f"{requirement['images']} images")

@@ -6,8 +6,8 @@ runs inside its delegate; the rest stay portable ExecuTorch kernels), ``to_execu
 and write the program buffer. int8 is PT2E post-training quantization with the XNNPACK
 quantizer (symmetric int8 weights, per-channel unless --weight-granularity per-tensor;
 asymmetric int8 activations), with conv -> ReLU6 pairs quantized as one unit
-(xnnpack_relu6.py), calibrated on the same images as every other int8 target, before
-lowering, so XNNPACK runs the quantized operators itself.
+(xnnpack_relu6.py; shared with the host simulation in pt2e.py), calibrated on the same images as every
+other int8 target, before lowering, so XNNPACK runs the quantized operators itself.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any
 from edgedeploy.backends.executorch.graph import delegation_summary
 from edgedeploy.core.logcapture import captured_output
 from edgedeploy.export.context import Conversion, ExportContext
-from edgedeploy.export.converters.common import conversion_failure, nchw_batch
-from edgedeploy.export.converters.xnnpack_relu6 import conv_relu6_quantizer
+from edgedeploy.export.converters.common import conversion_failure
+from edgedeploy.export.converters.pt2e import pt2e_int8, torch_exported
 from edgedeploy.export.options import WeightGranularity
 
 __all__ = ["to_executorch_fp32", "to_executorch_int8", "TOOLS"]
@@ -27,20 +27,8 @@ __all__ = ["to_executorch_fp32", "to_executorch_int8", "TOOLS"]
 TOOLS = ("executorch", "torchao")
 
 
-def _sample(ctx: ExportContext) -> Any:
-    import torch
-
-    size = ctx.config.resolution
-    return (torch.zeros(1, 3, size, size),)
-
-
 def _torch_export(model: Any, ctx: ExportContext) -> Any:
-    import torch
-
-    try:
-        return torch.export.export(model, _sample(ctx))
-    except Exception as exc:
-        raise conversion_failure("torch.export", exc, ctx.log_path) from exc
+    return torch_exported(model, ctx.config.resolution, ctx.log_path)
 
 
 def _lower_and_write(exported: Any, dst: Path, ctx: ExportContext) -> None:
@@ -69,31 +57,10 @@ def to_executorch_fp32(src: Path | None, dst: Path, ctx: ExportContext) -> Conve
 
 
 def to_executorch_int8(src: Path | None, dst: Path, ctx: ExportContext) -> Conversion:
-    import torch
-
     calibration = ctx.required_calibration()
     granularity = ctx.options.weight_granularity or WeightGranularity.PER_CHANNEL
     with captured_output(ctx.log_path):
-        # Imported here: torchao reports its missing CUDA kernels on import.
-        from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
-            XNNPACKQuantizer,
-            get_symmetric_quantization_config,
-        )
-        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-        from torchao.quantization.pt2e.quantizer import ComposableQuantizer
-
-        config = get_symmetric_quantization_config(is_per_channel=granularity is WeightGranularity.PER_CHANNEL)
-        # conv -> ReLU6 first (xnnpack_relu6.py): the XNNPACK quantizer alone cost 2.5 points here.
-        quantizer = ComposableQuantizer([conv_relu6_quantizer(config), XNNPACKQuantizer().set_global(config)])
-        graph = _torch_export(ctx.torch_model, ctx).module()
-        try:
-            prepared = prepare_pt2e(graph, quantizer)
-            with torch.no_grad():
-                for image in calibration.images:
-                    prepared(torch.from_numpy(nchw_batch(image)))
-            quantized = convert_pt2e(prepared)
-        except Exception as exc:
-            raise conversion_failure("PT2E quantization (XNNPACKQuantizer)", exc, ctx.log_path) from exc
+        quantized = pt2e_int8(ctx.torch_model, calibration.images, granularity is WeightGranularity.PER_CHANNEL,
+                              ctx.config.resolution, ctx.log_path)
         _lower_and_write(_torch_export(quantized, ctx), dst, ctx)
-    return _conversion(dst, ctx, weights=f"int8 {granularity}", activations="int8",
-                       calibration=calibration.describe())
+    return _conversion(dst, ctx, weights=f"int8 {granularity}", activations="int8", calibration=calibration.describe())

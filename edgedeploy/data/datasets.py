@@ -15,7 +15,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from PIL import Image
 
@@ -60,6 +60,8 @@ class ImageSet:
     files: list[tuple[Path, Any]]
     class_source: str
     skipped: list[tuple[Path, str]] = field(default_factory=list)
+    # Each image is its file's content (False for made-up images: the reference cache must not key them by a path).
+    from_files: ClassVar[bool] = True
 
     def load_label(self, reference: Any) -> Any:
         """A file's label from its reference (a class index is its own label; a mask file is read)."""

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from edgedeploy.backends.base import Runner
-from edgedeploy.core.errors import ParityError
+from edgedeploy.core.errors import DataError, ParityError
 from edgedeploy.core.io_spec import Preprocessing
 from edgedeploy.core.stats import Interval
 from edgedeploy.data.datasets import ImageSet, LabeledImage
@@ -143,6 +143,7 @@ class _RandomPixels(ImageSet):
     preprocesses them its own way)."""
 
     size: int = 256
+    from_files = False
 
     def __iter__(self) -> Iterator[LabeledImage]:
         images = synthetic_pil_images(len(self.files), self.size, PARITY_SEED)
@@ -161,9 +162,15 @@ class _FidelitySums:
     def add(self, scores: np.ndarray, batch: list[LabeledImage]) -> None:
         spec: Preprocessing = self.simulation.io.preprocessing
         expected = self.simulation.predict(np.stack([preprocess(item.image, spec) for item in batch]))
+        if expected.shape != scores.shape:
+            raise DataError(f"the artifact's outputs {scores.shape[1:]} and its simulation's {expected.shape[1:]} "
+                            "differ in shape")
+        # Centred over the class axis, signal and error alike: a constant offset of every logit changes no
+        # prediction (softmax, argmax) and is not an error.
         centered = expected - expected.mean(axis=-1, keepdims=True)
+        error = scores.astype(np.float64) - expected
         self.signal += float(np.square(centered, dtype=np.float64).sum())
-        self.noise += float(np.square(scores.astype(np.float64) - expected).sum())
+        self.noise += float(np.square(error - error.mean(axis=-1, keepdims=True)).sum())
         self.max_abs = max(self.max_abs, float(np.abs(scores - expected).max()))
         agree = scores.argmax(-1) == expected.argmax(-1)
         self.agree += int(agree.sum())

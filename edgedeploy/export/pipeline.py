@@ -23,7 +23,7 @@ from edgedeploy.backends import LoadOptions, Runner, load_runner, verify_precisi
 from edgedeploy.backends.precision import ANY_LAYER
 from edgedeploy.backends.torch.runner import TorchRunner
 from edgedeploy.core.artifacts import staging_dir
-from edgedeploy.core.errors import ConfigError, DataError, EdgeDeployError, PrecisionError
+from edgedeploy.core.errors import ConfigError, ConversionError, DataError, EdgeDeployError, PrecisionError
 from edgedeploy.core.hashing import sha256_file
 from edgedeploy.core.io_spec import INPUT_NAME, OUTPUT_NAME, InputSpec, ModelIO, OutputSpec
 from edgedeploy.core.manifest import created_utc, manifest_path, tool_versions, write_manifest
@@ -36,7 +36,7 @@ from edgedeploy.export.converters.onnx import (
     export_onnx,
     simplify_onnx,
 )
-from edgedeploy.export.options import IoDtype, WeightGranularity
+from edgedeploy.export.options import CalibMethod, IoDtype, WeightGranularity
 from edgedeploy.export.parity import check_parity
 from edgedeploy.export.ptq import check_calibration
 from edgedeploy.export.request import ExportRequest
@@ -233,17 +233,31 @@ def converter_model(model: Any, preprocessing: Any, raw_pixels: bool) -> Any:
     return RawPixelInput(model, preprocessing.mean, preprocessing.std).eval() if raw_pixels else model
 
 
+# Activation range methods that clip by design: the simulation (min/max ranges) is not their quantization.
+CLIPPING_CALIBRATION = (CalibMethod.PERCENTILE, CalibMethod.ENTROPY, CalibMethod.MEAN_QUANTILE, CalibMethod.HISTOGRAM,
+                        CalibMethod.MOVING_AVERAGE)
+
+
 def _simulation(source: _Source, source_model: Any, target: Target, options: Any, calibration: Any,
                 raw_pixels: bool, log_path: Path) -> tuple[Runner | None, str | None]:
     """The host simulation a quantized artifact's fidelity is checked against, or why there is none."""
     if source_model is None:
         return None, "exported from an ONNX file: no PyTorch model to simulate the quantization on"
+    # The simulation quantizes every layer: with layers left in float (--keep-float, or NNCF's accuracy control
+    # reverting some) it is not the artifact's quantization, so the cost check alone speaks.
+    if options.keep_float or (options.max_drop is not None and target.accuracy_control):
+        return None, "layers are kept in float, which the host simulation (every layer int8) does not model"
+    if options.calib_method in CLIPPING_CALIBRATION:
+        return None, (f"calibrated with {options.calib_method}, whose ranges clip on purpose; the host simulation "
+                      "models min/max ranges")
     try:
         return simulate(source_model, source.reference.io, target.precision,
                         _model_inputs(source.reference, calibration, raw_pixels), _per_channel(options),
                         log_path), None
     except ImportError as exc:
-        return None, f"the int8 simulation needs {exc.name}: pip install 'edgedeploy[executorch]'"
+        return None, f"the int8 simulation needs {exc.name or 'executorch'}: pip install 'edgedeploy[executorch]'"
+    except ConversionError as exc:
+        return None, f"the host simulation could not be built ({exc})"
 
 
 def _onnx_details(graph: OnnxGraphStats | None, onnx_in: Path | None = None) -> dict[str, Any]:
@@ -265,6 +279,9 @@ def export(request: ExportRequest, on_step: Callable[[str], None] | None = None)
     check_calibration(target_options.ptq, request.calib_size)
     if target_options.max_drop is not None and target_options.val_dir is None:
         raise ConfigError("--max-drop needs --val DIR: a labeled image folder to measure the drop on")
+    if request.parity_min_fidelity_db is not None and not target.parity.quantized:
+        raise ConfigError(f"--parity-min-fidelity applies to quantized targets; {target.name} is checked against the "
+                          "float model (--parity-atol, --parity-min-agreement)")
     convert = target.load_converter()
     steps = _Steps(on_step)
     with staging_dir(request.out_dir) as stage:
@@ -317,7 +334,8 @@ def export(request: ExportRequest, on_step: Callable[[str], None] | None = None)
                 conversion = convert(src, staged, ctx)
             with steps("precision"):
                 # Accuracy control decides itself which layers go back to float.
-                allowed_float = (ANY_LAYER,) if target_options.max_drop is not None else target_options.keep_float
+                controlled = target.accuracy_control and target_options.max_drop is not None
+                allowed_float = (ANY_LAYER,) if controlled else target_options.keep_float
                 precision = verify_precision(target.runtime, staged, target.precision.value, allowed_float)
             if not precision.verified:
                 raise PrecisionError(f"{target.name} is not {target.precision}: {'; '.join(precision.problems)}")

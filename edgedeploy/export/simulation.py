@@ -34,11 +34,12 @@ class SimulatedRunner(Runner):
     """A simulated quantized model, fed like the float reference it was built from."""
 
     runtime = "torch"
-    # Any batch: the weight-only copy is eager, the PT2E graph is exported with a dynamic batch.
-    batch_size = None
 
-    def __init__(self, module: Any, io: ModelIO, describe: str):
+    def __init__(self, module: Any, io: ModelIO, describe: str, batch_size: int | None = None):
         self.module, self.io, self.describe, self.source = module, io, describe, "host simulation"
+        # None: any batch (the weight-only copy is eager; the PT2E graph is exported with a free batch where
+        # torch.export can, else it takes one image at a time).
+        self.batch_size = batch_size
 
     def infer(self, tensor: np.ndarray) -> np.ndarray:
         import torch
@@ -65,6 +66,17 @@ def _weights_on_grid(model: Any, per_channel: bool) -> Any:
     return simulated
 
 
+def _takes_batches(module: Any, resolution: int) -> bool:
+    import torch
+
+    try:
+        with torch.no_grad():
+            module(torch.zeros(2, 3, resolution, resolution))
+        return True
+    except Exception:  # a graph traced with a batch of one refuses two, whatever the exception type
+        return False
+
+
 def simulate(model: Any, io: ModelIO, precision: Precision, images: np.ndarray | None, per_channel: bool,
              log_path: Path) -> SimulatedRunner:
     """The host simulation of ``model`` (the float source, fed as ``io`` says) at ``precision``; int8
@@ -77,6 +89,7 @@ def simulate(model: Any, io: ModelIO, precision: Precision, images: np.ndarray |
         assert images is not None, "int8 simulation needs the calibration images"
         with captured_output(log_path):
             module = pt2e_int8(model, images, per_channel, io.input.shape[-1], log_path, min_max=True)
-        return SimulatedRunner(module, io, f"PT2E int8 simulation ({granularity} weights, int8 activations)")
+        return SimulatedRunner(module, io, f"PT2E int8 simulation ({granularity} weights, int8 activations)",
+                               None if _takes_batches(module, io.input.shape[-1]) else 1)
     return SimulatedRunner(_weights_on_grid(model, per_channel), io,
                            f"int8 weights on the grid ({granularity}), float activations")

@@ -64,7 +64,7 @@ def accumulate(
             if len(ref_scores) != len(batch):
                 raise DataError(f"{dataset.root}: the reference scores cover {len(reference)} images, the data has more")
         elif reference is not None:
-            ref_scores = reference_outputs(reference, batch, inputs)
+            ref_scores = reference_outputs(reference, batch, inputs, cached=dataset.from_files)
             ref_probabilities = reference.io.output.probabilities
         else:
             ref_scores = None

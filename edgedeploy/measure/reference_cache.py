@@ -34,33 +34,40 @@ def _image_key(path: Path) -> str | None:
         return None
 
 
-def _entry(model_key: str, image_key: str) -> Path:
+def _entry(model_key: str, image_key: str) -> Path | None:
     key = content_key(model_key, image_key)
-    return cache_dir("reference-outputs") / key[:2] / f"{key}.npy"
+    try:
+        return cache_dir("reference-outputs") / key[:2] / f"{key}.npy"
+    except OSError:
+        return None  # no usable cache folder: the cache is an optimisation, never a requirement
 
 
 def _load(path: Path) -> np.ndarray | None:
     try:
         return np.load(path, allow_pickle=False)
-    except (OSError, ValueError):
+    except (OSError, ValueError, EOFError):
         return None  # missing or half-written by a killed process: recompute
 
 
 def _store(path: Path, values: np.ndarray) -> None:
     if values.nbytes > MAX_CACHED_BYTES:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("wb") as f:
-        np.save(f, values, allow_pickle=False)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tmp.open("wb") as f:
+            np.save(f, values, allow_pickle=False)
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a full or read-only disk: the outputs are simply not kept
 
 
 def reference_outputs(reference: Runner, batch: list[LabeledImage],
-                      inputs: Callable[[Preprocessing], np.ndarray]) -> np.ndarray:
+                      inputs: Callable[[Preprocessing], np.ndarray], cached: bool = True) -> np.ndarray:
     """``reference``'s outputs on ``batch`` (``inputs(spec)`` gives the batch preprocessed), from the cache
-    where present; the images it misses are run in one call and stored."""
-    model_key = reference.output_key()
+    where present; the images it misses are run in one call and stored. ``cached=False``: images that are not
+    their files' content (made-up pixels)."""
+    model_key = reference.output_key() if cached else None
     if model_key is None:
         return reference.predict(inputs(reference.io.preprocessing))
     entries = [None if (k := _image_key(item.path)) is None else _entry(model_key, k) for item in batch]

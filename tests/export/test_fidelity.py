@@ -116,7 +116,9 @@ def test_fidelity_separates_faithful_from_broken_on_every_int8_route(request, si
     faithful = check_parity(runner, reference, data, IMAGES, QUANTIZED_PARITY, simulation)
     faithful.verify(artifact.path.name)
     print(f"{route}: faithful {faithful.fidelity.sqnr_db} dB")
-    assert faithful.fidelity.sqnr_db >= 15.0, faithful.fidelity
+    # 12 dB: faithful routes measured 15-24 dB on a VNNI CPU; onnx-int8's channels left at 8 bits still saturate
+    # a little on AVX2-only CPUs (test_onnx_int8.py), which costs it a dB or two there.
+    assert faithful.fidelity.sqnr_db >= 12.0, faithful.fidelity
     pre = runner.io.preprocessing
     broken_inputs = {"mean-std": replace(pre, mean=IMAGENET_MEAN, std=IMAGENET_STD),
                      "channel-order": replace(pre, channel_order="BGR")}
@@ -151,3 +153,16 @@ def test_per_tensor_collapse_is_faithful_but_unusable(tmp_path, data_root):
     assert parity["fidelity"]["sqnr_db"] >= MIN_FIDELITY_DB, parity["fidelity"]
     assert parity["agreement"] < 30 and parity["agreement_interval"]["high"] < 50
     assert parity["min_agreement_judged_on"] == "interval upper end"
+
+
+@pytest.mark.slow
+def test_layers_kept_in_float_skip_fidelity_and_say_why(tmp_path, data_root):
+    """The simulation quantizes every layer, so with --keep-float it is not the artifact's quantization: the
+    fidelity check is recorded as skipped with the reason, and the cost check still runs."""
+    result = export(ExportRequest(target="onnx-int8", out_dir=tmp_path, threads=2, calib_size=16, parity_images=8,
+                                  keep_float=("/features/features.0/features.0.0/Conv",),
+                                  config=MobileNetV2Config(resolution=96)))
+    parity = json.loads(result.manifest.read_text())["parity"]
+    assert parity["fidelity"] == {"skipped": "layers are kept in float, which the host simulation (every layer int8) "
+                                             "does not model"}
+    assert parity["agreement_interval"]["high"] >= parity["agreement"] >= parity["min_agreement_allowed"]

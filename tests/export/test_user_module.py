@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from edgedeploy.cli.app import cli
+from edgedeploy.export.request import DEFAULT_PARITY_IMAGES
 from edgedeploy.export.targets import TARGETS
 from edgedeploy.models.weights import weights_fingerprint
 
@@ -42,7 +43,7 @@ def test_small_cnn_exports_to_every_target(target: str, tmp_path: Path) -> None:
                     "--out", tmp_path, "--threads", "2", "--json")
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
-    assert out["precision"]["verified"] and out["parity"]["images"] == 32
+    assert out["precision"]["verified"] and out["parity"]["images"] == DEFAULT_PARITY_IMAGES
     manifest = json.loads(Path(out["manifest"]).read_text())
     assert manifest["model"]["arch"] == "user_modules:tiny_cnn" and manifest["model"]["num_classes"] == 10
     assert manifest["weights"] == {"source": "module", "sha256": weights_fingerprint("module", "user_modules:tiny_cnn")}

@@ -119,8 +119,10 @@ def saturation_risk(path: Path) -> str | None:
     import onnx.numpy_helper
 
     graph = onnx.load(str(path), load_external_data=False).graph
+    # Weights stored beside the file (external data) are not read: no warning is better than a wrong one.
     widest = max((int(np.abs(onnx.numpy_helper.to_array(t).astype(np.int32)).max())
-                  for t in graph.initializer if t.data_type == onnx.TensorProto.INT8 and t.dims), default=0)
+                  for t in graph.initializer if t.data_type == onnx.TensorProto.INT8 and t.dims
+                  and t.data_location != onnx.TensorProto.EXTERNAL), default=0)
     if widest <= _SATURATION_FREE:
         return None
     return ("int8 weights use 8 bits and this CPU has AVX2 without VNNI: ONNX Runtime's U8S8 kernels may saturate "

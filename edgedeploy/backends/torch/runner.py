@@ -60,14 +60,17 @@ class TorchRunner(Runner):
             return self.model(torch.from_numpy(tensor)).numpy()
 
     def output_key(self) -> str | None:
-        """The weights' digest, the architecture, the preprocessing, edgedeploy's code and torch's version
-        (None for weights without a digest, e.g. random)."""
-        if self.weights is None or not self.weights.sha256:
+        """The weights' digest, the architecture, the preprocessing, edgedeploy's code and torch's and Pillow's
+        versions (None for weights without a digest, e.g. random, and for a user's own module, whose code can
+        change under the same parameters)."""
+        from edgedeploy.models.modules import ModuleConfig
+
+        if self.weights is None or not self.weights.sha256 or isinstance(self.config, ModuleConfig):
             return None
         from edgedeploy.core.cache import code_fingerprint, content_key
 
         return content_key("torch-outputs", self.weights.sha256, repr(self.config), self.io.preprocessing.to_dict(),
-                           code_fingerprint(), torch.__version__)
+                           code_fingerprint(), torch.__version__, metadata.version("pillow"))
 
     @property
     def size_bytes(self) -> int | None:

@@ -91,8 +91,11 @@ def to_onnx_int8(src: Path, dst: Path, ctx: ExportContext) -> Conversion:
         quantize({})
         # Layers whose 8-bit weights would saturate ONNX Runtime's kernels on x86 without VNNI get 7-bit weights
         # (ort_saturation.py); the artifact then computes the same on every CPU.
-        saturating = saturating_layers(prepared, dst, [nchw_batch(i) for i in images[:SATURATION_IMAGES]],
-                                       SATURATION_FRACTION)
+        try:
+            saturating = saturating_layers(prepared, dst, [nchw_batch(i) for i in images[:SATURATION_IMAGES]],
+                                           SATURATION_FRACTION)
+        except Exception as exc:
+            raise conversion_failure("counting the int16 pair sums (ort_saturation.py)", exc, ctx.log_path) from exc
         if saturating:
             quantize(_seven_bit(prepared, saturating, per_channel))
     return Conversion(

@@ -17,6 +17,7 @@ kernels without pair sums and are not counted.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,8 +40,11 @@ def _overflow_fractions(codes: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return over / max(len(a) * (k // 2), 1)
 
 
-def _im2col(codes: np.ndarray, zero_point: int, node: object, kernel: tuple[int, int]) -> np.ndarray:
-    attrs = {a.name: list(a.ints) for a in node.attribute if a.ints}  # type: ignore[attr-defined]
+def _im2col(codes: np.ndarray, zero_point: int, node: Any, kernel: tuple[int, int]) -> np.ndarray:
+    """(N, C, H, W) uint8 codes -> (positions, kh*kw*C): the rows ONNX Runtime's quantized convolution reduces
+    over, in its order (the filter reordered to kh, kw, C, M: ``ReorderFilter`` in qlinearconv.cc), with the
+    node's strides, padding (filled with the zero point's code, as the kernel pads) and dilations."""
+    attrs = {a.name: list(a.ints) for a in node.attribute if a.ints}
     sh, sw = attrs.get("strides", [1, 1])
     dh, dw = attrs.get("dilations", [1, 1])
     top, left, bottom, right = attrs.get("pads", [0, 0, 0, 0])
@@ -50,50 +54,53 @@ def _im2col(codes: np.ndarray, zero_point: int, node: object, kernel: tuple[int,
     windows = np.lib.stride_tricks.sliding_window_view(padded, (span_h, span_w), axis=(2, 3))
     windows = windows[:, :, ::sh, ::sw, ::dh, ::dw]  # (N, C, OH, OW, kh, kw)
     n, c, oh, ow = windows.shape[:4]
-    return windows.transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, c * kh * kw)
+    return windows.transpose(0, 2, 3, 4, 5, 1).reshape(n * oh * ow, kh * kw * c)
+
+
+def _layers(qgraph: Any, fgraph: Any) -> list[tuple[str, str, float, int, np.ndarray, Any, tuple[int, int]]]:
+    """(float weight name, float input name, input scale, input zero point, int8 weights (M, kh*kw*C), node,
+    kernel) for each 2-D convolution of the quantized graph with int8 weights and a dequantized input.
+    Convolutions are matched to the float graph by their weight initializer (ONNX Runtime stores W as
+    ``W_quantized``); grouped ones (MobileNet's are depthwise) run in other kernels and are not counted."""
+    import onnx.numpy_helper
+
+    inits = {i.name: i for i in qgraph.initializer}
+    producers = {o: n for n in qgraph.node for o in n.output}
+    float_convs = {n.input[1]: n for n in fgraph.node if n.op_type == "Conv" and len(n.input) > 1}
+    layers = []
+    for node in qgraph.node:
+        if node.op_type != "Conv" or next((a.i for a in node.attribute if a.name == "group"), 1) != 1:
+            continue
+        x_dq, w_dq = producers.get(node.input[0]), producers.get(node.input[1])
+        if getattr(x_dq, "op_type", None) != "DequantizeLinear" or getattr(w_dq, "op_type", None) != "DequantizeLinear":
+            continue
+        weight_name = w_dq.input[0].removesuffix("_quantized")
+        if weight_name not in float_convs or w_dq.input[0] not in inits or x_dq.input[1] not in inits:
+            continue
+        weights = onnx.numpy_helper.to_array(inits[w_dq.input[0]])
+        if weights.dtype != np.int8 or weights.ndim != 4:
+            continue  # uint8 weights do not saturate; 1-D/3-D convolutions are not modelled
+        scale = float(onnx.numpy_helper.to_array(inits[x_dq.input[1]]))
+        zero_point = (int(onnx.numpy_helper.to_array(inits[x_dq.input[2]]))
+                      if len(x_dq.input) > 2 and x_dq.input[2] in inits else 0)
+        matrix = weights.transpose(0, 2, 3, 1).reshape(len(weights), -1)
+        layers.append((weight_name, float_convs[weight_name].input[0], scale, zero_point, matrix, node,
+                       (int(weights.shape[2]), int(weights.shape[3]))))
+    return layers
 
 
 def saturating_layers(float_model: Path, quantized_model: Path, images: list[np.ndarray],
                       min_fraction: float = 0.0) -> dict[str, np.ndarray]:
     """{weight initializer name (in ``float_model``): per output channel, whether its pair sums overflow int16
     on ``images`` (NCHW float batches of one, as the model takes them) more often than ``min_fraction``} for the
-    convolutions of ``quantized_model`` (QDQ, uint8 activations, int8 weights) with any such
-    channel."""
+    convolutions of ``quantized_model`` (QDQ, uint8 activations, int8 weights) with any such channel."""
     import onnx
-    import onnx.numpy_helper
     import onnxruntime as ort
 
-    qgraph = onnx.load(str(quantized_model)).graph
-    inits = {i.name: onnx.numpy_helper.to_array(i) for i in qgraph.initializer}
-    producers = {o: n for n in qgraph.node for o in n.output}
-    fgraph = onnx.load(str(float_model)).graph
-    float_nodes = {n.name: n for n in fgraph.node}
-    layers = []  # (float weight name, float input name, scale, zero point, int8 weights (O, K), node, kernel)
-    for node in qgraph.node:
-        # Convolutions only: a classifier's Gemm sees pooled, small activations (and its per-channel axis
-        # differs); none overflowed on MobileNetV2 or DeepLab.
-        if node.op_type != "Conv" or node.name not in float_nodes:
-            continue
-        x_dq, w_dq = producers.get(node.input[0]), producers.get(node.input[1])
-        if x_dq is None or w_dq is None or "DequantizeLinear" not in (x_dq.op_type, w_dq.op_type):
-            continue
-        if x_dq.op_type != "DequantizeLinear" or w_dq.op_type != "DequantizeLinear":
-            continue
-        weights = inits.get(w_dq.input[0])
-        if weights is None or weights.dtype != np.int8:
-            continue
-        group = next((a.i for a in node.attribute if a.name == "group"), 1)
-        if node.op_type == "Conv" and group > 1:
-            continue  # depthwise / grouped: no pair sums in those kernels
-        kernel = tuple(weights.shape[2:])
-        matrix = weights.reshape(len(weights), -1)
-        scale = float(inits[x_dq.input[1]])
-        zero_point = int(inits[x_dq.input[2]]) if len(x_dq.input) > 2 else 0
-        source = float_nodes[node.name]
-        layers.append((source.input[1], source.input[0], scale, zero_point, matrix, node, kernel))
+    model = onnx.load(str(float_model))
+    layers = _layers(onnx.load(str(quantized_model)).graph, model.graph)
     if not layers:
         return {}
-    model = onnx.load(str(float_model))
     known = {o.name for o in model.graph.output}
     for name in {layer[1] for layer in layers} - known:
         model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
@@ -107,7 +114,7 @@ def saturating_layers(float_model: Path, quantized_model: Path, images: list[np.
         values = dict(zip(wanted, session.run(wanted, {input_name: image})))
         for weight_name, x_name, scale, zero_point, matrix, node, kernel in layers:
             codes = np.clip(np.round(values[x_name] / scale) + zero_point, 0, 255).astype(np.uint8)
-            rows = _im2col(codes, zero_point, node, kernel)
-            fractions.setdefault(weight_name, []).append(_overflow_fractions(rows, matrix))
+            fractions.setdefault(weight_name, []).append(
+                _overflow_fractions(_im2col(codes, zero_point, node, kernel), matrix))
     flagged = {name: np.mean(f, axis=0) > min_fraction for name, f in fractions.items()}
     return {name: channels for name, channels in flagged.items() if channels.any()}

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from edgedeploy.core.errors import ConversionError
 from edgedeploy.export.converters.common import conversion_failure
 
 __all__ = ["pt2e_int8", "torch_exported"]
@@ -57,16 +58,23 @@ def pt2e_int8(model: Any, images: Iterable[np.ndarray], per_channel: bool, resol
     if min_max:
         from torchao.quantization.pt2e import MinMaxObserver
 
-        # The XNNPACK config's own eps (2^-12) keeps a constant activation's scale above zero.
-        observed = dataclasses.replace(config.input_activation,
-                                       observer_or_fake_quant_ctr=MinMaxObserver.with_args(eps=2**-12))
+        # float32's eps, not the XNNPACK config's 2^-12 (XNNPACK's floor on a scale): a converter keeps a range
+        # as narrow as the calibration images give (grey images: one grey level), and so must the simulation.
+        observed = dataclasses.replace(config.input_activation, observer_or_fake_quant_ctr=MinMaxObserver.with_args(
+            eps=float(torch.finfo(torch.float32).eps)))
         config = dataclasses.replace(config, input_activation=observed, output_activation=observed)
     # conv -> ReLU6 first (xnnpack_relu6.py): the XNNPACK quantizer alone cost 2.5 points here.
     quantizer = ComposableQuantizer([conv_relu6_quantizer(config), XNNPACKQuantizer().set_global(config)])
     # Min/max ranges do not depend on how the images are batched: observe 32 at a time (the graph then
     # takes any batch); histogram observers re-bin per call, so they see one image at a time as before.
     batch = 32 if min_max else 1
-    graph = torch_exported(model, resolution, log_path, dynamic_batch=batch > 1).module()
+    try:
+        graph = torch_exported(model, resolution, log_path, dynamic_batch=batch > 1).module()
+    except ConversionError:
+        if batch == 1:
+            raise
+        # A model torch.export cannot trace with a free batch dimension: one image at a time.
+        batch, graph = 1, torch_exported(model, resolution, log_path).module()
     try:
         prepared = prepare_pt2e(graph, quantizer)
         with torch.no_grad():

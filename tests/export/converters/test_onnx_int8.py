@@ -113,6 +113,7 @@ def test_default_onnx_int8_computes_the_same_on_avx2_without_vnni(tmp_path, data
 
     import numpy as np
 
+    from edgedeploy.core.cpu import int8_kernels_saturate
     from edgedeploy.data.datasets import ImageFolder
     from edgedeploy.data.preprocess import preprocess
     from edgedeploy.export.converters import onnx_int8 as converter
@@ -141,6 +142,8 @@ def test_default_onnx_int8_computes_the_same_on_avx2_without_vnni(tmp_path, data
                                 float((out.argmax(1) == simulated.argmax(1)).mean())) for cpu, out in runs.items()}
 
     fixed, saturating = against_simulation(default.path, "fixed"), against_simulation(plain.path, "saturating")
+    if saturating["Haswell"][0] < 1.5 * min(fixed["host"][0], saturating["host"][0]) and not int8_kernels_saturate():
+        pytest.skip("this qemu's Haswell does not saturate (no AVX2 emulation before qemu 7.2): nothing to compare")
     print(f"rms |diff| and agreement with the simulated quantization: default {fixed}, 8-bit everywhere {saturating}")
     # Measured at 128 px on 24 images: rms 0.41 (default) vs 0.97 (8-bit) on the emulated Haswell, 0.18 on a VNNI
     # host: the channels left at 8 bits (below 1e-4 overflow) still saturate a little.

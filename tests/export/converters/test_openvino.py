@@ -114,7 +114,7 @@ def test_calibration_method_is_nncf_range_estimator(tmp_path, data_root):
 
 
 def test_option_errors(tmp_path):
-    with pytest.raises(ConfigError, match="max drop \\(accuracy control\\) does not apply to openvino-fp32"):
+    with pytest.raises(ConfigError, match="max drop \\(an accuracy requirement\\) does not apply to openvino-fp32"):
         export(ExportRequest(target="openvino-fp32", max_drop=1.0, out_dir=tmp_path))
     with pytest.raises(ConfigError, match="--max-drop needs --val DIR"):
         export(ExportRequest(target="openvino-int8", max_drop=1.0, out_dir=tmp_path, calib_size=10, parity_images=2))

@@ -8,7 +8,7 @@ Fixtures (the float-trained ones the data set has): `sample-offgrid` (MobileNetV
 top-1) and Google's float Mobile DeepLabv3 (`--arch deeplabv3_mobilenet_v2 --weights sample`, 257 px, the 14
 VOC images, mIoU).
 
-    python benchmarks/bench_int8_defaults.py [--routes ...] [--fixtures classification segmentation]
+    python benchmarks/bench_int8_defaults.py [--routes ...] [--fixtures classification segmentation] [--defaults-only]
 """
 
 from __future__ import annotations
@@ -80,13 +80,15 @@ def main() -> None:
     parser.add_argument("--routes", nargs="+", default=list(ROUTES))
     parser.add_argument("--fixtures", nargs="+", default=list(FIXTURES), choices=list(FIXTURES))
     parser.add_argument("--output", type=Path, default=OUTPUT)
+    parser.add_argument("--defaults-only", action="store_true", help="skip the alternatives (half the time)")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.fixtures:
             fixture = FIXTURES[name]
             for route in args.routes:
-                for label, options in {"defaults": {}, **fixture["alternatives"]}.items():
+                alternatives = {} if args.defaults_only else fixture["alternatives"]
+                for label, options in {"defaults": {}, **alternatives}.items():
                     row = [route, fixture["label"], label, *_measure(route, fixture, options, Path(tmp) / route)]
                     rows.append(row)
                     print(" | ".join(row), file=sys.stderr, flush=True)

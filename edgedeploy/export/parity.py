@@ -7,7 +7,7 @@ different reasons.
   converter uses and int8 activations calibrated on the same images), as an SQNR in dB. A faithful
   conversion stays close to that simulation however lossy the quantization is (per-tensor MobileNetV2, 6%
   agreement with float, is 20 dB from its simulation); a wrong layout, normalization, operator or a broken
-  converter is not (measured: benchmarks/PARITY.md).
+  converter is not (measured: README, "Int8 that works by default").
 - *Quantization cost*: agreement with the float model (the task's argmax: top-1 per image or class per
   pixel) and the logit differences, with a bootstrap interval over the images. For a quantized artifact it
   fails only when even the interval's upper end is below the floor that marks the model unusable; how much

@@ -24,7 +24,7 @@ from edgedeploy.export.options import (
     TargetOptions,
     WeightGranularity,
 )
-from edgedeploy.export.tolerance import NNCF_PARITY, QUANTIZED_PARITY, ParityTolerance
+from edgedeploy.export.tolerance import QUANTIZED_PARITY, ParityTolerance
 
 if TYPE_CHECKING:
     from edgedeploy.export.context import Conversion, ExportContext
@@ -272,7 +272,7 @@ for _target in (
         # NNCF's activation range estimators; the first is NNCF's own default.
         calib_methods=(CalibMethod.MEAN_MINMAX, CalibMethod.MINMAX, CalibMethod.MEAN_QUANTILE,
                        CalibMethod.HISTOGRAM),
-        parity=NNCF_PARITY,
+        parity=QUANTIZED_PARITY,
         extra="openvino",
         calibrated=True,
         accuracy_control=True,

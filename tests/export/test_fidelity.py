@@ -110,15 +110,15 @@ def test_fidelity_separates_faithful_from_broken_on_every_int8_route(request, si
     channels swapped (what a wrong manifest or layout does), or compared with its model minus a layer,
     it fails fidelity (the agreement with float alone would not tell: mean/std still agrees on ~70%)."""
     artifact = request.getfixturevalue(route)
-    tolerance = get_target(route.replace("_", "-")).parity  # openvino-int8's floor is lower (tolerance.py)
+    tolerance = get_target(route.replace("_", "-")).parity
     reference, simulation, zeroed = simulations
     data = open_images(calib_dir)
     runner = load_runner(str(artifact.path), LoadOptions(threads=2))
     faithful = check_parity(runner, reference, data, IMAGES, tolerance, simulation)
     faithful.verify(artifact.path.name)
     print(f"{route}: faithful {faithful.fidelity.sqnr_db} dB")
-    # 2 dB above the floor: faithful routes measured 15-24 dB on a VNNI CPU; onnx-int8's channels left at 8 bits saturate
-    # a little on AVX2-only CPUs (test_onnx_int8.py), which costs it a dB or two there.
+    # 2 dB above the floor: faithful routes measured 15-24 dB on a VNNI CPU; onnx-int8's channels left at 8 bits
+    # saturate a little on AVX2-only CPUs (test_onnx_int8.py), which costs it a dB or two there.
     assert faithful.fidelity.sqnr_db >= tolerance.min_fidelity_db + 2, faithful.fidelity
     pre = runner.io.preprocessing
     broken_inputs = {"mean-std": replace(pre, mean=IMAGENET_MEAN, std=IMAGENET_STD),

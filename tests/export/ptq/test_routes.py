@@ -54,8 +54,11 @@ def learned(data_root):
 @pytest.mark.parametrize("target", list(ROUTES))
 def test_each_route_stores_the_learned_integers(target, learned, tmp_path, data_root):
     pytest.importorskip(ROUTES[target], reason=f"{target} needs its extra")
+    # NNCF's fast bias correction and 7-bit first layer (not in the host simulation) put openvino-int8 at 8.3 dB
+    # from it at 96 px with AdaRound (100% top-1 agreement): this test is about the stored integers, not fidelity.
     result = export(ExportRequest(target=target, config=CONFIG, weights=WEIGHTS, out_dir=tmp_path, threads=2,
-                                  calib_size=CALIB, ptq=("adaround",), parity_images=4, parity_min_agreement=0.0))
+                                  calib_size=CALIB, ptq=("adaround",), parity_images=4, parity_min_agreement=0.0,
+                                  parity_min_fidelity_db=0.0 if target == "openvino-int8" else None))
     assert result.details["ptq"]["methods"] == ["adaround"]
     stored = [per_channel(layer.weights, layer.weights_axis) for layer in open_layer_taps(str(result.path)).layers
               if layer.weights is not None]
@@ -70,4 +73,4 @@ def test_each_route_stores_the_learned_integers(target, learned, tmp_path, data_
         step = ranges[:, None] / 64
         seven = np.all(np.abs(theirs - np.round(ours / np.maximum(step, 1e-30)) * step) <= 1e-3 * step + 1e-12,
                        axis=1) & (target in SEVEN_BIT)
-        assert np.all(same | weak | seven), f"{target}: layer {index}: channels {np.flatnonzero(~same)[:5]} not as learned"
+        assert np.all(same | weak | seven), f"{target}: layer {index}: channels {np.flatnonzero(~same)[:5]} differ"

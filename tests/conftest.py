@@ -266,8 +266,12 @@ def segmentation_run(tmp_path_factory: pytest.TempPathFactory, data_root: Path):
     from edgedeploy.recipes.schema import load_recipe
 
     folder = tmp_path_factory.mktemp("segmentation")
-    targets = "\n".join(f"  {name}: {FLOAT_LIMITS if t.precision == 'fp32' else '{parity: {images: 8}}'}"
-                        for name, t in TARGETS.items())
+    # onnx-int8's channels given 7-bit weights (so that x86 CPUs without VNNI compute it as VNNI ones do) cost
+    # DeepLab at 129 px, 16 calibration images, 2.6 mIoU points (95% CI up to 4.1) on every CPU.
+    limits = {"onnx-int8": "{parity: {images: 8}, thresholds: {max_miou_drop: 5.0}}"}
+    default = "{parity: {images: 8}}"
+    targets = "\n".join(f"  {name}: {FLOAT_LIMITS if t.precision == 'fp32' else limits.get(name, default)}"
+                         for name, t in TARGETS.items())
     path = folder / "seg.yaml"
     path.write_text(SEGMENTATION_RECIPE.format(resolution=129, calib=data_root / CALIB_DIR, targets=targets,
                                                voc=data_root / "segmentation" / "voc-samples"))

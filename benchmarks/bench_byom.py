@@ -27,8 +27,8 @@ from bench_runtimes import _cpu_name, _has_vnni  # noqa: E402
 
 from edgedeploy.cli.render import table  # noqa: E402
 from edgedeploy.core.errors import EdgeDeployError  # noqa: E402
-from edgedeploy.export.pipeline import ExportRequest, export  # noqa: E402
-from edgedeploy.export.targets import TARGETS  # noqa: E402
+from edgedeploy.exporter.pipeline import ExportRequest, export  # noqa: E402
+from edgedeploy.exporter.targets import TARGETS  # noqa: E402
 from edgedeploy.models import get_model  # noqa: E402
 from edgedeploy.models.modules import module_family  # noqa: E402
 

@@ -24,15 +24,16 @@ from typing import Any
 
 from bench_runtimes import _cpu_name
 
-from edgedeploy.backends import LoadOptions, load_runner
 from edgedeploy.cli.render import table
 from edgedeploy.core.cpu import describe_int8_kernels
 from edgedeploy.core.errors import EdgeDeployError
 from edgedeploy.core.manifest import tool_versions
 from edgedeploy.core.sample_data import VAL_DIR, data_root
-from edgedeploy.export.pipeline import ExportRequest, export
+from edgedeploy.exporter.pipeline import ExportRequest, export
 from edgedeploy.measure.evaluate import accumulate
 from edgedeploy.models import get_model
+from edgedeploy.models.architecture import Architecture
+from edgedeploy.runtimes import LoadOptions, load_runner
 from edgedeploy.tasks import get_task
 
 OUTPUT = Path(__file__).with_name("INT8_DEFAULTS.md")
@@ -61,7 +62,7 @@ def _measure(route: str, fixture: dict[str, Any], options: dict[str, Any], out: 
     interval = parity["agreement_interval"]
     fidelity = parity.get("fidelity") or {}
     runner = load_runner(str(result.path), LoadOptions(threads=2))
-    reference = load_runner(fixture["weights"], LoadOptions(threads=2, arch=fixture["arch"]), runtime="torch")
+    reference = load_runner(fixture["weights"], LoadOptions(threads=2, architecture=Architecture(arch=fixture["arch"])), runtime="torch")
     task = get_task(runner.io.task)
     data = task.open_dataset(data_root() / fixture["data"])
     ref, cand = accumulate(reference, data), accumulate(runner, data)

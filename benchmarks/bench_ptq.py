@@ -18,15 +18,15 @@ from pathlib import Path
 import numpy as np
 from bench_runtimes import _cpu_name, _has_vnni
 
-from edgedeploy.backends import LoadOptions, load_runner
 from edgedeploy.cli.render import table
 from edgedeploy.core.errors import EdgeDeployError
 from edgedeploy.core.manifest import tool_versions
 from edgedeploy.core.sample_data import VAL_DIR, data_root
 from edgedeploy.data.datasets import ImageFolder
-from edgedeploy.export.build_cache import cached_export
-from edgedeploy.export.pipeline import ExportRequest
+from edgedeploy.exporter.build_cache import cached_export
+from edgedeploy.exporter.pipeline import ExportRequest
 from edgedeploy.measure.evaluate import evaluate
+from edgedeploy.runtimes import LoadOptions, load_runner
 
 OUTPUT = Path(__file__).with_name("PTQ.md")
 ROUTES = ("tflite-int8", "onnx-int8", "openvino-int8", "litert-int8", "executorch-int8")

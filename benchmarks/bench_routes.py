@@ -24,15 +24,15 @@ from pathlib import Path
 
 from bench_runtimes import _cpu_name, _has_vnni
 
-from edgedeploy.backends import LoadOptions, inspect_model, load_runner
 from edgedeploy.cli.render import table
 from edgedeploy.core.manifest import tool_versions
 from edgedeploy.core.sample_data import VAL_DIR, data_root
 from edgedeploy.data.datasets import ImageFolder
-from edgedeploy.export.build_cache import cached_export
-from edgedeploy.export.pipeline import ExportRequest
+from edgedeploy.exporter.build_cache import cached_export
+from edgedeploy.exporter.pipeline import ExportRequest
 from edgedeploy.measure.bench import benchmark
 from edgedeploy.measure.evaluate import evaluate
+from edgedeploy.runtimes import LoadOptions, inspect_model, load_runner
 
 OUTPUT = Path(__file__).with_name("ROUTES.md")
 ROUTES = {

@@ -23,15 +23,15 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from edgedeploy.backends import LoadOptions, load_runner
 from edgedeploy.cli.render import table
 from edgedeploy.core.manifest import tool_versions
 from edgedeploy.core.sample_data import VAL_DIR, data_root
 from edgedeploy.data.datasets import ImageFolder
-from edgedeploy.export.pipeline import ExportRequest, export
-from edgedeploy.export.targets import TARGETS
+from edgedeploy.exporter.pipeline import ExportRequest, export
+from edgedeploy.exporter.targets import TARGETS
 from edgedeploy.measure.bench import benchmark
 from edgedeploy.measure.evaluate import evaluate
+from edgedeploy.runtimes import LoadOptions, load_runner
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 # Google's own int8 MobileNetV2 1.0/224 (TF asymmetric padding: ~2 points more top-1 than our float weights).

@@ -19,15 +19,16 @@ from pathlib import Path
 
 from bench_runtimes import _cpu_name, _has_vnni
 
-from edgedeploy.backends import LoadOptions, load_runner
 from edgedeploy.cli.render import table
 from edgedeploy.core.manifest import tool_versions
 from edgedeploy.core.sample_data import data_root
-from edgedeploy.export.build_cache import cached_export
-from edgedeploy.export.pipeline import ExportRequest
+from edgedeploy.exporter.build_cache import cached_export
+from edgedeploy.exporter.pipeline import ExportRequest
 from edgedeploy.measure.bench import benchmark
 from edgedeploy.measure.evaluate import evaluate
 from edgedeploy.models import get_model
+from edgedeploy.models.architecture import Architecture
+from edgedeploy.runtimes import LoadOptions, load_runner
 from edgedeploy.tasks import get_task
 
 OUTPUT = Path(__file__).with_name("SEGMENTATION.md")
@@ -60,8 +61,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for resolution in args.resolutions:
             config = family.make_config(resolution=resolution)
-            reference = load_runner("sample", LoadOptions(threads=args.threads, arch=family.name,
-                                                          resolution=resolution))
+            reference = load_runner("sample", LoadOptions(threads=args.threads, architecture=Architecture(arch=family.name, resolution=resolution)))
             float_result = evaluate(reference, voc, batch_size=2)
             exported, seconds = {}, {}
             for target in targets:

@@ -4,7 +4,7 @@ The sweep: MobileNetV2 1.0 at 128/160/192/224 x {onnx, onnx-int8} (int8 calibrat
 each cell evaluated on the whole val split (600 images, shards of 256) and benched 30 runs. Every
 run starts cold (its own empty cache and output folder), so 1 and 2 workers do the same work; the
 worker counts alternate round by round so drift weighs on both. Besides the wall time it sums what
-the tasks spent (builds, evaluation shards, benches) for the scaling model in the README. Writes
+the tasks spent (builds, evaluation shards, benches) for the scaling model in docs/commands/sweep.md. Writes
 benchmarks/SWEEP.md.
 
     python benchmarks/bench_sweep.py --rounds 2

@@ -14,27 +14,28 @@ Errors are the CLI's typed errors (:mod:`edgedeploy.core.errors`), each with the
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgedeploy.backends import LoadOptions, Runner, load_runner
 from edgedeploy.core.errors import ConfigError
-from edgedeploy.export.pipeline import ExportResult
-from edgedeploy.export.request import ExportRequest
+from edgedeploy.exporter.options import EXPORT_OPTIONS
+from edgedeploy.exporter.pipeline import ExportResult
+from edgedeploy.exporter.request import ExportRequest
 from edgedeploy.measure.bench import BenchResult
 from edgedeploy.models import MODELS, ModelConfig, get_model
+from edgedeploy.models.architecture import Architecture
 from edgedeploy.models.modules import input_resolution, instance_family
+from edgedeploy.runtimes import LoadOptions, Runner, load_runner
 from edgedeploy.tasks import EvalResult
 
 __all__ = ["export", "load", "evaluate", "bench", "preprocess_images"]
 
-# ExportRequest fields the keyword arguments may set (the others have arguments of their own).
-_REQUEST_FIELDS = {f.name for f in dataclasses.fields(ExportRequest)} - {
-    "target", "config", "weights", "out_dir", "onnx", "input_size", "mean", "std", "calib_dir"}
+# What the keyword arguments may set: the declared export options (calib_dir has an argument of its own, calib)
+# and the artifact's name.
+_REQUEST_FIELDS = (set(EXPORT_OPTIONS) - {"calib_dir"}) | {"name"}
 # The model's size (a family's, or checked against a module's own).
 _SIZE_FIELDS = {"width", "resolution", "num_classes"}
 
@@ -65,8 +66,6 @@ def export(
     if size is not None:
         sizes["resolution"] = size
     mean, std = _normalization(preprocessing)
-    if "ptq" in options or "keep_float" in options:
-        options = {**options, **{k: tuple(options[k]) for k in ("ptq", "keep_float") if k in options}}
     common = dict(target=target, out_dir=Path(out), mean=mean, std=std,
                   calib_dir=Path(calib) if calib is not None else None, **options)
     if isinstance(model, (str, Path)) and str(model).endswith(".onnx"):
@@ -75,7 +74,7 @@ def export(
         config, default_weights = _config(model, sizes, str(weights) if weights is not None else None)
         request = ExportRequest(config=config, weights=str(weights) if weights is not None else default_weights,
                                 **common)
-    from edgedeploy.export.pipeline import export as run_export
+    from edgedeploy.exporter.pipeline import export as run_export
 
     return run_export(request)
 
@@ -89,8 +88,8 @@ def load(model: str | Path | Any, *, threads: int = 1, verify: bool = True,
         return load_runner(str(model), LoadOptions(threads=threads, verify=verify, mean=mean, std=std))
     size = _size(None, input_shape)
     config, weights = _config(model, {"resolution": size} if size is not None else {})
-    options = LoadOptions(threads=threads, mean=mean, std=std, arch=config.arch, resolution=config.resolution,
-                          num_classes=config.num_classes)
+    options = LoadOptions(threads=threads, mean=mean, std=std, architecture=Architecture(
+        config.arch, resolution=config.resolution, num_classes=config.num_classes))
     return load_runner(weights, options, runtime="torch")
 
 

@@ -49,7 +49,7 @@ def tflite_int8(tmp_path_factory: pytest.TempPathFactory, data_root: Path):
 @pytest.fixture(scope="session")
 def tflite_fp32(tmp_path_factory: pytest.TempPathFactory, data_root: Path):
     pytest.importorskip("onnx2tf", reason="needs the [tflite] extra")
-    from edgedeploy.export.pipeline import ExportRequest, export
+    from edgedeploy.exporter.pipeline import ExportRequest, export
 
     return export(ExportRequest(target="tflite-fp32", out_dir=tmp_path_factory.mktemp("fp32"), threads=2))
 
@@ -58,7 +58,7 @@ def _offline_export(tmp_path_factory: pytest.TempPathFactory, target: str, extra
                     **request: object):
     """``target``'s export (default: the sample weights at 224), converted with the network blocked."""
     pytest.importorskip(extra_module, reason=f"needs the [{extra}] extra")
-    from edgedeploy.export.pipeline import ExportRequest, export
+    from edgedeploy.exporter.pipeline import ExportRequest, export
 
     blocked = offline()
     try:
@@ -92,9 +92,9 @@ class ValAgainstTorch:
     def __init__(self, val_dir: Path):
         import numpy as np
 
-        from edgedeploy.backends import LoadOptions, load_runner
         from edgedeploy.data.datasets import ImageFolder
         from edgedeploy.measure.evaluate import evaluate
+        from edgedeploy.runtimes import LoadOptions, load_runner
 
         self._evaluate, self._load, self._options = evaluate, load_runner, LoadOptions(threads=2)
         self.dataset = ImageFolder.open(val_dir)
@@ -171,7 +171,7 @@ def synsets(data_root: Path) -> Path:
 @pytest.fixture(scope="session")
 def onnx_artifact(tmp_path_factory: pytest.TempPathFactory, data_root: Path):
     """One real export of the sample weights, shared by every test that only reads it."""
-    from edgedeploy.export.pipeline import ExportRequest, export
+    from edgedeploy.exporter.pipeline import ExportRequest, export
 
     out = tmp_path_factory.mktemp("onnx")
     return export(ExportRequest(target="onnx", weights="sample", out_dir=out, threads=2))
@@ -260,7 +260,7 @@ def segmentation_run(tmp_path_factory: pytest.TempPathFactory, data_root: Path):
     for module, extra in (("onnx2tf", "tflite"), ("openvino", "openvino"), ("litert_torch", "litert-torch"),
                           ("executorch", "executorch")):
         pytest.importorskip(module, reason=f"needs the [{extra}] extra")
-    from edgedeploy.export.targets import TARGETS
+    from edgedeploy.exporter.targets import TARGETS
     from edgedeploy.recipes.report import write_report
     from edgedeploy.recipes.run import run_recipe
     from edgedeploy.recipes.schema import load_recipe

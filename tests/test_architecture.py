@@ -26,12 +26,13 @@ def _lint(root: Path) -> subprocess.CompletedProcess[str]:
 def test_import_contracts_hold():
     result = _lint(REPO)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    assert "3 kept, 0 broken" in result.stdout
+    assert "4 kept, 0 broken" in result.stdout
 
 
 @pytest.mark.parametrize("module, upward", [
     ("core/hashing.py", "edgedeploy.cli.render"),          # core reaching up to the CLI
-    ("backends/litert/graph.py", "edgedeploy.backends.openvino.graph"),  # one backend into another
+    ("runtimes/litert/graph.py", "edgedeploy.runtimes.openvino.graph"),  # one runtime into another
+    ("exporter/converters/litert/tflite.py", "edgedeploy.exporter.converters.onnxruntime.onnx_int8"),  # one route into another
     ("data/preprocess.py", "edgedeploy.models"),           # two independent siblings
 ])
 def test_the_contract_catches_a_wrong_import(tmp_path, module, upward):
@@ -69,6 +70,6 @@ print(report.exit_code, gate.exit_code, compare.exit_code, loaded)
 
 
 def test_no_module_is_long():
-    """Small modules with one job: none over ~400 lines."""
-    long = {str(p.relative_to(REPO)): n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) > 420}
+    """Small modules with one job: none over 400 lines."""
+    long = {str(p.relative_to(REPO)): n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) > 400}
     assert long == {}

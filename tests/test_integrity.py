@@ -14,10 +14,9 @@ import pytest
 from click.testing import CliRunner
 
 from edgedeploy.cli.app import cli
-from edgedeploy.core.digest import with_digest
 from edgedeploy.core.errors import ArtifactMismatchError
-from edgedeploy.core.hashing import sha256_file
-from edgedeploy.core.integrity import cached_sha256, verify_artifact
+from edgedeploy.core.hashing import sha256_file, with_digest
+from edgedeploy.core.integrity import cached_sha256, check_integrity
 from edgedeploy.core.manifest import DIGEST_KEY, manifest_path
 from edgedeploy.recipes.results import DIGEST_KEY as RESULTS_DIGEST
 
@@ -59,14 +58,14 @@ def test_a_fresh_export_verifies_and_an_unchanged_file_is_hashed_once(onnx_copy,
 
     hashed = []
     monkeypatch.setattr(integrity, "sha256_file", lambda path: hashed.append(path) or sha256_file(path))
-    checked = verify_artifact(onnx_copy)
+    checked = check_integrity(onnx_copy)
     assert checked.verified is True and [f["name"] for f in checked.files] == [onnx_copy.name]
-    assert verify_artifact(onnx_copy).verified is True and len(hashed) == 1  # the second check is a cache hit
+    assert check_integrity(onnx_copy).verified is True and len(hashed) == 1  # the second check is a cache hit
     _flip(onnx_copy)
     stat = onnx_copy.stat()  # a later modification time, whatever the filesystem's clock granularity
     os.utime(onnx_copy, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
     with pytest.raises(ArtifactMismatchError):
-        verify_artifact(onnx_copy)
+        check_integrity(onnx_copy)
     assert len(hashed) == 2
 
 
@@ -212,7 +211,7 @@ def test_a_full_disk_mid_export_is_one_line_and_leaves_nothing(tmp_path, monkeyp
     """ENOSPC while the artifact is written: exit 3 naming the file, nothing partial in the folder."""
     import errno
 
-    from edgedeploy.export.converters import onnx as onnx_converter
+    from edgedeploy.exporter.converters import onnx as onnx_converter
 
     def full(src: Path, dst: Path, *_args):
         with dst.open("wb") as f:
@@ -254,7 +253,7 @@ def test_a_reformatted_manifest_still_verifies(onnx_copy):
     """The digest is of the content, not the bytes: re-indenting (an editor, jq) changes nothing."""
     path = manifest_path(onnx_copy)
     path.write_text(json.dumps(json.loads(path.read_text()), indent=None, sort_keys=True))
-    assert verify_artifact(onnx_copy).verified is True
+    assert check_integrity(onnx_copy).verified is True
 
 
 def test_an_edited_results_file_is_refused(tmp_path):

@@ -208,7 +208,7 @@ def test_two_concurrent_exports_to_one_folder(tmp_path, data_root):
 
 @pytest.mark.slow
 def test_same_inputs_same_bytes_including_the_manifest(tmp_path, data_root, monkeypatch):
-    from edgedeploy.export.pipeline import ExportRequest, export
+    from edgedeploy.exporter.pipeline import ExportRequest, export
 
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     a = export(ExportRequest(target="onnx", out_dir=tmp_path / "a", threads=1, parity_images=4))
@@ -227,10 +227,10 @@ def test_eval_memory_is_flat_in_the_number_of_images(tmp_path, data_root):
     """
     import numpy as np
 
-    from edgedeploy.backends import LoadOptions, load_runner
     from edgedeploy.data.datasets import ImageFolder
     from edgedeploy.measure.bench import rss_mb
     from edgedeploy.measure.evaluate import evaluate
+    from edgedeploy.runtimes import LoadOptions, load_runner
 
     folder = tmp_path / "all"
     for split in ("calib", "val"):

@@ -4,18 +4,20 @@ calibration method appears in ``--help`` and is accepted without editing the CLI
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
 from typing import Any
 
 import click
 
 from edgedeploy.cli import ranges
+from edgedeploy.models.architecture import Architecture
 
-__all__ = ["RegistryChoice", "target_choice", "model_option", "parse_model_options", "model_choice", "calib_method_choice", "io_dtype_choice",
-           "input_layout_choice", "weight_granularity_choice", "ptq_method_choice", "split_list", "emit_json", "json_option",
-           "progress", "model_options", "devices_option", "load_options", "runtime_name"]
+__all__ = ["RegistryChoice", "target_choice", "model_option", "parse_model_options", "model_choice", "split_list",
+           "emit_json", "json_option", "progress", "ModelArgs", "model_options", "devices_option", "runtime_name"]
 
 
 class ModelChoice(click.Choice):
@@ -48,39 +50,9 @@ class RegistryChoice(click.Choice):
 
 
 def _target_names() -> list[str]:
-    from edgedeploy.export.targets import target_names
+    from edgedeploy.exporter.targets import target_names
 
     return target_names()
-
-
-def _calib_method_names() -> list[str]:
-    from edgedeploy.export.targets import calib_method_names
-
-    return calib_method_names()
-
-
-def _io_dtype_names() -> list[str]:
-    from edgedeploy.export.targets import io_dtype_names
-
-    return io_dtype_names()
-
-
-def _input_layout_names() -> list[str]:
-    from edgedeploy.export.targets import input_layout_names
-
-    return input_layout_names()
-
-
-def _weight_granularity_names() -> list[str]:
-    from edgedeploy.export.targets import weight_granularity_names
-
-    return weight_granularity_names()
-
-
-def _ptq_method_names() -> list[str]:
-    from edgedeploy.export.targets import ptq_method_names
-
-    return ptq_method_names()
 
 
 def _model_names() -> list[str]:
@@ -90,18 +62,13 @@ def _model_names() -> list[str]:
 
 
 def _inference_precisions() -> Sequence[str]:
-    from edgedeploy.backends.base import INFERENCE_PRECISIONS
+    from edgedeploy.runtimes.base import INFERENCE_PRECISIONS
 
     return INFERENCE_PRECISIONS
 
 
 target_choice = RegistryChoice(_target_names)
 model_choice = type("ModelRegistryChoice", (ModelChoice, RegistryChoice), {})(_model_names)
-calib_method_choice = RegistryChoice(_calib_method_names)
-io_dtype_choice = RegistryChoice(_io_dtype_names)
-input_layout_choice = RegistryChoice(_input_layout_names)
-weight_granularity_choice = RegistryChoice(_weight_granularity_names)
-ptq_method_choice = RegistryChoice(_ptq_method_names)
 inference_precision_choice = RegistryChoice(_inference_precisions)
 
 
@@ -151,12 +118,11 @@ def input_size_options(f: Callable[..., Any]) -> Callable[..., Any]:
                         help="A user module's input shape (NCHW, batch 1, square): sets the size.")(f)
 
 
-def resolution_from(kw: dict[str, Any], resolution: int | None) -> int | None:
+def resolution_from(shape_text: str | None, example: str | None, resolution: int | None) -> int | None:
     """The input size --input-shape or --example-input give (refused beside a different --resolution)."""
     from edgedeploy.core.errors import ConfigError
     from edgedeploy.models.modules import input_resolution
 
-    shape_text, example = kw.get("input_shape"), kw.get("example_input")
     if shape_text and example:
         raise ConfigError("give --input-shape or --example-input, not both")
     size = None
@@ -200,8 +166,49 @@ def model_option(f: Callable[..., Any]) -> Callable[..., Any]:
                              "deeplabv3_mobilenet_v2.")(f)
 
 
-def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """Options that say how to load a model: architecture (PyTorch) and preprocessing (no manifest)."""
+@dataclass(frozen=True)
+class ModelArgs:
+    """What the command line says about the model to load: which PyTorch architecture its weights belong to, the
+    preprocessing of a file without a manifest, and the runtime's knobs."""
+
+    arch: str
+    input_shape: str | None
+    example_input: str | None
+    model_option: tuple[str, ...]
+    width: float | None
+    resolution: int | None
+    num_classes: int | None
+    mean: tuple[float, ...] | None
+    std: tuple[float, ...] | None
+    raw_pixels: bool
+    threads: int | None
+    no_verify: bool
+    no_xnnpack: bool
+    inference_precision: str
+
+    def load_options(self, default_threads: int) -> Any:
+        """The runtime's load options (``default_threads`` where --threads was not given)."""
+        from edgedeploy.runtimes.base import LoadOptions
+
+        given = {"width": self.width, "num_classes": self.num_classes,
+                 "resolution": resolution_from(self.input_shape, self.example_input, self.resolution)}
+        return LoadOptions(
+            threads=self.threads or default_threads, mean=self.mean, std=self.std, raw_pixels=self.raw_pixels,
+            verify=not self.no_verify, xnnpack=not self.no_xnnpack, inference_precision=self.inference_precision,
+            architecture=Architecture(self.arch, **{k: v for k, v in given.items() if v is not None},
+                           options=parse_model_options(self.model_option)),
+        )
+
+
+def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Options that say how to load a model: architecture (PyTorch) and preprocessing (no manifest); the
+    command gets them as one ``model_args`` (a ModelArgs)."""
+    names = [f.name for f in fields(ModelArgs)]
+
+    @functools.wraps(command)
+    def with_model_args(*args: Any, **params: Any) -> Any:
+        return command(*args, model_args=ModelArgs(**{n: params.pop(n) for n in names}), **params)
+
     options = [
         click.option("--arch", "--model", "arch", type=model_choice, default="mobilenet_v2", show_default=True,
                      help="Model family (PyTorch weights; `edgedeploy list` shows the registry), or a user "
@@ -226,8 +233,8 @@ def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      show_default=True, help="OpenVINO: CPU plugin precision (auto: the plugin's own choice)."),
     ]
     for option in reversed(options):
-        f = option(f)
-    return f
+        with_model_args = option(with_model_args)
+    return with_model_args
 
 
 def devices_option(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -241,19 +248,8 @@ def verified_text(verified: bool | None) -> str:
             None: "no manifest to check against"}[verified]
 
 
-def load_options(kw: dict[str, Any], threads: int) -> Any:
-    from edgedeploy.backends.base import LoadOptions
-
-    return LoadOptions(
-        threads=threads, mean=kw["mean"], std=kw["std"], raw_pixels=kw["raw_pixels"],
-        verify=not kw["no_verify"], arch=kw["arch"], width=kw["width"], resolution=resolution_from(kw, kw["resolution"]),
-        num_classes=kw["num_classes"], model_options=parse_model_options(kw["model_option"]), xnnpack=not kw["no_xnnpack"],
-        inference_precision=kw["inference_precision"],
-    )
-
-
 def runtime_name(model: str) -> str:
-    from edgedeploy.backends import runtime_for
+    from edgedeploy.runtimes import runtime_for
 
     return runtime_for(model).name
 

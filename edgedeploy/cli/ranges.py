@@ -45,6 +45,6 @@ FIDELITY_DB = Finite(-limits.MAX_FIDELITY_DB, limits.MAX_FIDELITY_DB)
 
 
 def opset_range() -> click.IntRange:
-    from edgedeploy.export.request import MAX_OPSET, MIN_OPSET
+    from edgedeploy.exporter.choices import MAX_OPSET, MIN_OPSET
 
     return click.IntRange(MIN_OPSET, MAX_OPSET)

@@ -3,7 +3,7 @@
 On x86 without VNNI, ONNX Runtime's U8S8 kernels multiply uint8 activations by int8 weights with
 VPMADDUBSW, which adds pairs of products into int16 with saturation: with 8-bit weights two products can
 exceed 32767 and the sum is clipped (ONNX Runtime's quantization docs; measured on MobileNetV2 and DeepLab:
-README, onnx-int8 on CPUs without VNNI). VNNI (VPDPBUSD) accumulates into int32 and does not saturate;
+docs/int8.md, onnx-int8 on CPUs without VNNI). VNNI (VPDPBUSD) accumulates into int32 and does not saturate;
 neither do ARM's int8 dot products.
 """
 

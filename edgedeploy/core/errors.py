@@ -1,6 +1,6 @@
 """One exception hierarchy; each class carries the CLI exit code for its concern.
 
-Exit codes (documented in the README):
+Exit codes (documented in docs/json-and-exit-codes.md):
   1  the gate found a regression (a threshold exceeded); nothing went wrong
   2  usage error (bad option values, bad recipe, unknown target/device/runtime)
   3  bad input file or data (missing, corrupt, wrong keys or shapes, no images)

@@ -1,11 +1,20 @@
-"""Content hashes for artifacts, weights and caches."""
+"""Content hashes: of files (artifacts, weights, caches) and of a JSON document's own content.
+
+Manifests and results files carry a digest of their own content, and whoever loads them recomputes it. The manifest decides how inputs are fed (mean, std, layout, IO
+quantization), so an edited manifest beside an untouched artifact would otherwise be measured and reported
+as the exported model; a results file decides what the gate passes."""
 
 from __future__ import annotations
 
 import hashlib
+import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-__all__ = ["sha256_file", "sha256_files"]
+from edgedeploy.core.errors import ArtifactMismatchError
+
+__all__ = ["sha256_file", "sha256_files", "content_digest", "with_digest", "check_digest"]
 
 
 def sha256_file(path: str | Path) -> str:
@@ -23,3 +32,30 @@ def sha256_files(files: list[tuple[str, Path]]) -> str:
         h.update(name.encode() + b"\0")
         h.update(sha256_file(path).encode())
     return h.hexdigest()
+
+
+def content_digest(data: Mapping[str, Any], key: str) -> str:
+    """sha256 of ``data`` without ``key``, canonical JSON (sorted keys, no whitespace): independent of how the
+    file was indented, the same after a JSON round trip."""
+    body = {k: v for k, v in data.items() if k != key}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def with_digest(data: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """``data`` with its content digest under ``key`` (last)."""
+    body = {k: v for k, v in data.items() if k != key}
+    return {**body, key: content_digest(body, key)}
+
+
+def check_digest(data: Mapping[str, Any], key: str, source: str,
+                 remedy: str = "re-export it, or --no-verify to use it unchecked") -> None:
+    """ArtifactMismatchError (exit 3) when ``data`` has no digest under ``key`` or its content no longer matches;
+    ``remedy`` says what the user can do."""
+    recorded = data.get(key)
+    if not isinstance(recorded, str):
+        raise ArtifactMismatchError(f"{source}: records no content digest ({key}; written by an older edgedeploy, "
+                                    f"or removed): {remedy}")
+    actual = content_digest(data, key)
+    if actual != recorded:
+        raise ArtifactMismatchError(f"{source}: its content changed after it was written (digest {actual[:12]}... "
+                                    f"!= recorded {recorded[:12]}...): {remedy}")

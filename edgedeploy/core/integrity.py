@@ -14,12 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgedeploy.core.digest import check_digest
 from edgedeploy.core.errors import ArtifactMismatchError, InputFileError
-from edgedeploy.core.hashing import sha256_file
+from edgedeploy.core.hashing import check_digest, sha256_file
 from edgedeploy.core.manifest import DIGEST_KEY, manifest_path, read_manifest
 
-__all__ = ["Verification", "verify_artifact", "check_files", "cached_sha256"]
+__all__ = ["Verification", "check_integrity", "check_files", "cached_sha256"]
 
 _HASHES: dict[tuple[str, int, int], str] = {}
 
@@ -70,7 +69,7 @@ def check_files(artifact: Path, entries: object, source: str, why: str) -> list[
     return checked
 
 
-def verify_artifact(artifact: str | Path) -> Verification:
+def check_integrity(artifact: str | Path) -> Verification:
     """Check every file ``artifact``'s manifest lists (``check_files``). No manifest: nothing to
     check (verified None)."""
     artifact = Path(artifact)

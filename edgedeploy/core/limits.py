@@ -26,7 +26,7 @@ MAX_WORKERS = 1024
 MAX_MEAN, MAX_STD = 1000.0, 1000.0
 # A logit-difference tolerance.
 MAX_DIFF = 1e6
-# An SQNR floor in dB, either sign (150 dB is an exact match: edgedeploy.export.parity).
+# An SQNR floor in dB, either sign (150 dB is an exact match: edgedeploy.exporter.parity).
 MAX_FIDELITY_DB = 150.0
 # Timed and warm-up runs of a benchmark.
 MAX_RUNS, MAX_WARMUP = 100_000, 10_000

@@ -17,15 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from edgedeploy.core.artifacts import atomic_write_text
-from edgedeploy.core.digest import with_digest
 from edgedeploy.core.errors import InputFileError
+from edgedeploy.core.hashing import with_digest
 from edgedeploy.core.io_spec import DEFAULT_TASK, InputSpec, ModelIO, OutputSpec, Preprocessing
 from edgedeploy.core.version import __version__
 
 __all__ = ["created_utc", "MANIFEST_SUFFIX", "DIGEST_KEY", "SCHEMA_VERSION", "manifest_path", "read_manifest", "write_manifest", "tool_versions", "Manifest"]
 
 MANIFEST_SUFFIX = ".manifest.json"
-# The manifest's digest of its own content (edgedeploy.core.digest), checked by every loading command.
+# The manifest's digest of its own content (edgedeploy.core.hashing), checked by every loading command.
 DIGEST_KEY = "manifest_sha256"
 SCHEMA_VERSION = 1
 TOOL_PACKAGES = ("torch", "onnx", "onnxruntime", "onnxsim", "numpy")

@@ -10,7 +10,7 @@ from typing import Any
 
 from edgedeploy.core.artifacts import atomic_path
 from edgedeploy.core.errors import ArtifactMismatchError, DependencyError, InputFileError
-from edgedeploy.core.integrity import verify_artifact
+from edgedeploy.core.integrity import check_integrity
 from edgedeploy.core.manifest import manifest_path
 
 __all__ = ["SIGNATURE_SUFFIX", "signature_path", "sign_artifact", "verify_signature"]
@@ -54,7 +54,7 @@ def sign_artifact(artifact: str | Path, private_key: str | Path, password: str |
     """Sign ``artifact`` (checked against its manifest first: only an intact export is signed) with an elliptic
     curve private key (PEM); returns the signature's path."""
     artifact = Path(artifact)
-    if verify_artifact(artifact).verified is None:
+    if check_integrity(artifact).verified is None:
         raise InputFileError(f"{artifact}: no manifest beside it: only edgedeploy exports are signed")
     config_class = _offline_signing_config(_model_signing())
     try:
@@ -85,7 +85,7 @@ def verify_signature(artifact: str | Path, public_key: str | Path, signature: st
     except Exception as exc:  # model-signing raises ValueError, or the crypto library's InvalidSignature
         raise ArtifactMismatchError(f"{artifact}: signature {sig.name} does not verify with {Path(public_key).name} "
                                     f"({type(exc).__name__}: {_first_line(exc)})") from None
-    checked = verify_artifact(artifact)
+    checked = check_integrity(artifact)
     return f"{sig.name} by {Path(public_key).name} over the manifest, {len(checked.files)} file(s) match it"
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from edgedeploy.devices.remote import RemoteBackend
+from edgedeploy.devices.remote import RemoteDriver
 from edgedeploy.devices.transports import AdbTransport
 
-__all__ = ["AdbBackend"]
+__all__ = ["AdbDriver"]
 
 
-class AdbBackend(RemoteBackend):
+class AdbDriver(RemoteDriver):
     def connect(self) -> AdbTransport:
         # The profile's model, if it names one, must be the phone attached (ANDROID_SERIAL picks among several).
         return AdbTransport.connect(self.device.model)

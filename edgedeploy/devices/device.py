@@ -1,7 +1,7 @@
 """A device profile: where a model runs and what runs there (data, from profiles.yaml or a user's file).
 
 The profile names its transport; how that transport reaches the device is the business of
-its :class:`~edgedeploy.devices.backend.DeviceBackend` (``registry.TRANSPORTS``). The
+its :class:`~edgedeploy.devices.driver.DeviceDriver` (``registry.TRANSPORTS``). The
 profile only checks the shape of the name here: which transports exist is known to the
 registry, and profiles are checked against it when they are loaded (``profiles.py``).
 """
@@ -15,8 +15,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from edgedeploy.backends import runtime_names
 from edgedeploy.core.yamlfile import Section
+from edgedeploy.runtimes import runtime_names
 
 __all__ = ["Device"]
 

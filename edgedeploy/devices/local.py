@@ -7,19 +7,19 @@ import shutil
 from dataclasses import replace
 from typing import Any
 
-from edgedeploy.backends import load_runner
-from edgedeploy.backends.base import LoadOptions, Runner
-from edgedeploy.devices.backend import BenchRequest, DeviceBackend, NothingToSetUp, Reachability, StepCallback
+from edgedeploy.devices.driver import BenchRequest, DeviceDriver, NothingToSetUp, Reachability, StepCallback
 from edgedeploy.devices.latency import InProcessFigures, LatencyResult, LatencyStats
+from edgedeploy.runtimes import load_runner
+from edgedeploy.runtimes.base import LoadOptions, Runner
 
-__all__ = ["LocalBackend", "gpu_status"]
+__all__ = ["LocalDriver", "gpu_status"]
 
 
 def gpu_status() -> Reachability:
     """What this host offers for --device gpu: ONNX Runtime GPU providers, OpenVINO GPU plugin."""
     import onnxruntime as ort
 
-    from edgedeploy.backends.onnxruntime.runner import GPU_PROVIDERS
+    from edgedeploy.runtimes.onnxruntime.runner import GPU_PROVIDERS
 
     found, missing = [], []
     providers = [p for p in GPU_PROVIDERS if p in ort.get_available_providers()]
@@ -39,7 +39,7 @@ def gpu_status() -> Reachability:
     return Reachability(False, "no GPU: " + "; ".join(missing))
 
 
-class LocalBackend(DeviceBackend):
+class LocalDriver(DeviceDriver):
     in_process = True
 
     def probe(self) -> Reachability:

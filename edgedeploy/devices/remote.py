@@ -6,7 +6,7 @@ parsed, and the folder is removed whatever happened. A delegate that took only p
 of the graph is reported with the nodes that fell back; one that took none of it is
 an error, because the figure would be a CPU figure under a GPU/NNAPI label.
 
-:class:`RemoteBackend` is what the adb and ssh transports share; each adds how to
+:class:`RemoteDriver` is what the adb and ssh transports share; each adds how to
 connect and how to describe the device it reached.
 """
 
@@ -18,13 +18,12 @@ from abc import abstractmethod
 from pathlib import Path
 from typing import Any
 
-from edgedeploy.backends.base import LoadOptions, Runner
 from edgedeploy.core.errors import ConfigError, EdgeDeployError, RemoteRunError
 from edgedeploy.core.hashing import sha256_file
-from edgedeploy.devices.backend import BenchRequest, DeviceBackend, Reachability, StepCallback
 from edgedeploy.devices.benchmark_binary import benchmark_binary, download_benchmark_binary
 from edgedeploy.devices.benchmark_model import BenchmarkModelRun, benchmark_args, parse_output
 from edgedeploy.devices.device import Device
+from edgedeploy.devices.driver import BenchRequest, DeviceDriver, Reachability, StepCallback
 from edgedeploy.devices.latency import (
     BenchmarkModelFigures,
     DelegateCoverage,
@@ -33,15 +32,16 @@ from edgedeploy.devices.latency import (
     MemoryFootprint,
 )
 from edgedeploy.devices.transports import DeviceUnavailable, Transport
+from edgedeploy.runtimes.base import LoadOptions, Runner
 
-__all__ = ["RemoteBackend", "remote_benchmark", "RUN_TIMEOUT_S"]
+__all__ = ["RemoteDriver", "remote_benchmark", "RUN_TIMEOUT_S"]
 
 log = logging.getLogger(__name__)
 
 RUN_TIMEOUT_S = 600.0
 
 
-class RemoteBackend(DeviceBackend):
+class RemoteDriver(DeviceDriver):
     """A device reached over a :class:`Transport`: latency only, measured by benchmark_model there."""
 
     @abstractmethod

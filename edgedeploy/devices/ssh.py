@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from edgedeploy.core.errors import ConfigError
-from edgedeploy.devices.remote import RemoteBackend
+from edgedeploy.devices.remote import RemoteDriver
 from edgedeploy.devices.transports import SshTransport
 
-__all__ = ["SshBackend"]
+__all__ = ["SshDriver"]
 
 
-class SshBackend(RemoteBackend):
+class SshDriver(RemoteDriver):
     def connect(self) -> SshTransport:
         if not self.device.host:
             raise ConfigError(f"device {self.device.name} has no host: set host: in its profile")

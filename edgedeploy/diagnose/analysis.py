@@ -28,14 +28,14 @@ from typing import Any
 
 import numpy as np
 
-from edgedeploy.backends import LoadOptions, load_runner, open_layer_taps, runtime_for
-from edgedeploy.backends.taps import Layer, LayerTaps
 from edgedeploy.core.errors import ConfigError, DataError
 from edgedeploy.core.manifest import read_manifest
 from edgedeploy.data.datasets import ImageSet
 from edgedeploy.data.preprocess import preprocess
-from edgedeploy.export.targets import TARGETS
+from edgedeploy.exporter.targets import TARGETS
 from edgedeploy.measure.evaluate import evaluate
+from edgedeploy.runtimes import LoadOptions, load_runner, open_layer_taps, runtime_for
+from edgedeploy.runtimes.taps import Layer, LayerTaps
 from edgedeploy.tasks import Task, get_task, open_images
 
 __all__ = ["LayerError", "diagnose", "DEFAULT_IMAGES", "DEFAULT_SUGGESTIONS", "plot_layer_errors"]

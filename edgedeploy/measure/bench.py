@@ -10,11 +10,11 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from edgedeploy.backends.base import Runner
 from edgedeploy.core.errors import ConfigError
 from edgedeploy.core.limits import MAX_RUNS, MAX_WARMUP
 from edgedeploy.data.synthetic import synthetic_images
 from edgedeploy.devices.latency import InProcessFigures, LatencyResult, LatencyStats
+from edgedeploy.runtimes.base import Runner
 
 __all__ = ["BenchResult", "benchmark", "check_run_counts", "latency_stats", "merge_rounds", "rss_mb"]
 

@@ -11,12 +11,12 @@ from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
-from edgedeploy.backends.base import Runner
 from edgedeploy.core.errors import DataError
 from edgedeploy.core.io_spec import Preprocessing
 from edgedeploy.data.datasets import ImageSet, LabeledImage
 from edgedeploy.data.preprocess import preprocess
 from edgedeploy.measure.reference_cache import reference_outputs
+from edgedeploy.runtimes.base import Runner
 from edgedeploy.tasks import Accumulator, EvalResult, get_task
 
 __all__ = ["EvalResult", "accumulate", "evaluate", "batches", "DEFAULT_BATCH"]

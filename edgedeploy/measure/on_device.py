@@ -1,4 +1,4 @@
-"""Running a model on a device: the checks every device shares, then the device's own backend
+"""Running a model on a device: the checks every device shares, then the device's own driver
 (in this process, emulated, or remote: ``edgedeploy.devices.registry``). `bench`, `eval` and
 recipes all come through here.
 """
@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from edgedeploy.backends import LoadOptions, Runner, runtime_for, verify_model
 from edgedeploy.core.errors import ConfigError
-from edgedeploy.devices import BenchRequest, Device, LatencyResult, backend_for
+from edgedeploy.devices import BenchRequest, Device, LatencyResult, driver_for
 from edgedeploy.measure.bench import benchmark, check_run_counts
+from edgedeploy.runtimes import LoadOptions, Runner, check_model_files, runtime_for
 
 __all__ = ["bench_on_device", "check_device_runs", "eval_runner"]
 
@@ -31,11 +31,11 @@ def check_device_runs(device: Device, model: str, delegate: str | None) -> str:
 def eval_runner(model: str, device: Device, options: LoadOptions) -> Runner:
     """A runner whose predictions come from ``device`` (in-process, or LiteRT's aarch64 build under qemu)."""
     check_device_runs(device, model, None)
-    runner = backend_for(device).eval_runner(model, options)
+    runner = driver_for(device).eval_runner(model, options)
     if runner.verification is None:
-        # Runners that did not load through backends.load_runner (emulated, a plugin's) are
+        # Runners that did not load through runtimes.load_runner (emulated, a plugin's) are
         # checked here, before any inference: no device computes with a changed file.
-        runner.verification = verify_model(model, options.verify)
+        runner.verification = check_model_files(model, options.verify)
     return runner
 
 
@@ -47,7 +47,7 @@ def bench_on_device(
     """Timings and how the model really ran; ``options.threads`` is used as given."""
     check_run_counts(runs, warmup)
     check_device_runs(device, model, delegate)
-    verify_model(model, options.verify)  # before anything is pushed to a device
+    check_model_files(model, options.verify)  # before anything is pushed to a device
     request = BenchRequest(runs=runs, warmup=warmup, time_runner=benchmark, delegate=delegate,
                            benchmark_binary=benchmark_binary, op_profiling=op_profiling, on_progress=on_progress)
-    return backend_for(device).bench(model, options, request)
+    return driver_for(device).bench(model, options, request)

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edgedeploy.backends.base import Runner
 from edgedeploy.core.cache import cache_dir, content_key
 from edgedeploy.core.io_spec import Preprocessing
 from edgedeploy.data.datasets import LabeledImage
+from edgedeploy.runtimes.base import Runner
 
 __all__ = ["reference_outputs", "MAX_CACHED_BYTES"]
 

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edgedeploy.backends.base import Runner
 from edgedeploy.core.artifacts import atomic_path, atomic_write_text
 from edgedeploy.data.datasets import ImageSet, LabeledImage
 from edgedeploy.measure.evaluate import DEFAULT_BATCH, EvalResult, accumulate
+from edgedeploy.runtimes.base import Runner
 from edgedeploy.tasks import Accumulator, Records, get_task
 
 __all__ = ["split_shards", "ShardResult", "evaluate_shard", "merge_shards"]

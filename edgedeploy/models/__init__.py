@@ -17,12 +17,14 @@ from typing import Any, Protocol
 from edgedeploy.core.errors import ConfigError
 from edgedeploy.core.io_spec import IMAGENET_MEAN, IMAGENET_STD
 
-__all__ = ["ModelConfig", "ModelFamily", "NamedWeights", "MODELS", "WEIGHT_NAMES", "DEFAULT_MODEL", "list_models",
+__all__ = ["ModelConfig", "ModelFamily", "NamedWeights", "MODELS", "WEIGHT_NAMES", "NAMED_WEIGHTS", "DEFAULT_MODEL", "list_models",
            "get_model", "register_model", "config_options", "model_task", "COMMON_FIELDS"]
 
 # Names that --weights accepts besides a file path; eval/bench treat them as PyTorch models. "module": a user
 # module's own parameters (edgedeploy.models.modules).
-WEIGHT_NAMES = ("sample", "sample-offgrid", "imagenet", "random", "module")
+# Weights a family may ship under a name (its NamedWeights rows); "random" and "module" are built, not read.
+NAMED_WEIGHTS = ("sample", "sample-offgrid", "imagenet")
+WEIGHT_NAMES = (*NAMED_WEIGHTS, "random", "module")
 DEFAULT_MODEL = "mobilenet_v2"
 # The config fields every family has (and every command takes); others are the family's own options.
 COMMON_FIELDS = ("width", "resolution", "num_classes")
@@ -189,28 +191,27 @@ def register_model(family: ModelFamily) -> ModelFamily:
     """Add a family to the registry (a plugin's one call); the name must be new, its weight names known."""
     if family.name in MODELS:
         raise ConfigError(f"model {family.name!r} is already registered")
-    unknown = [w.name for w in family.weights if w.name not in WEIGHT_NAMES[:3]]
+    unknown = [w.name for w in family.weights if w.name not in NAMED_WEIGHTS]
     if unknown:
-        raise ConfigError(f"model {family.name}: weights may be named {', '.join(WEIGHT_NAMES[:3])}, "
+        raise ConfigError(f"model {family.name}: weights may be named {', '.join(NAMED_WEIGHTS)}, "
                           f"not {', '.join(unknown)}")
     MODELS[family.name] = family
     return family
 
 
 def list_models(pattern: str = "*") -> list[str]:
-    """The registered families (user modules, registered on use, are not listed)."""
-    return [name for name, family in MODELS.items() if not family.owns_weights and fnmatch.fnmatch(name, pattern)]
+    """The registered families (a user module's family is named by its factory, never listed)."""
+    return [name for name in MODELS if fnmatch.fnmatch(name, pattern)]
 
 
 def get_model(name: str) -> ModelFamily:
-    """A registered family, or for ``package.module:callable`` the family of that factory's module (registered
-    on first use, so recipes, sweeps and Ray workers resolve it by name too)."""
-    if name not in MODELS and ":" in name:
+    """A registered family, or for ``package.module:callable`` the family of that factory's module (made from
+    the name, so recipes, sweeps and Ray workers resolve it by name too; the registry is not changed)."""
+    if name in MODELS:
+        return MODELS[name]
+    if ":" in name:
         from edgedeploy.models.modules import module_family
 
-        MODELS[name] = module_family(name)  # type: ignore[assignment]
-    try:
-        return MODELS[name]
-    except KeyError:
-        raise ConfigError(f"unknown model {name!r}; known models: {', '.join(list_models())} (or a module: "
-                          "package.module:callable)") from None
+        return module_family(name)  # type: ignore[return-value]
+    raise ConfigError(f"unknown model {name!r}; known models: {', '.join(list_models())} (or a module: "
+                      "package.module:callable)")

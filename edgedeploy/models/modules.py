@@ -11,6 +11,7 @@ a state_dict file loaded into it, checked key by key as for any family.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import re
@@ -158,8 +159,9 @@ class ModuleFamily:
         return make  # type: ignore[no-any-return]
 
 
+@functools.cache
 def module_family(entry: str) -> ModuleFamily:
-    """The family of a factory named ``package.module:callable``."""
+    """The family of a factory named ``package.module:callable`` (one per name: it keeps what its probe found)."""
     if not MODULE_ENTRY.match(entry):
         raise ConfigError(f"{entry!r}: expected package.module:callable (a function returning an nn.Module)")
     return ModuleFamily(entry, entry, description=f"nn.Module from {entry}")

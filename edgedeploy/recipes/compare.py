@@ -23,7 +23,7 @@ from edgedeploy.tasks import Task
 
 __all__ = ["Comparison", "TargetComparison", "compare_results", "compare_columns", "DEFAULT_LATENCY_MARGIN"]
 
-# Run-to-run drift of p50 on a shared CPU that is not called a change (measured: README, compare).
+# Run-to-run drift of p50 on a shared CPU that is not called a change (measured: docs/commands/compare.md).
 DEFAULT_LATENCY_MARGIN = 0.10
 
 

@@ -28,7 +28,7 @@ from typing import Any, Literal
 from edgedeploy.core.artifacts import atomic_write_text
 from edgedeploy.core.errors import EXIT_INCOMPLETE, EXIT_REGRESSION, ConfigError, InputFileError
 from edgedeploy.core.stats import DEFAULT_CONFIDENCE, Interval, PairedComparison, median_interval
-from edgedeploy.export.targets import float_counterpart
+from edgedeploy.exporter.targets import float_counterpart
 from edgedeploy.recipes.evidence import Evidence
 from edgedeploy.recipes.results import check_finite, latency_ratio, timed_samples
 from edgedeploy.recipes.schema import Recipe, Thresholds

@@ -15,10 +15,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from edgedeploy.backends import LoadOptions
-from edgedeploy.devices import Device, LatencyResult, backend_for
+from edgedeploy.devices import Device, LatencyResult, driver_for
 from edgedeploy.measure.bench import merge_rounds
 from edgedeploy.measure.on_device import bench_on_device
+from edgedeploy.runtimes import LoadOptions
 
 __all__ = ["BenchJob", "bench_interleaved", "split_runs"]
 
@@ -42,7 +42,7 @@ def bench_interleaved(
 ) -> dict[str, LatencyResult | Exception]:
     """Each job's latency on ``device`` with ``threads`` (None: the device's default), or the
     exception that stopped it (the others go on)."""
-    sizes = split_runs(runs, rounds if backend_for(device).in_process else 1)
+    sizes = split_runs(runs, rounds if driver_for(device).in_process else 1)
     measured: dict[str, list[LatencyResult]] = {job.name: [] for job in jobs}
     failed: dict[str, Exception] = {}
     for index, size in enumerate(sizes):

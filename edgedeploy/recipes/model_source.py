@@ -12,14 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgedeploy.backends import LoadOptions, Runner, load_runner
 from edgedeploy.core.errors import ConfigError
-from edgedeploy.export.targets import get_target
-from edgedeploy.models import DEFAULT_MODEL, WEIGHT_NAMES, ModelConfig, config_options, get_model, model_task
+from edgedeploy.exporter.targets import get_target
+from edgedeploy.models import DEFAULT_MODEL, WEIGHT_NAMES, ModelConfig, get_model, model_task
+from edgedeploy.models.architecture import Architecture
 from edgedeploy.models.modules import ModuleConfig
+from edgedeploy.runtimes import LoadOptions, Runner, load_runner
 
 if TYPE_CHECKING:
-    from edgedeploy.export.onnx_source import OnnxInput
+    from edgedeploy.exporter.onnx_source import OnnxInput
 
 __all__ = ["RecipeModel", "check_model_section"]
 
@@ -46,7 +47,7 @@ class RecipeModel:
     @property
     def onnx_source(self) -> OnnxInput:
         """An ONNX model, normalized (cached by content): its size, classes, and the reference graph."""
-        from edgedeploy.export.onnx_source import normalized_onnx
+        from edgedeploy.exporter.onnx_source import normalized_onnx
 
         return normalized_onnx(self.resolve(self.spec.onnx), self.spec.config_values().get("resolution"))
 
@@ -80,9 +81,7 @@ class RecipeModel:
         if self.spec.onnx:  # the normalized graph has no manifest: the recipe's normalization feeds it
             return LoadOptions(threads=threads, mean=self.mean, std=self.std, verify=False)
         c = self.config
-        return LoadOptions(threads=threads, mean=self.mean, std=self.std, arch=c.arch, width=c.width,
-                           resolution=c.resolution, num_classes=c.num_classes,
-                           model_options=tuple(sorted(config_options(c).items())))
+        return LoadOptions(threads=threads, mean=self.mean, std=self.std, architecture=Architecture.of(c))
 
     def load_reference(self, threads: int) -> Runner:
         """The source model, as parity and the accuracy drops compare against it."""
@@ -92,7 +91,7 @@ class RecipeModel:
     def fingerprint(self) -> str:
         """The source model's content: its weights (with the family) or the ONNX file with its external data."""
         if self.spec.onnx:
-            from edgedeploy.export.onnx_source import onnx_fingerprint
+            from edgedeploy.exporter.onnx_source import onnx_fingerprint
 
             return onnx_fingerprint(self.resolve(self.spec.onnx))
         from edgedeploy.models.weights import weights_fingerprint

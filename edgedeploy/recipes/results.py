@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from edgedeploy.core.digest import check_digest
 from edgedeploy.core.errors import InputFileError, ResultsError
-from edgedeploy.core.integrity import check_files, verify_artifact
+from edgedeploy.core.hashing import check_digest
+from edgedeploy.core.integrity import check_files, check_integrity
 from edgedeploy.core.stats import Interval, ratio_of_medians
-from edgedeploy.export.targets import float_counterpart
+from edgedeploy.exporter.targets import float_counterpart
 
 __all__ = ["DIGEST_KEY", "RESULTS_FILE", "RESULTS_SCHEMA", "ARTIFACTS_DIR", "read_results", "read_versioned_json", "check_finite", "verify_result_artifacts",
            "timed_samples", "latency_ratio", "int8_features"]
@@ -28,7 +28,7 @@ RESULTS_SCHEMA = "edgedeploy.results/2"
 # Older schemas this version still reads.
 READABLE_SCHEMAS = ("edgedeploy.results/1", RESULTS_SCHEMA)
 ARTIFACTS_DIR = "artifacts"
-# The digest of a results file's own content (edgedeploy.core.digest), checked whenever one is read.
+# The digest of a results file's own content (edgedeploy.core.hashing), checked whenever one is read.
 DIGEST_KEY = "results_sha256"
 
 
@@ -93,7 +93,7 @@ def verify_result_artifacts(results: dict[str, Any], results_dir: Path,
             verified[name] = None
             continue
         path = results_dir / artifact
-        if verify_artifact(path).verified is not True:
+        if check_integrity(path).verified is not True:
             raise InputFileError(f"{path}: its manifest is missing, so it cannot be checked (--no-verify gates anyway)")
         recorded = entry.get("files") or {"name": path.name, "sha256": entry.get("sha256")}
         check_files(path, recorded, f"the results' {name} entry", "the sha256 these results measured,")

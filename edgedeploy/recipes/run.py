@@ -21,17 +21,16 @@ from typing import Any
 
 import numpy as np
 
-from edgedeploy.backends import LoadOptions, Runner, load_runner
 from edgedeploy.core.artifacts import atomic_path, atomic_write_text
 from edgedeploy.core.cache import cache_dir, code_fingerprint, content_key
-from edgedeploy.core.digest import with_digest
 from edgedeploy.core.errors import EXIT_INTERNAL, ConfigError, EdgeDeployError
+from edgedeploy.core.hashing import with_digest
 from edgedeploy.core.manifest import created_utc, tool_versions
 from edgedeploy.core.stats import DEFAULT_CONFIDENCE
 from edgedeploy.data.preprocess import preprocess
 from edgedeploy.devices import Device, builtin_devices, default_threads, get_device
-from edgedeploy.export.build_cache import cached_export, conversion_packages
-from edgedeploy.export.targets import float_counterpart, get_target
+from edgedeploy.exporter.build_cache import cached_export, conversion_packages
+from edgedeploy.exporter.targets import float_counterpart, get_target
 from edgedeploy.measure.evaluate import batches
 from edgedeploy.measure.on_device import bench_on_device
 from edgedeploy.measure.sharded import evaluate_shard
@@ -39,6 +38,7 @@ from edgedeploy.recipes.evidence import Evidence, Predictions, write_evidence
 from edgedeploy.recipes.interleaved import BenchJob, bench_interleaved
 from edgedeploy.recipes.results import ARTIFACTS_DIR, DIGEST_KEY, RESULTS_FILE, RESULTS_SCHEMA, latency_ratio
 from edgedeploy.recipes.schema import Recipe
+from edgedeploy.runtimes import LoadOptions, Runner, load_runner
 
 __all__ = ["run_recipe", "Event", "Evaluator", "build_entry", "failure_entry", "reference_key", "target_key",
            "REFERENCE", "PICTURES_DIR", "metric_drop"]

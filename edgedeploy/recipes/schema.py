@@ -18,21 +18,22 @@ from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from edgedeploy.backends import LoadOptions
 from edgedeploy.core import limits
 from edgedeploy.core.errors import ConfigError
 from edgedeploy.core.hashing import sha256_file
 from edgedeploy.core.yamlfile import ConfigFileError as RecipeError
 from edgedeploy.core.yamlfile import Lines, Section, load_yaml, validate
-from edgedeploy.data.calibration import DATA_PREFIX, DEFAULT_CALIB_SEED, DEFAULT_CALIB_SIZE
+from edgedeploy.data.calibration import DATA_PREFIX
 from edgedeploy.data.datasets import ImageSet
-from edgedeploy.export.options import IoDtype
-from edgedeploy.export.ptq import check_calibration
-from edgedeploy.export.request import DEFAULT_PARITY_IMAGES, ExportRequest
-from edgedeploy.export.targets import TARGETS, get_target
+from edgedeploy.exporter.options import resolve_options
+from edgedeploy.exporter.ptq import check_calibration
+from edgedeploy.exporter.request import ExportRequest
+from edgedeploy.exporter.targets import TARGETS, get_target
 from edgedeploy.models import DEFAULT_MODEL, ModelConfig, model_task
 from edgedeploy.recipes.model_source import RecipeModel, check_model_section
-from edgedeploy.tasks import DataOptions, Task, get_task, task_rows
+from edgedeploy.recipes.target_section import section_model, section_values
+from edgedeploy.runtimes import LoadOptions
+from edgedeploy.tasks import DataFormat, Task, get_task, task_rows
 
 __all__ = ["Recipe", "RecipeSpec", "TargetSpec", "Thresholds", "load_recipe", "check_recipe", "RecipeError"]
 
@@ -80,11 +81,8 @@ class PreprocessingSpec(Section):
     std: list[Annotated[float, Field(gt=0, le=limits.MAX_STD)]] | None = Field(None, min_length=3, max_length=3)
 
 
-class CalibrationSpec(Section):
-    # A folder of images or a calibration/*.json definition.
-    data: str
-    size: int = Field(DEFAULT_CALIB_SIZE, ge=1, le=limits.MAX_IMAGES)
-    seed: int = Field(DEFAULT_CALIB_SEED, ge=0, le=limits.MAX_SEED)
+# The calibration section (a recipe's, or a target's own): data, size, seed, from the export options.
+CalibrationSpec = section_model("calibration")
 
 
 class EvaluationSpec(Section):
@@ -131,7 +129,7 @@ class Thresholds(Section):
     max_top1_regression: float | None = Field(None, ge=0, le=100)
     # p50 of this target / p50 of the float target on its runtime, same device, same run.
     max_latency_ratio: float | None = Field(None, gt=0, le=limits.MAX_RATIO)
-    # Set (e.g. 0.95): gate on confidence intervals, not point estimates (README, gate).
+    # Set (e.g. 0.95): gate on confidence intervals, not point estimates (docs/commands/gate.md).
     confidence: float | None = Field(None, ge=0.5, lt=1)
 
     @model_validator(mode="after")
@@ -151,11 +149,14 @@ class Thresholds(Section):
         return list(self.model_extra or {})
 
     def drop_limit(self, task: Task) -> float | None:
-        value = (self.model_extra or {}).get(task.drop_threshold)
-        return None if value is None else float(value)
+        return self._metric_limit(task.drop_threshold)
 
     def regression_limit(self, task: Task) -> float | None:
-        value = (self.model_extra or {}).get(task.regression_threshold)
+        return self._metric_limit(task.regression_threshold)
+
+    def _metric_limit(self, key: str) -> float | None:
+        # A metric threshold may be a declared field (max_top1_regression) or an extra key (the other metrics').
+        value = getattr(self, key, None) if key in type(self).model_fields else (self.model_extra or {}).get(key)
         return None if value is None else float(value)
 
     def checked(self) -> dict[str, Any]:
@@ -168,36 +169,9 @@ class Thresholds(Section):
         return self.model_copy(update={k: getattr(override, k) for k in override.model_fields_set})
 
 
-class ParitySpec(Section):
-    max_abs_diff: float | None = Field(None, gt=0, le=limits.MAX_DIFF)
-    min_agreement: float | None = Field(None, ge=0, le=100)
-    # Quantized targets: the conversion fidelity floor (dB against the host simulation).
-    min_fidelity_db: float | None = Field(None, ge=-limits.MAX_FIDELITY_DB, le=limits.MAX_FIDELITY_DB)
-    images: int = Field(DEFAULT_PARITY_IMAGES, ge=1, le=10_000)
-    # Images for the parity check; default: the evaluation data.
-    data: str | None = None
-
-
-class TargetSpec(Section):
-    # The values every target's options draw from; YAML gives strings, hence not strict. Both
-    # fields are checked against the target's own values (targets.py).
-    io_dtype: IoDtype | None = Field(None, strict=False)
-    calib_method: str | None = None
-    # Quantized targets: the accuracy requirement, max drop of the task's metric (top-1, mIoU) on accuracy_data
-    # (openvino-int8 meets it with NNCF's accuracy control).
-    max_drop: float | None = Field(None, gt=0, le=100)
-    accuracy_data: str | None = None
-    # int8 targets: layers kept in float (names from `edgedeploy diagnose`).
-    keep_float: list[str] = []
-    # Direct TFLite routes: nhwc or nchw input; integer targets: per-channel or per-tensor weights.
-    input_layout: str | None = None
-    weight_granularity: str | None = None
-    # int8 targets: quantization methods applied to the PyTorch model first (cle, adaround, bias-correction).
-    ptq: list[str] = []
-    # Overrides the recipe's calibration section for this target.
-    calibration: CalibrationSpec | None = None
-    parity: ParitySpec = ParitySpec()
-    thresholds: Thresholds = Thresholds()
+# A target's section: its export options (recipe keys from edgedeploy.exporter.options, with the parity and
+# calibration sub-sections) and the thresholds the gate enforces for it.
+TargetSpec = section_model(extra={"thresholds": (Thresholds, Thresholds())})
 
 
 class RecipeSpec(Section):
@@ -256,15 +230,15 @@ class Recipe:
         return {"arch": c.arch, "width": c.width, "resolution": c.resolution, "num_classes": c.num_classes,
                 "weights": self.weights_name, **({"options": m.options} if m.options else {})}
 
-    def data_options(self) -> DataOptions:
+    def data_format(self) -> DataFormat:
         ev = self.spec.evaluation
-        return DataOptions(synsets=self.resolve(ev.synsets) if ev.synsets else None, ignore_index=ev.ignore_index,
+        return DataFormat(synsets=self.resolve(ev.synsets) if ev.synsets else None, ignore_index=ev.ignore_index,
                            mask_format=ev.mask_format)
 
     def open_evaluation_data(self) -> ImageSet:
         """The evaluation data (the recipe's limit applied), read as the model's task reads data."""
         ev = self.spec.evaluation
-        return self.task.open_dataset(self.resolve(ev.data), self.data_options()).subset(ev.limit)
+        return self.task.open_dataset(self.resolve(ev.data), self.data_format()).subset(ev.limit)
 
     @property
     def weights_name(self) -> str:
@@ -298,23 +272,16 @@ class Recipe:
         return self.spec.targets[target].calibration or self.spec.calibration
 
     def export_request(self, target: str, out_dir: Path, threads: int) -> ExportRequest:
-        t = self.spec.targets[target]
         calibration = self.calibration(target) if get_target(target).calibrated else None
         mean, std = self.mean_std
         onnx = self.resolve(self.spec.model.onnx) if self.spec.model.onnx else None
+        options = section_values(self.spec.targets[target], calibration, self.resolve)
+        # Parity compares on the evaluation data unless the target names its own.
+        options.setdefault("parity_data", self.resolve(self.spec.evaluation.data))
         return ExportRequest(
             target=target, config=None if onnx else self.config, weights=self.weights_name if onnx else self.weights,
             onnx=onnx, input_size=self.config.resolution if onnx else None, out_dir=out_dir, mean=mean, std=std,
-            parity_data=self.resolve(t.parity.data or self.spec.evaluation.data), parity_images=t.parity.images,
-            parity_max_abs_diff=t.parity.max_abs_diff, parity_min_agreement=t.parity.min_agreement,
-            parity_min_fidelity_db=t.parity.min_fidelity_db, threads=threads,
-            calib_dir=self.resolve(calibration.data) if calibration else None,
-            calib_size=calibration.size if calibration else DEFAULT_CALIB_SIZE,
-            calib_seed=calibration.seed if calibration else DEFAULT_CALIB_SEED,
-            io_dtype=t.io_dtype, calib_method=t.calib_method, max_drop=t.max_drop,
-            val_dir=self.resolve(t.accuracy_data) if t.accuracy_data else None,
-            keep_float=tuple(t.keep_float), input_layout=t.input_layout, weight_granularity=t.weight_granularity,
-            ptq=tuple(t.ptq),
+            **{**options, "threads": threads},
         )
 
 
@@ -340,10 +307,10 @@ def _check_common(spec: RecipeSpec, lines: Lines, task: Task, model_name: str) -
         raise lines.error(loc, message)
 
     wrong = [o for o in ("synsets", "ignore_index", "mask_format")
-             if getattr(spec.evaluation, o) is not None and o not in task.data_options]
+             if getattr(spec.evaluation, o) is not None and o not in task.data_format_fields]
     if wrong:
         fail(["evaluation", wrong[0]], f"does not apply to {model_name} ({task.name} data takes: "
-                                       f"{', '.join(task.data_options) or 'no options'})")
+                                       f"{', '.join(task.data_format_fields) or 'no options'})")
     sections: list[tuple[list[str | int], Thresholds]] = [(["thresholds"], spec.thresholds)]
     sections += [(["targets", name, "thresholds"], t.thresholds) for name, t in spec.targets.items()]
     for loc, thresholds in sections:
@@ -363,23 +330,20 @@ def _check_common(spec: RecipeSpec, lines: Lines, task: Task, model_name: str) -
         if missing:
             fail(["devices", i], f"{device} does not run {', '.join(missing)} models, which targets here need "
                                  f"(it runs {', '.join(profile.runtime_names)})")
-    for name, options in spec.targets.items():
+    for name, section in spec.targets.items():
+        calibration = section.calibration or spec.calibration
         try:
             target = get_target(name)
-            target.validated_options(io_dtype=options.io_dtype, calib_method=options.calib_method,
-                                     max_drop=options.max_drop, keep_float=tuple(options.keep_float),
-                                     input_layout=options.input_layout,
-                                     weight_granularity=options.weight_granularity, ptq=tuple(options.ptq))
+            options = resolve_options(target, section_values(section, calibration, Path))
         except ConfigError as exc:
             fail(["targets", name], str(exc))
-        if options.max_drop is not None and options.accuracy_data is None:
+        if options.max_drop is not None and options.val_dir is None:
             fail(["targets", name, "max_drop"], "needs accuracy_data: a labeled image folder to measure the drop on")
-        if target.calibrated and options.calibration is None and spec.calibration is None:
+        if target.calibrated and calibration is None:
             fail(["targets", name], "an int8 target needs a calibration set: add a calibration: section")
         if options.ptq:
             try:
-                check_calibration(target.validated_options(ptq=tuple(options.ptq)).ptq,
-                                  (options.calibration or spec.calibration or CalibrationSpec(data="")).size)
+                check_calibration(options.ptq, options.calib_size)
             except ConfigError as exc:
                 fail(["targets", name, "ptq"], str(exc))
 

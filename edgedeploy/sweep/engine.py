@@ -1,4 +1,4 @@
-"""Run a sweep: every cell's build, sharded evaluation and bench as Ray tasks, each cell written to
+"""Run a sweep: every cell's build, sharded evaluation and bench as Ray jobs, each cell written to
 the store the moment it finishes, then ``sweep.json`` with the fronts.
 
 Per width x resolution the float model is evaluated once, shard by shard; each cell's shards wait on
@@ -20,14 +20,14 @@ import numpy as np
 from edgedeploy.core.cache import content_key
 from edgedeploy.core.manifest import created_utc, tool_versions
 from edgedeploy.core.stats import DEFAULT_CONFIDENCE
-from edgedeploy.export.build_cache import build_key, conversion_packages
+from edgedeploy.exporter.build_cache import build_key, conversion_packages
 from edgedeploy.measure.sharded import merge_shards, split_shards
 from edgedeploy.recipes.evidence import Evidence, Predictions, write_evidence
 from edgedeploy.recipes.run import failure_entry, metric_drop, reference_key
+from edgedeploy.sweep.jobs import is_failure
 from edgedeploy.sweep.ray_session import RETRIES, RaySession, ray_session
 from edgedeploy.sweep.results import SWEEP_SCHEMA, CellStore, fronts, write_sweep
 from edgedeploy.sweep.schema import Cell, Sweep
-from edgedeploy.sweep.tasks import is_failure
 
 __all__ = ["run_sweep", "CellDone"]
 
@@ -121,8 +121,8 @@ class _Driver:
         remaining = {cell_id: len(p["shards"]) + 2 for cell_id, p in parts.items()}
         waiting = list(owner)
         # Interrupted (Ctrl-C, SIGTERM), this raises out to ray_session, whose shutdown ends the job and with it
-        # every task it still owns; finished cells are already stored. (Cancelling each task first raced with
-        # tasks completing and crashed Ray's core worker: "Tried to complete task that was not pending".)
+        # every job it still owns; finished cells are already stored. (Cancelling each task first raced with
+        # jobs completing and crashed Ray's core worker: "Tried to complete task that was not pending".)
         while waiting:
             ready, waiting = ray.wait(waiting, num_returns=1)
             cell_id = owner[ready[0]]
@@ -135,7 +135,7 @@ class _Driver:
 
     @staticmethod
     def _get(ray: Any, ref: Any) -> Any:
-        """A task's value; a task Ray gave up on (its worker died RETRIES + 1 times) as a failure."""
+        """A job's value; a job Ray gave up on (its worker died RETRIES + 1 times) as a failure."""
         try:
             return ray.get(ref)
         except ray.exceptions.RayError as exc:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from edgedeploy.core.errors import ConfigError, InputFileError
-from edgedeploy.export.targets import float_counterpart
+from edgedeploy.exporter.targets import float_counterpart
 from edgedeploy.recipes.evidence import Evidence, read_evidence
 from edgedeploy.recipes.gate import NO_EVIDENCE, Check, GateReport, target_checks, unchecked_targets
 from edgedeploy.sweep.results import cpu_of

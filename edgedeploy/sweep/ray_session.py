@@ -1,13 +1,13 @@
-"""The Ray side of a sweep: start a local runtime or join a cluster, the sweep's tasks as Ray remote
-functions, and where bench tasks may run.
+"""The Ray side of a sweep: start a local runtime or join a cluster, the sweep's jobs as Ray remote
+functions, and where bench jobs may run.
 
 Local by default (``ray.init`` with this machine's CPUs, or ``--max-workers`` of them): nothing is
 downloaded and no dashboard is started, so it works offline. With an address it joins that cluster;
 every node then needs this package installed and the same paths for the data, the output folder and
-$EDGEDEPLOY_CACHE (a shared mount), which the tasks get in their environment.
+$EDGEDEPLOY_CACHE (a shared mount), which the jobs get in their environment.
 
-Build and evaluation tasks take one CPU each and run one thread, so N workers are N busy cores, not
-N x threads. A bench task takes every CPU of the driver's node (a hard node-affinity placement), so
+Build and evaluation jobs take one CPU each and run one thread, so N workers are N busy cores, not
+N x threads. A bench job takes every CPU of the driver's node (a hard node-affinity placement), so
 Ray runs nothing else there while it times, and all of a run's latencies come from one host.
 """
 
@@ -25,14 +25,14 @@ from typing import Any
 
 from edgedeploy.core.cache import cache_dir
 from edgedeploy.core.errors import ConfigError, DependencyError
-from edgedeploy.sweep import tasks
+from edgedeploy.sweep import jobs
 
 __all__ = ["RaySession", "ray_session", "RETRIES"]
 
 log = logging.getLogger(__name__)
 
-# A task whose worker died (killed, out of memory) runs again this many times; a task that failed for
-# a real reason returns its error instead of raising (sweep.tasks), so Ray does not retry it.
+# A job whose worker died (killed, out of memory) runs again this many times; a job that failed for
+# a real reason returns its error instead of raising (sweep.jobs), so Ray does not retry it.
 RETRIES = 3
 # The object store holds the float model's logits per shard (1000 floats per image) and shard results.
 LOCAL_OBJECT_STORE_BYTES = 512 * 2**20
@@ -69,7 +69,7 @@ def _import_ray() -> Any:
 
 
 def _task_environment() -> dict[str, str]:
-    """What tasks must see wherever they run: the cache root and the sample data, as absolute paths."""
+    """What jobs must see wherever they run: the cache root and the sample data, as absolute paths."""
     from edgedeploy.core.sample_data import find_data_root
 
     env = {"EDGEDEPLOY_CACHE": str(cache_dir("builds").parent.resolve())}
@@ -113,10 +113,10 @@ def _session(address: str | None, max_workers: int | None) -> Iterator[RaySessio
         bench_node = driver_node if node_cpus.get(driver_node) else max(node_cpus, key=node_cpus.get)
         one_cpu = {"num_cpus": 1, "max_retries": RETRIES}
         remote = {
-            "build": ray.remote(**one_cpu)(tasks.build),
-            "reference_shard": ray.remote(**one_cpu)(tasks.reference_shard),
-            "target_shard": ray.remote(**one_cpu)(tasks.target_shard),
-            "bench": ray.remote(max_retries=RETRIES)(tasks.bench),
+            "build": ray.remote(**one_cpu)(jobs.build),
+            "reference_shard": ray.remote(**one_cpu)(jobs.reference_shard),
+            "target_shard": ray.remote(**one_cpu)(jobs.target_shard),
+            "bench": ray.remote(max_retries=RETRIES)(jobs.bench),
         }
         yield RaySession(ray, address or "local", sum(node_cpus.values()), len(alive), bench_node,
                          node_cpus[bench_node], remote, round(time.perf_counter() - start, 2))

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from edgedeploy.core.artifacts import atomic_write_text
-from edgedeploy.core.digest import content_digest
+from edgedeploy.core.hashing import content_digest
 from edgedeploy.recipes.evidence import Predictions
 from edgedeploy.recipes.results import DIGEST_KEY, read_versioned_json
 

@@ -8,7 +8,7 @@ A sweep file is a recipe (edgedeploy.recipes.schema) with two more sections::
       targets: [onnx, onnx-int8]
       calib_method: [minmax, percentile]
     sweep:
-      shard_images: 256          # images per evaluation shard (one Ray task each), whole batches
+      shard_images: 256          # images per evaluation shard (one Ray job each), whole batches
 
 ``targets:`` is optional there: it gives per-target options and thresholds for the matrix's
 targets. ``calib_method`` multiplies only the targets that take a calibration method (a float
@@ -30,7 +30,7 @@ from edgedeploy.core import limits
 from edgedeploy.core.errors import ConfigError, EdgeDeployError
 from edgedeploy.core.hashing import sha256_file
 from edgedeploy.core.yamlfile import ConfigFileError, Lines, Section, load_yaml, validate
-from edgedeploy.export.targets import get_target
+from edgedeploy.exporter.targets import get_target
 from edgedeploy.models import get_model
 from edgedeploy.recipes.schema import Recipe, RecipeSpec, TargetSpec, check_recipe
 

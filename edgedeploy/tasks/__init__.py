@@ -15,15 +15,16 @@ and so does every task module.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import importlib
 from pathlib import Path
 
 from edgedeploy.core.errors import ConfigError
 from edgedeploy.core.io_spec import DEFAULT_TASK
 from edgedeploy.data.datasets import ImageFolder, ImageSet
-from edgedeploy.tasks.base import Accumulator, DataOptions, EvalResult, Records, Task
+from edgedeploy.tasks.base import Accumulator, DataFormat, EvalResult, Records, Task
 
-__all__ = ["Task", "Accumulator", "DataOptions", "EvalResult", "Records", "TASKS", "register_task", "get_task",
+__all__ = ["Task", "Accumulator", "DataFormat", "EvalResult", "Records", "TASKS", "register_task", "get_task",
            "list_tasks", "open_images", "DEFAULT_TASK", "task_rows"]
 
 # name -> "module:Class" (imported on first use) or the Task itself (registered from code).
@@ -50,10 +51,15 @@ def get_task(name: str) -> Task:
         row = TASKS[name]
     except KeyError:
         raise ConfigError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}") from None
-    if isinstance(row, str):
-        module, attr = row.split(":")
-        row = TASKS[name] = getattr(importlib.import_module(module), attr)()
-    return row
+    return _task_of(row) if isinstance(row, str) else row
+
+
+@functools.cache
+def _task_of(entry: str) -> Task:
+    """The task a ``module:Class`` row names, one instance per row (the registry itself is never changed)."""
+    module, attr = entry.split(":")
+    task: Task = getattr(importlib.import_module(module), attr)()
+    return task
 
 
 def list_tasks(pattern: str = "*") -> list[str]:
@@ -70,5 +76,5 @@ def open_images(path: str | Path) -> ImageSet:
     path = Path(path)
     task = max(task_rows(), key=lambda t: t.layout_match(path))
     if task.layout_match(path) > 1:
-        return task.open_dataset(path, DataOptions()).unlabeled()
+        return task.open_dataset(path, DataFormat()).unlabeled()
     return ImageFolder.open(path).unlabeled()

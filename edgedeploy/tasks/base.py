@@ -22,7 +22,7 @@ from edgedeploy.core.io_spec import Preprocessing
 from edgedeploy.core.stats import Interval, PairedComparison, ratio_interval
 from edgedeploy.data.datasets import ImageSet, LabeledImage
 
-__all__ = ["DataOptions", "EvalResult", "Accumulator", "Records", "Task", "LAYOUT_GENERIC", "LAYOUT_SPECIFIC"]
+__all__ = ["DataFormat", "EvalResult", "Accumulator", "Records", "Task", "LAYOUT_GENERIC", "LAYOUT_SPECIFIC"]
 
 # Per-image arrays of one model's evaluation (first axis: images, in evaluation order).
 Records = dict[str, np.ndarray]
@@ -31,8 +31,9 @@ LAYOUT_GENERIC, LAYOUT_SPECIFIC = 1, 2
 
 
 @dataclass(frozen=True)
-class DataOptions:
-    """How to read evaluation data; each task takes the options it names in ``Task.data_options``."""
+class DataFormat:
+    """How to read a task's evaluation data (class list, ignored label, mask encoding); each task takes the
+    fields it names in ``Task.data_format_fields``."""
 
     # classification: the wnid list giving class indices.
     synsets: Path | None = None
@@ -166,8 +167,8 @@ class Task(ABC):
     agreement_label: ClassVar[str]
     # The PyTorch model's output: None (a score per class) or a layout (a score map per class).
     output_layout: ClassVar[str | None] = None
-    # The DataOptions fields this task's data reader takes.
-    data_options: ClassVar[tuple[str, ...]] = ()
+    # The DataFormat fields this task's data reader takes.
+    data_format_fields: ClassVar[tuple[str, ...]] = ()
     # Records that describe the ground truth: equal in every model's evaluation of the same images.
     label_records: ClassVar[tuple[str, ...]] = ()
     # Images a report shows as pictures (``pictures``); 0: none.
@@ -192,7 +193,7 @@ class Task(ABC):
         in (class folders); LAYOUT_SPECIFIC: this task's own layout (e.g. images with masks)."""
 
     @abstractmethod
-    def _open(self, path: Path, options: DataOptions) -> ImageSet:
+    def _open(self, path: Path, options: DataFormat) -> ImageSet:
         """Read the data set at ``path`` (this task's layouts, or a flat folder of unlabeled images)."""
 
     @abstractmethod
@@ -203,16 +204,16 @@ class Task(ABC):
     def paired(self, reference: Records, candidate: Records, confidence: float) -> PairedComparison | None:
         """The candidate's metric drop against the reference's on the same labeled images (None: unlabeled)."""
 
-    def open_dataset(self, path: str | Path, options: DataOptions = DataOptions()) -> ImageSet:
+    def open_dataset(self, path: str | Path, options: DataFormat = DataFormat()) -> ImageSet:
         """The evaluation data at ``path``; ConfigError (exit 2) when it is another task's data set or an
         option this task does not take is set."""
         from edgedeploy.tasks import task_rows
 
         path = Path(path)
-        wrong = [o for o in options.given() if o not in self.data_options]
+        wrong = [o for o in options.given() if o not in self.data_format_fields]
         if wrong:
             raise ConfigError(f"{', '.join(wrong)} does not apply to {self.name} data "
-                              f"(it takes: {', '.join(self.data_options) or 'no options'})")
+                              f"(it takes: {', '.join(self.data_format_fields) or 'no options'})")
         own = self.layout_match(path)
         other = max((t for t in task_rows() if t.name != self.name), key=lambda t: t.layout_match(path), default=None)
         if other is not None and other.layout_match(path) > own:

@@ -11,7 +11,7 @@ import numpy as np
 from edgedeploy.core.io_spec import Preprocessing
 from edgedeploy.core.stats import PairedComparison, paired_accuracy
 from edgedeploy.data.datasets import IMAGE_SUFFIXES, ImageFolder, ImageSet
-from edgedeploy.tasks.base import LAYOUT_GENERIC, Accumulator, DataOptions, Records, Task, pct
+from edgedeploy.tasks.base import LAYOUT_GENERIC, Accumulator, DataFormat, Records, Task, pct
 
 __all__ = ["Classification", "ClassificationAccumulator", "top5_classes", "NO_LABEL"]
 
@@ -87,7 +87,7 @@ class Classification(Task):
     description = "image classification: top-1/top-5 on class folders, agreement = same top-1 class"
     metric, metric_label = "top1", "top-1"
     agreement_label = "top-1 agreement"
-    data_options = ("synsets",)
+    data_format_fields = ("synsets",)
     label_records = ("labels",)
 
     def preprocessing(self, resolution: int, mean: tuple[float, ...], std: tuple[float, ...],
@@ -106,7 +106,7 @@ class Classification(Task):
     def describe_layout(self) -> str:
         return "class folders <class>/<image>, or a flat folder of images"
 
-    def _open(self, path: Path, options: DataOptions) -> ImageSet:
+    def _open(self, path: Path, options: DataFormat) -> ImageSet:
         return ImageFolder.open(path, options.synsets)
 
     def accumulator(self) -> Accumulator:

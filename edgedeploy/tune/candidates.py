@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgedeploy.export.options import PtqMethod
-from edgedeploy.export.targets import Target
+from edgedeploy.exporter.choices import PtqMethod
+from edgedeploy.exporter.targets import Target
 
 __all__ = ["Candidate", "default_candidates", "PTQ_CANDIDATES"]
 

@@ -21,17 +21,18 @@ from typing import Any
 
 import yaml
 
-from edgedeploy.backends import LoadOptions, get_runtime, load_runner
 from edgedeploy.core.artifacts import atomic_path, atomic_write_text, output_dir
 from edgedeploy.core.errors import ConfigError, EdgeDeployError
 from edgedeploy.core.manifest import created_utc, manifest_path
 from edgedeploy.devices import builtin_devices, default_threads
 from edgedeploy.diagnose.analysis import diagnose
-from edgedeploy.export.targets import float_counterpart, get_target
+from edgedeploy.exporter.options import resolve_options
+from edgedeploy.exporter.targets import float_counterpart, get_target
 from edgedeploy.recipes.evidence import Evidence
 from edgedeploy.recipes.interleaved import BenchJob, bench_interleaved
 from edgedeploy.recipes.run import Evaluator, build_entry, failure_entry
 from edgedeploy.recipes.schema import Recipe, TargetSpec, load_recipe
+from edgedeploy.runtimes import LoadOptions, get_runtime, load_runner
 from edgedeploy.tune.candidates import Candidate, default_candidates
 
 __all__ = ["TuneRequest", "run_tune", "TUNE_SCHEMA", "RECORD_FILE"]
@@ -100,8 +101,8 @@ def _candidate_recipe(base: Recipe, target: str, candidate: Candidate) -> Recipe
     # (stricter, and it gives every candidate a figure); its parity is still measured and recorded.
     options = {**candidate.options, "parity": {"min_agreement": 0.0}}
     spec = base.spec.model_copy(update={"targets": {target: TargetSpec.model_validate(options)}})
-    get_target(target).validated_options(**{k: (tuple(v) if isinstance(v, list) else v)
-                                            for k, v in candidate.options.items()})
+    resolve_options(get_target(target), {k: (tuple(v) if isinstance(v, list) else v)
+                                         for k, v in candidate.options.items()})
     return Recipe(spec=spec, path=base.path, sha256=base.sha256)
 
 

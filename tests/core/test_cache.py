@@ -12,7 +12,7 @@ def test_the_code_fingerprint_covers_every_layer_of_the_package(tmp_path):
     fingerprint = code_fingerprint.__wrapped__  # uncached: the same folder is read twice
     before = fingerprint(copy)
     assert before == fingerprint(PACKAGE)
-    with (copy / "export" / "pipeline.py").open("a") as f:
+    with (copy / "exporter" / "pipeline.py").open("a") as f:
         f.write("\n# changed\n")
     assert fingerprint(copy) != before
 

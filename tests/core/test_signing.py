@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from edgedeploy.cli.app import cli
-from edgedeploy.core.digest import with_digest
+from edgedeploy.core.hashing import with_digest
 from edgedeploy.core.manifest import DIGEST_KEY, manifest_path
 
 pytest.importorskip("model_signing", reason="needs the [sign] extra (model-signing)")

@@ -7,12 +7,12 @@ import subprocess
 import pytest
 from click.testing import CliRunner
 
-from edgedeploy.backends import LoadOptions, load_runner
 from edgedeploy.cli.app import cli
 from edgedeploy.core.errors import ConfigError, DependencyError
-from edgedeploy.devices import backend_for, load_devices
+from edgedeploy.devices import driver_for, load_devices
 from edgedeploy.devices.local import gpu_status
 from edgedeploy.devices.transports import _tool_error, list_adb_devices
+from edgedeploy.runtimes import LoadOptions, load_runner
 
 
 def test_builtin_profiles():
@@ -85,7 +85,7 @@ def test_real_adb_client_with_no_phone(monkeypatch):
     monkeypatch.delenv("ADB", raising=False)
     try:
         assert [d for d in list_adb_devices(timeout=30) if d.state == "device"] == []
-        assert not backend_for(load_devices()["pixel"]).probe().reachable
+        assert not driver_for(load_devices()["pixel"]).probe().reachable
     finally:
         subprocess.run(["adb", "kill-server"], capture_output=True, timeout=30)
 

@@ -181,9 +181,9 @@ def test_named_pixel_profile_requires_that_model(phone):
 
 
 def test_remote_latency_is_typed_and_its_json_reads_back(phone):
-    from edgedeploy.backends import LoadOptions
     from edgedeploy.devices import LatencyResult
     from edgedeploy.measure.on_device import bench_on_device
+    from edgedeploy.runtimes import LoadOptions
 
     phone.replay("android_gpu_full_nnapi_none.txt")
     result = bench_on_device(str(phone.model), get_device("pixel"), LoadOptions(threads=4), 50, 5, "gpu",
@@ -198,9 +198,9 @@ def test_remote_latency_is_typed_and_its_json_reads_back(phone):
 
 
 def test_failed_runs_are_remote_run_errors(phone):
-    from edgedeploy.backends import LoadOptions
     from edgedeploy.core.errors import RemoteRunError
     from edgedeploy.measure.on_device import bench_on_device
+    from edgedeploy.runtimes import LoadOptions
 
     phone.replay("android_cpu_xnnpack.txt")
     with pytest.raises(RemoteRunError, match="the gpu delegate was requested on pixel but took none of the graph"):
@@ -211,9 +211,9 @@ def test_failed_runs_are_remote_run_errors(phone):
 
 
 def test_probe_describes_the_attached_phone(phone):
-    from edgedeploy.devices import backend_for
+    from edgedeploy.devices import driver_for
 
-    assert backend_for(get_device("pixel-8-pro")).probe().detail == "Pixel 8 Pro (8ABX0B1X2), arm64-v8a, Android 15"
+    assert driver_for(get_device("pixel-8-pro")).probe().detail == "Pixel 8 Pro (8ABX0B1X2), arm64-v8a, Android 15"
     phone.attach(PIXEL_7)
-    state = backend_for(get_device("pixel-8-pro")).probe()
+    state = driver_for(get_device("pixel-8-pro")).probe()
     assert not state.reachable and state.detail.startswith("no attached Android device is a Pixel 8 Pro")

@@ -1,4 +1,4 @@
-"""Adding a transport is one DeviceBackend class + one registry row: a toy transport, registered from
+"""Adding a transport is one DeviceDriver class + one registry row: a toy transport, registered from
 a plugin module edgedeploy has never heard of, is accepted in a profile file and serves
 `devices`, `devices setup` and `bench`, with no other module edited."""
 
@@ -13,17 +13,17 @@ from click.testing import CliRunner
 
 from edgedeploy.cli.app import cli
 from edgedeploy.core.errors import ConfigError
-from edgedeploy.devices import TRANSPORTS, DeviceBackend, load_devices, register_transport
+from edgedeploy.devices import TRANSPORTS, DeviceDriver, load_devices, register_transport
 
 PLUGIN = '''
 """A toy transport: a board that answers at once with fixed timings."""
 from pathlib import Path
 
 from edgedeploy.core.errors import ConfigError
-from edgedeploy.devices import DeviceBackend, LatencyResult, LatencyStats, Reachability
+from edgedeploy.devices import DeviceDriver, LatencyResult, LatencyStats, Reachability
 
 
-class ToyBackend(DeviceBackend):
+class ToyDriver(DeviceDriver):
     def probe(self):
         return Reachability(True, f"toy board at {self.device.host}")
 
@@ -49,7 +49,7 @@ def toy_transport(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     import toy_transport_plugin
 
-    backend = register_transport("toy", toy_transport_plugin.ToyBackend)
+    backend = register_transport("toy", toy_transport_plugin.ToyDriver)
     yield backend
     del TRANSPORTS["toy"]
     sys.modules.pop("toy_transport_plugin", None)
@@ -118,6 +118,6 @@ def test_register_transport_refuses_a_taken_name_or_a_non_backend(toy_transport)
         register_transport("toy", toy_transport)
     with pytest.raises(ConfigError, match="transport 'adb' is already registered"):
         register_transport("adb", toy_transport)
-    with pytest.raises(TypeError, match="is not a DeviceBackend subclass"):
+    with pytest.raises(TypeError, match="is not a DeviceDriver subclass"):
         register_transport("serial", object)  # type: ignore[arg-type]
-    assert issubclass(toy_transport, DeviceBackend) and "serial" not in TRANSPORTS
+    assert issubclass(toy_transport, DeviceDriver) and "serial" not in TRANSPORTS

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from edgedeploy.cli.app import cli
 from edgedeploy.core.errors import ConfigError
 from edgedeploy.diagnose.analysis import diagnose
-from edgedeploy.export.pipeline import ExportRequest, export
+from edgedeploy.exporter.pipeline import ExportRequest, export
 
 
 @pytest.fixture(scope="module")

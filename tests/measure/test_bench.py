@@ -1,12 +1,13 @@
 import numpy as np
 import pytest
 
-from edgedeploy.backends import LoadOptions, load_runner
 from edgedeploy.core.errors import ConfigError
 from edgedeploy.core.limits import MAX_RUNS
 from edgedeploy.devices import builtin_devices, get_device
 from edgedeploy.devices.latency import InProcessFigures, LatencyResult, LatencyStats
 from edgedeploy.measure.bench import benchmark, latency_stats, merge_rounds
+from edgedeploy.models.architecture import Architecture
+from edgedeploy.runtimes import LoadOptions, load_runner
 
 
 def test_bench_reports_ordered_percentiles(onnx_artifact):
@@ -21,7 +22,7 @@ def test_bench_reports_ordered_percentiles(onnx_artifact):
 
 @pytest.mark.parametrize("runs,warmup", [(0, 1), (MAX_RUNS + 1, 1), (10, -1)])
 def test_absurd_run_counts_are_refused(runs, warmup):
-    runner = load_runner("random", LoadOptions(threads=1, width=0.35, resolution=96))
+    runner = load_runner("random", LoadOptions(threads=1, architecture=Architecture(width=0.35, resolution=96)))
     with pytest.raises(ConfigError, match="must be between"):
         benchmark(runner, runs=runs, warmup=warmup)
 
@@ -36,7 +37,7 @@ def test_bench_on_the_cpu_device_is_one_typed_result():
     from edgedeploy.devices import LatencyResult
     from edgedeploy.measure.on_device import bench_on_device
 
-    options = LoadOptions(threads=1, width=0.35, resolution=96)
+    options = LoadOptions(threads=1, architecture=Architecture(width=0.35, resolution=96))
     result = bench_on_device("random", get_device("cpu"), options, runs=4, warmup=1)
     assert result.tool == "edgedeploy" and result.threads == 1 and result.runs == 4 and result.warmup == 1
     assert result.in_process is not None and len(result.in_process.samples_ms) == 4 and not result.emulated

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from edgedeploy.backends import LoadOptions, load_runner
 from edgedeploy.data.datasets import ImageFolder
 from edgedeploy.measure.evaluate import evaluate
+from edgedeploy.runtimes import LoadOptions, load_runner
 
 # Reference figures from ../shared/data/README.md (PyTorch, Resize 256 + CenterCrop 224, mean/std 0.5).
 REFERENCE_TOP1, REFERENCE_TOP5 = 77.00, 91.83

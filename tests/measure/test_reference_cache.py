@@ -7,10 +7,11 @@ import shutil
 import numpy as np
 import pytest
 
-from edgedeploy.backends import LoadOptions
-from edgedeploy.backends.torch.runner import TorchRunner
 from edgedeploy.data.datasets import ImageFolder
 from edgedeploy.measure.evaluate import evaluate
+from edgedeploy.models.architecture import Architecture
+from edgedeploy.runtimes import LoadOptions
+from edgedeploy.runtimes.torch.runner import TorchRunner
 
 
 class Counting:
@@ -59,7 +60,7 @@ def test_other_preprocessing_or_weights_miss_and_random_weights_are_not_cached(i
     assert imagenet.output_key() != candidate.output_key() is not None
     offgrid = TorchRunner("sample-offgrid", LoadOptions(threads=2))
     assert offgrid.output_key() not in (None, candidate.output_key())
-    random = TorchRunner("random", LoadOptions(threads=2, width=0.35, resolution=96))
+    random = TorchRunner("random", LoadOptions(threads=2, architecture=Architecture(width=0.35, resolution=96)))
     assert random.output_key() is None
     counted = Counting(imagenet)
     evaluate(candidate, folder, counted.runner)
@@ -72,7 +73,7 @@ def test_other_preprocessing_or_weights_miss_and_random_weights_are_not_cached(i
 def test_made_up_images_and_an_unwritable_cache_are_computed_not_cached(image_folder, data_root, tmp_path,
                                                                         monkeypatch):
     """Random pixels are not their paths' content; a cache folder that cannot be written costs nothing but time."""
-    from edgedeploy.export.parity import _RandomPixels
+    from edgedeploy.exporter.parity import _RandomPixels
 
     blocked = tmp_path / "not-a-folder"
     blocked.write_text("a file where the cache folder would be")

@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 
-from edgedeploy.backends import LoadOptions, load_runner
 from edgedeploy.data.datasets import ImageFolder
 from edgedeploy.measure.evaluate import evaluate
 from edgedeploy.measure.sharded import ShardResult, evaluate_shard, merge_shards, split_shards
+from edgedeploy.models.architecture import Architecture
+from edgedeploy.runtimes import LoadOptions, load_runner
 from edgedeploy.tasks.classification import top5_classes
 
 
@@ -19,7 +20,7 @@ def test_split_shards_keeps_order_and_covers_every_file(val_dir):
 
 def test_merged_shards_equal_one_pass(val_dir, tmp_path):
     ds = ImageFolder.open(val_dir).subset(45)
-    runner = load_runner("sample", LoadOptions(threads=1, resolution=96))
+    runner = load_runner("sample", LoadOptions(threads=1, architecture=Architecture(resolution=96)))
     rows: list[np.ndarray] = []
     # Shards are whole batches (a sweep requires it): every image sees the batches of the single pass, so
     # its logits are the same bits (a convolution's float result can depend on the batch it runs in).

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from edgedeploy.core.errors import WeightsError
+from edgedeploy.models.architecture import Architecture
 from edgedeploy.models.deeplabv3_mobilenet_v2.config import DeepLabV3MobileNetV2Config
 from edgedeploy.models.deeplabv3_mobilenet_v2.network import DeepLabV3MobileNetV2
 from edgedeploy.models.deeplabv3_mobilenet_v2.sample import read_tflite_state_dict, tflite_layer_names
@@ -105,13 +106,13 @@ def test_pytorch_reproduces_googles_tflite_on_the_voc_images(data_root):
     pytest.importorskip("ai_edge_litert", reason="needs the [tflite] extra")
     from ai_edge_litert.interpreter import Interpreter
 
-    from edgedeploy.backends import LoadOptions, load_runner
     from edgedeploy.data.preprocess import preprocess
+    from edgedeploy.runtimes import LoadOptions, load_runner
     from edgedeploy.tasks import get_task
 
     task = get_task("segmentation")
     dataset = task.open_dataset(data_root / "segmentation" / "voc-samples")
-    torch_runner = load_runner("sample", LoadOptions(threads=2, arch="deeplabv3_mobilenet_v2"))
+    torch_runner = load_runner("sample", LoadOptions(threads=2, architecture=Architecture(arch="deeplabv3_mobilenet_v2")))
     interpreter = Interpreter(model_path=str(data_root / SAMPLE), num_threads=2)
     interpreter.allocate_tensors()
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]

@@ -2,9 +2,9 @@ import pytest
 import torch
 
 from edgedeploy.core.errors import ConfigError
+from edgedeploy.models.complexity import measure_complexity
 from edgedeploy.models.mobilenet_v2.config import MobileNetV2Config
 from edgedeploy.models.mobilenet_v2.network import InvertedResidual, MobileNetV2, make_divisible
-from edgedeploy.models.profile import profile_model
 
 # Shapes of torchvision.models.mobilenet_v2() (1.0, 1000 classes), read from its state_dict.
 TORCHVISION_SHAPES = {
@@ -60,13 +60,13 @@ PUBLISHED = [
 
 @pytest.mark.parametrize("width,resolution,mmacs,mparams", PUBLISHED)
 def test_macs_and_params_match_the_paper(width, resolution, mmacs, mparams):
-    c = profile_model(MobileNetV2(MobileNetV2Config(width=width, resolution=resolution)), resolution)
+    c = measure_complexity(MobileNetV2(MobileNetV2Config(width=width, resolution=resolution)), resolution)
     assert c.macs / 1e6 == pytest.approx(mmacs, abs=1.0)
     assert c.params / 1e6 == pytest.approx(mparams, rel=0.02)
 
 
 def test_exact_counts_for_1_0_224():
-    c = profile_model(MobileNetV2(), 224)
+    c = measure_complexity(MobileNetV2(), 224)
     assert c.params == 3_504_872  # torchvision's documented figure
     assert c.macs == 300_774_272
 

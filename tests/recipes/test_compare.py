@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from edgedeploy.cli.app import cli
-from edgedeploy.core.digest import with_digest
 from edgedeploy.core.errors import InputFileError
+from edgedeploy.core.hashing import with_digest
 from edgedeploy.recipes.compare import compare_results
 from edgedeploy.recipes.evidence import Evidence, write_evidence
 from edgedeploy.recipes.results import DIGEST_KEY, RESULTS_SCHEMA

@@ -244,7 +244,7 @@ def test_a_true_1_5_point_loss_is_caught_by_the_confidence_bound_gate(tmp_path):
     (1, 0, "pass"),    # one image of difference
 ])
 def test_discordant_counts_measured_on_real_damaged_exports(tmp_path, lost, gained, verdict):
-    """The counts of real exports against the float model on the 600 val images (README, gate), max_top1_drop 1.0."""
+    """The counts of real exports against the float model on the 600 val images (docs/commands/gate.md), max_top1_drop 1.0."""
     report = check_results(stats_recipe(tmp_path), stats_results(lost, gained), evidence=paired_evidence(lost, gained))
     assert check(report, "tflite-int8", "top1_drop").status == verdict
 

@@ -3,9 +3,9 @@ come back as one result with every timed run (a real ONNX model on this CPU)."""
 
 import pytest
 
-from edgedeploy.backends import LoadOptions
 from edgedeploy.devices import get_device
 from edgedeploy.recipes.interleaved import BenchJob, bench_interleaved, split_runs
+from edgedeploy.runtimes import LoadOptions
 
 
 @pytest.mark.parametrize("runs, rounds, sizes", [(100, 5, [20] * 5), (7, 3, [3, 2, 2]), (2, 5, [1, 1]), (9, 1, [9])])

@@ -11,9 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from edgedeploy.cli.app import cli
-from edgedeploy.core.digest import with_digest
 from edgedeploy.core.errors import ConfigError
-from edgedeploy.core.hashing import sha256_file
+from edgedeploy.core.hashing import sha256_file, with_digest
 from edgedeploy.recipes.evidence import read_evidence
 from edgedeploy.recipes.results import DIGEST_KEY
 from edgedeploy.recipes.run import run_recipe

@@ -27,7 +27,7 @@ def test_shipped_recipes_load(name):
 
 
 def test_main_recipe_has_every_target():
-    from edgedeploy.export.targets import TARGETS
+    from edgedeploy.exporter.targets import TARGETS
 
     recipe = load_recipe(REPO / "recipes" / "mobilenet_v2.yaml")
     routes = load_recipe(REPO / "recipes" / "mobilenet_v2_routes.yaml")

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from edgedeploy.cli.app import cli
-from edgedeploy.export.targets import TARGETS, Precision
+from edgedeploy.exporter.targets import TARGETS, Precision
 from edgedeploy.recipes.evidence import read_evidence
 
 pytestmark = [pytest.mark.data, pytest.mark.slow]

@@ -17,12 +17,13 @@ from click.testing import CliRunner
 
 pytest.importorskip("ray", reason="needs the [sweep] extra (ray)")
 
-from edgedeploy.backends import LoadOptions, load_runner  # noqa: E402
 from edgedeploy.cli.app import cli  # noqa: E402
 from edgedeploy.core.sample_data import CALIB_DIR, SYNSETS, VAL_DIR  # noqa: E402
 from edgedeploy.data.datasets import ImageFolder  # noqa: E402
 from edgedeploy.devices import builtin_devices  # noqa: E402
 from edgedeploy.measure.evaluate import evaluate  # noqa: E402
+from edgedeploy.models.architecture import Architecture  # noqa: E402
+from edgedeploy.runtimes import LoadOptions, load_runner  # noqa: E402
 from edgedeploy.sweep.engine import TASK_THREADS, run_sweep  # noqa: E402
 from edgedeploy.sweep.results import SWEEP_SCHEMA, read_sweep  # noqa: E402
 from edgedeploy.sweep.schema import load_sweep  # noqa: E402
@@ -96,7 +97,7 @@ def test_sharded_evaluation_equals_a_single_process_run(swept, data_root):
     # One thread and the same batches as the sweep's tasks: the same bits in every logit (a thread count
     # changes a reduction's order), so everything a count or a max gives must be equal, not close.
     for resolution in (128, 160):
-        model = load_runner("sample", LoadOptions(threads=TASK_THREADS, resolution=resolution))
+        model = load_runner("sample", LoadOptions(threads=TASK_THREADS, architecture=Architecture(resolution=resolution)))
         rows: list[np.ndarray] = []
         float_result = evaluate(model, dataset, batch_size=BATCH, on_scores=lambda s, _: rows.append(s))
         assert results["models"][f"w1.0-r{resolution}"]["accuracy"]["top1"] == float_result.top1

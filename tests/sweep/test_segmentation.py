@@ -12,10 +12,10 @@ from click.testing import CliRunner
 
 pytest.importorskip("ray", reason="needs the [sweep] extra (ray)")
 
-from edgedeploy.backends import LoadOptions, load_runner  # noqa: E402
 from edgedeploy.cli.app import cli  # noqa: E402
 from edgedeploy.core.sample_data import CALIB_DIR  # noqa: E402
 from edgedeploy.measure.evaluate import evaluate  # noqa: E402
+from edgedeploy.runtimes import LoadOptions, load_runner  # noqa: E402
 from edgedeploy.sweep.engine import run_sweep  # noqa: E402
 from edgedeploy.sweep.schema import load_sweep  # noqa: E402
 from edgedeploy.tasks import get_task  # noqa: E402

@@ -9,7 +9,7 @@ from PIL import Image
 
 from edgedeploy.core.errors import ConfigError, DataError
 from edgedeploy.data.datasets import LabeledImage
-from edgedeploy.tasks import DataOptions, get_task, open_images
+from edgedeploy.tasks import DataFormat, get_task, open_images
 from edgedeploy.tasks.segmentation.data import Mask
 from edgedeploy.tasks.segmentation.metrics import image_iou, paired_miou, resize_bilinear
 
@@ -63,16 +63,16 @@ def test_label_id_masks_and_the_ignore_index(voc_samples, tmp_path):
     for mask in (root / "masks").iterdir():  # palette indices -> grayscale label IDs, 255 -> 0 as "ignore"
         ids = np.asarray(Image.open(mask)).astype(np.uint8)
         Image.fromarray(np.where(ids == 255, 0, ids + 1).astype(np.uint8), mode="L").save(mask)
-    dataset = SEG.open_dataset(root, DataOptions(ignore_index=0, mask_format="label-ids"))
+    dataset = SEG.open_dataset(root, DataFormat(ignore_index=0, mask_format="label-ids"))
     item = next(iter(dataset))
     assert item.label.ignore_index == 0 and item.label.labels.max() <= 21
     with pytest.raises(DataError, match="a grayscale label-ID mask where palette masks are expected"):
-        SEG.open_dataset(root, DataOptions(mask_format="palette"))
+        SEG.open_dataset(root, DataFormat(mask_format="palette"))
 
 
 def test_a_palette_mask_where_label_ids_are_expected_is_refused(voc_samples):
     with pytest.raises(DataError, match=r"voc_val_0000.png: a palette \(indexed\) mask where label IDs are expected"):
-        SEG.open_dataset(voc_samples, DataOptions(mask_format="label-ids"))
+        SEG.open_dataset(voc_samples, DataFormat(mask_format="label-ids"))
 
 
 @pytest.mark.parametrize("damage, message", [
@@ -118,7 +118,7 @@ def test_data_of_the_other_task_is_a_usage_error(voc_samples, val_dir):
     with pytest.raises(ConfigError, match="a segmentation data set .* but the model is a classification model"):
         get_task("classification").open_dataset(voc_samples)
     with pytest.raises(ConfigError, match="synsets does not apply to segmentation data"):
-        SEG.open_dataset(voc_samples, DataOptions(synsets=val_dir))
+        SEG.open_dataset(voc_samples, DataFormat(synsets=val_dir))
 
 
 def test_resize_is_pytorchs_half_pixel_bilinear():

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
 from edgedeploy.cli import ranges
 from edgedeploy.cli.options import (
+    ModelArgs,
     devices_option,
     emit_json,
     json_option,
-    load_options,
     model_options,
     progress,
     runtime_name,
@@ -39,19 +39,20 @@ if TYPE_CHECKING:
 @model_options
 @json_option
 def bench(as_json: bool, model: str, device: str, runs: int, warmup: int, delegate: str | None,
-          benchmark_binary: Path | None, op_profiling: bool, devices_file: str | None, **kw: Any) -> None:
+          benchmark_binary: Path | None, op_profiling: bool, devices_file: str | None,
+          model_args: ModelArgs) -> None:
     """Latency of MODEL on a device: percentiles, throughput, memory, and how it really ran."""
-    from edgedeploy.backends import verify_model
-    from edgedeploy.devices import backend_for, get_device
+    from edgedeploy.devices import driver_for, get_device
     from edgedeploy.measure.on_device import bench_on_device
+    from edgedeploy.runtimes import check_model_files
 
     dev = get_device(device, devices_file)
-    in_process = backend_for(dev).in_process
-    options = load_options(kw, kw["threads"] or dev.default_threads())
+    in_process = driver_for(dev).in_process
+    options = model_args.load_options(dev.default_threads())
     with progress(runs if in_process else 0, "bench") as bar:
         result = bench_on_device(model, dev, options, runs, warmup, delegate, benchmark_binary, op_profiling,
                                  on_progress=bar.update)
-    verified = verify_model(model, options.verify).verified  # checked in bench_on_device: a cache hit here
+    verified = check_model_files(model, options.verify).verified  # checked in bench_on_device: a cache hit here
     runtime = runtime_name(model)
     if as_json:
         emit_json({"model": model, "runtime": runtime, "device": dev.name, **result.to_dict(samples=False),

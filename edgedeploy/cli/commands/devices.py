@@ -38,11 +38,11 @@ def devices_cmd(ctx: click.Context, as_json: bool, devices_file: str | None) -> 
 @json_option
 def devices_setup(as_json: bool, name: str, devices_file: str | None) -> None:
     """Prepare device NAME: build the arm64-emu root, or download benchmark_model for an adb/ssh device."""
-    from edgedeploy.devices import NothingToSetUp, backend_for, get_device
+    from edgedeploy.devices import NothingToSetUp, driver_for, get_device
 
-    backend = backend_for(get_device(name, devices_file))
+    driver = driver_for(get_device(name, devices_file))
     try:
-        out = backend.setup(on_step=lambda step: click.echo(f"{name}: {step} ...", err=True))
+        out = driver.setup(on_step=lambda step: click.echo(f"{name}: {step} ...", err=True))
     except NothingToSetUp as exc:  # asking is a usage mistake: said as click says one
         raise click.UsageError(str(exc)) from exc
     if as_json:

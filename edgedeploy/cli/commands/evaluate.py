@@ -9,10 +9,10 @@ import click
 
 from edgedeploy.cli import ranges
 from edgedeploy.cli.options import (
+    ModelArgs,
     devices_option,
     emit_json,
     json_option,
-    load_options,
     model_options,
     progress,
     verified_text,
@@ -46,22 +46,22 @@ from edgedeploy.cli.render import fmt, key_values
 @json_option
 def eval_cmd(as_json: bool, model: str, data: Path, synsets: Path | None, ignore_index: int | None,
              mask_format: str | None, save_masks: Path | None, limit: int | None, reference: str | None,
-             batch_size: int, device: str, devices_file: str | None, **kw: Any) -> None:
+             batch_size: int, device: str, devices_file: str | None, model_args: ModelArgs) -> None:
     """Metrics of MODEL (a model file or weights name) on a data set: top-1/top-5 for classifiers, mIoU and
     pixel accuracy for segmentation models."""
-    from edgedeploy.backends import load_runner
     from edgedeploy.devices import default_threads, get_device
     from edgedeploy.measure.evaluate import evaluate
     from edgedeploy.measure.on_device import eval_runner
     from edgedeploy.measure.predictions import saved_predictions
-    from edgedeploy.tasks import DataOptions, get_task
+    from edgedeploy.runtimes import load_runner
+    from edgedeploy.tasks import DataFormat, get_task
 
     dev = get_device(device, devices_file)
-    options = load_options(kw, kw["threads"] or dev.default_threads())
+    options = model_args.load_options(dev.default_threads())
     runner = eval_runner(model, dev, options)
     task = get_task(runner.io.task)
-    dataset = task.open_dataset(data, DataOptions(synsets, ignore_index, mask_format)).subset(limit)
-    ref_runner = load_runner(reference, load_options(kw, kw["threads"] or default_threads())) \
+    dataset = task.open_dataset(data, DataFormat(synsets, ignore_index, mask_format)).subset(limit)
+    ref_runner = load_runner(reference, model_args.load_options(default_threads())) \
         if reference else None
     with progress(len(dataset), "eval") as bar, saved_predictions(task, save_masks) as writer:
         result = evaluate(runner, dataset, ref_runner, batch_size, on_progress=bar.update, on_scores=writer)

@@ -9,23 +9,18 @@ from typing import Any
 import click
 
 from edgedeploy.cli import ranges
+from edgedeploy.cli.export_options import export_options
 from edgedeploy.cli.options import (
-    calib_method_choice,
     emit_json,
-    input_layout_choice,
     input_size_options,
-    io_dtype_choice,
     json_option,
     model_choice,
     model_option,
     parse_model_options,
     resolution_from,
-    split_list,
     target_choice,
-    weight_granularity_choice,
 )
 from edgedeploy.cli.render import key_values
-from edgedeploy.export.request import DEFAULT_PARITY_IMAGES
 
 log = logging.getLogger("edgedeploy")
 
@@ -49,79 +44,34 @@ log = logging.getLogger("edgedeploy")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("artifacts"),
               show_default=True, help="Output folder.")
 @click.option("--name", default=None, help="Artifact file stem [default: <family>_<width>_<resolution>].")
-@click.option("--opset", type=ranges.opset_range(), default=17, show_default=True, help="ONNX opset.")
-@click.option("--dynamic-batch", is_flag=True, help="Make the batch dimension dynamic (default: fixed batch 1).")
 @click.option("--mean", type=ranges.MEAN, nargs=3, default=None, help="Override the weights' normalization mean (R G B).")
 @click.option("--std", type=ranges.STD, nargs=3, default=None, help="Override the weights' normalization std (R G B).")
-@click.option("--parity-data", type=click.Path(path_type=Path), default=None,
-              help="Images for the parity check [default: the sample calib split].")
-@click.option("--parity-images", type=ranges.PARITY_IMAGES, default=DEFAULT_PARITY_IMAGES, show_default=True,
-              help="Images for fidelity and quantization cost (agreement with its 95% interval).")
-@click.option("--parity-atol", type=ranges.ATOL, default=None, help="Max |logit diff| vs PyTorch [default: per target].")
-@click.option("--parity-min-agreement", type=ranges.PERCENT, default=None,
-              help="Min agreement with PyTorch (top-1, or per pixel), percent [default: per target]; for int8 "
-                   "targets the floor that marks a model unusable, judged on the interval's upper end [50].")
-@click.option("--parity-min-fidelity", "parity_min_fidelity_db", type=ranges.FIDELITY_DB, default=None,
-              help="int8 targets: min SQNR (dB) of the artifact against its quantization simulated on the host "
-                   "[default: 10].")
-@click.option("--threads", type=ranges.THREADS, default=None, help="Threads for the parity run.")
-@click.option("--calib", "calib_dir", type=click.Path(path_type=Path), default=None,
-              help="Calibration images for int8 targets: a folder or a calibration/*.json definition "
-                   "[default: the sample calib split].")
-@click.option("--calib-size", type=ranges.IMAGES, default=200, show_default=True, help="Calibration images to use.")
-@click.option("--calib-seed", type=ranges.SEED, default=0, show_default=True, help="Seed of the class-stratified sample.")
-@click.option("--io-dtype", type=io_dtype_choice, default=None,
-              help="Input/output dtype of integer targets [default: int8]; uint8 takes raw 0-255 pixels.")
-@click.option("--calib-method", type=calib_method_choice, default=None,
-              help="Activation ranges: onnx-int8 (ONNX Runtime) minmax, percentile, entropy [default: minmax]; "
-                   "openvino-int8 (NNCF) mean-minmax, minmax, mean-quantile, histogram [default: mean-minmax]; "
-                   "tflite-int8 has only min/max.")
-@click.option("--max-drop", type=ranges.DROP, default=None,
-              help="int8 targets: the accuracy requirement, max drop of the task's metric (top-1, mIoU) in points "
-                   "on --val (fails the export when not met; openvino-int8 meets it with NNCF's accuracy control).")
-@click.option("--val", "val_dir", type=click.Path(path_type=Path), default=None,
-              help="Labeled images for --max-drop.")
-@click.option("--keep-float", "keep_float", multiple=True, metavar="LAYER",
-              help="int8 targets: keep this layer in float (repeatable; names from `edgedeploy diagnose`).")
-@click.option("--input-layout", type=input_layout_choice, default=None,
-              help="litert-* targets: nhwc (camera frames, no TRANSPOSE) or nchw (PyTorch's) [default: nhwc].")
-@click.option("--weight-granularity", type=weight_granularity_choice, default=None,
-              help="int8 targets: per-channel, or per-tensor for NPUs/EdgeTPU that need it [default: per-channel].")
-@click.option("--ptq", "ptq", multiple=True, metavar="METHOD[,METHOD]",
-              help="int8 targets: quantization methods applied to the PyTorch model first: cle (cross-layer "
-                   "equalization), adaround (learned rounding), bias-correction; repeatable or comma-separated.")
+@export_options()
 @json_option
-def export(as_json: bool, target: str, arch: str, width: float | None, resolution: int | None,
-           num_classes: int | None, out_dir: Path, **kw: Any) -> None:
+def export(as_json: bool, target: str, weights: str | None, arch: str, onnx_file: Path | None,
+           input_shape: str | None, example_input: str | None, width: float | None, resolution: int | None,
+           num_classes: int | None, model_option: tuple[str, ...], out_dir: Path, name: str | None,
+           mean: tuple[float, ...] | None, std: tuple[float, ...] | None, options: dict[str, Any]) -> None:
     """Export a model family (MobileNetV2 by default), a user module (--model) or an ONNX file (--from) to TARGET,
     check parity with the source model, write artifact + manifest."""
     from edgedeploy.devices import default_threads
-    from edgedeploy.export.pipeline import export as run_export
-    from edgedeploy.export.request import ExportRequest
+    from edgedeploy.exporter.pipeline import export as run_export
+    from edgedeploy.exporter.request import ExportRequest
     from edgedeploy.models import get_model
     from edgedeploy.models.weights import checkpoint_num_classes
 
-    resolution = resolution_from(kw, resolution)
-    onnx_file = kw["onnx_file"]
-    if num_classes is None and kw["weights"] and not onnx_file:
-        num_classes = checkpoint_num_classes(kw["weights"], arch)  # a fine-tuned checkpoint's own class count
+    resolution = resolution_from(input_shape, example_input, resolution)
+    if num_classes is None and weights and not onnx_file:
+        num_classes = checkpoint_num_classes(weights, arch)  # a fine-tuned checkpoint's own class count
     given = {"width": width, "resolution": resolution, "num_classes": num_classes}
     family = get_model(arch)
     request = ExportRequest(
         target=target,
         config=None if onnx_file else family.make_config(**{k: v for k, v in given.items() if v is not None},
-                                                         **dict(parse_model_options(kw["model_option"]))),
+                                                         **dict(parse_model_options(model_option))),
         onnx=onnx_file, input_size=resolution if onnx_file else None,
-        weights=kw["weights"] or family.default_weights, out_dir=out_dir, name=kw["name"], opset=kw["opset"],
-        dynamic_batch=kw["dynamic_batch"], mean=kw["mean"], std=kw["std"],
-        parity_data=kw["parity_data"], parity_images=kw["parity_images"],
-        parity_max_abs_diff=kw["parity_atol"], parity_min_agreement=kw["parity_min_agreement"],
-        parity_min_fidelity_db=kw["parity_min_fidelity_db"],
-        threads=kw["threads"] or default_threads(),
-        calib_dir=kw["calib_dir"], calib_size=kw["calib_size"], calib_seed=kw["calib_seed"], io_dtype=kw["io_dtype"],
-        calib_method=kw["calib_method"], max_drop=kw["max_drop"], val_dir=kw["val_dir"],
-        keep_float=tuple(kw["keep_float"]), input_layout=kw["input_layout"],
-        weight_granularity=kw["weight_granularity"], ptq=split_list(kw["ptq"]),
+        weights=weights or family.default_weights, out_dir=out_dir, name=name, mean=mean, std=std,
+        **{**options, "threads": options.get("threads") or default_threads()},
     )
     result = run_export(request, on_step=lambda step: log.info("%s ...", step)).to_dict()
     if as_json:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
-from edgedeploy.cli.options import emit_json, json_option, load_options, model_options
+from edgedeploy.cli.options import ModelArgs, emit_json, json_option, model_options
 from edgedeploy.cli.render import key_values, table
 
 
@@ -14,11 +12,11 @@ from edgedeploy.cli.render import key_values, table
 @click.argument("model")
 @model_options
 @json_option
-def inspect(as_json: bool, model: str, **kw: Any) -> None:
+def inspect(as_json: bool, model: str, model_args: ModelArgs) -> None:
     """Describe MODEL: parameters and MACs (PyTorch) or graph, IO and ops (ONNX)."""
-    from edgedeploy.backends import inspect_model
+    from edgedeploy.runtimes import inspect_model
 
-    info = inspect_model(model, load_options(kw, kw["threads"] or 1))
+    info = inspect_model(model, model_args.load_options(1))
     if as_json:
         emit_json(info)
         return

@@ -13,11 +13,11 @@ from edgedeploy.cli.render import table
 @json_option
 def list_cmd(as_json: bool, devices_file: str | None) -> None:
     """List export targets, runtimes, devices, models and tasks."""
-    from edgedeploy.backends import RUNTIMES
     from edgedeploy.core.errors import EdgeDeployError
     from edgedeploy.devices import builtin_devices, load_devices
-    from edgedeploy.export.targets import TARGETS
+    from edgedeploy.exporter.targets import TARGETS
     from edgedeploy.models import MODELS
+    from edgedeploy.runtimes import RUNTIMES
     from edgedeploy.tasks import task_rows
 
     try:

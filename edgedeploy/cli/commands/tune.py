@@ -8,25 +8,24 @@ from typing import Any
 import click
 
 from edgedeploy.cli import ranges
+from edgedeploy.cli.export_options import click_option, export_options
 from edgedeploy.cli.options import (
     emit_json,
-    input_layout_choice,
-    io_dtype_choice,
     json_option,
     model_choice,
     model_option,
     parse_model_options,
     target_choice,
-    weight_granularity_choice,
 )
 from edgedeploy.cli.render import key_values, table
+from edgedeploy.exporter.options import EXPORT_OPTIONS
 
 
 @click.command()
 @click.option("--target", required=True, type=target_choice, help="The int8 target to tune.")
-@click.option("--val", "val_dir", type=click.Path(path_type=Path), required=True,
+@click_option(EXPORT_OPTIONS["val_dir"], required=True,
               help="Labeled validation data the drop is measured on (the model's task's layout).")
-@click.option("--max-drop", type=ranges.DROP, required=True,
+@click_option(EXPORT_OPTIONS["max_drop"], required=True,
               help="The budget: points of the metric a candidate may lose (upper bound of its paired interval).")
 @click.option("--metric", type=click.Choice(["top1", "miou"]), default=None,
               help="The metric the budget is in [default: the model's task's: top1, or miou].")
@@ -40,49 +39,46 @@ from edgedeploy.cli.render import key_values, table
 @model_option
 @click.option("--mean", type=ranges.MEAN, nargs=3, default=None)
 @click.option("--std", type=ranges.STD, nargs=3, default=None)
-@click.option("--calib", "calib_dir", type=click.Path(path_type=Path), default=None,
-              help="Calibration images or a calibration/*.json definition [default: the sample calib split].")
-@click.option("--calib-size", type=ranges.IMAGES, default=200, show_default=True)
-@click.option("--weight-granularity", type=weight_granularity_choice, default=None,
-              help="Kept by every candidate (per-tensor for NPUs).")
-@click.option("--io-dtype", type=io_dtype_choice, default=None, help="Kept by every candidate.")
-@click.option("--input-layout", type=input_layout_choice, default=None, help="Kept by every candidate.")
+# Every candidate keeps these (weight granularity per-tensor for NPUs); the others are what tune varies.
+@export_options("calib_dir", "calib_size", "weight_granularity", "io_dtype", "input_layout")
 @click.option("--synsets", type=click.Path(path_type=Path), default=None)
 @click.option("--batch-size", type=click.IntRange(1, 1024), default=16, show_default=True)
 @click.option("--runs", type=ranges.RUNS, default=50, show_default=True,
               help="Timed runs per accepted candidate (interleaved rounds).")
 @click.option("--threads", type=ranges.THREADS, default=None)
 @click.option("--max-workers", type=ranges.WORKERS, default=None,
-              help="Build the candidates as Ray tasks on a local runtime of this many CPUs.")
-@click.option("--ray-address", default=None, help="Build the candidates as Ray tasks on this cluster.")
+              help="Build the candidates as Ray jobs on a local runtime of this many CPUs.")
+@click.option("--ray-address", default=None, help="Build the candidates as Ray jobs on this cluster.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder [default: edgedeploy-out/tune-<target>].")
 @click.option("--force", is_flag=True, help="Rebuild and re-evaluate even when the cache has the result.")
 @json_option
 @click.pass_context
-def tune(ctx: click.Context, as_json: bool, target: str, val_dir: Path, max_drop: float, out_dir: Path | None,
-         **kw: Any) -> None:
+def tune(ctx: click.Context, as_json: bool, target: str, val_dir: Path, max_drop: float, metric: str | None,
+         confidence: float, weights: str, arch: str, width: float | None, resolution: int | None,
+         num_classes: int | None, model_option: tuple[str, ...], mean: tuple[float, ...] | None,
+         std: tuple[float, ...] | None, options: dict[str, Any], synsets: Path | None, batch_size: int, runs: int,
+         threads: int | None, max_workers: int | None, ray_address: str | None, out_dir: Path | None,
+         force: bool) -> None:
     """Try TARGET's calibration methods, PTQ methods (cle, adaround, bias-correction) and diagnose's keep-float
     layers; keep the fastest build whose drop on --val is within --max-drop (upper confidence bound)."""
+    from edgedeploy.core.sample_data import CALIB_DIR, data_root
     from edgedeploy.tune.engine import TuneRequest, run_tune
 
-    model = {"arch": kw["arch"], **{k: kw[k] for k in ("width", "resolution", "num_classes") if kw[k] is not None},
-             "weights": kw["weights"]}
-    if kw["model_option"]:
-        model["options"] = dict(parse_model_options(kw["model_option"]))
-    calibration = {"data": str(Path(kw["calib_dir"]).resolve()), "size": kw["calib_size"]} if kw["calib_dir"] else None
-    if calibration is None:
-        from edgedeploy.core.sample_data import CALIB_DIR, data_root
-
-        calibration = {"data": str(data_root() / CALIB_DIR), "size": kw["calib_size"]}
-    fixed = {k: kw[k] for k in ("weight_granularity", "io_dtype", "input_layout") if kw[k] is not None}
+    model = {"arch": arch, **{k: v for k, v in (("width", width), ("resolution", resolution),
+                                                 ("num_classes", num_classes)) if v is not None}, "weights": weights}
+    if model_option:
+        model["options"] = dict(parse_model_options(model_option))
+    calib_dir = options.pop("calib_dir", None)
+    calibration = {"data": str(Path(calib_dir).resolve() if calib_dir else data_root() / CALIB_DIR),
+                   "size": options.pop("calib_size")}
     request = TuneRequest(
         target=target, val=val_dir, max_drop=max_drop, out_dir=out_dir or Path("edgedeploy-out") / f"tune-{target}",
-        model=model, preprocessing={"mean": list(kw["mean"]), "std": list(kw["std"])} if kw["mean"] else {},
+        model=model, preprocessing={"mean": list(mean), "std": list(std)} if mean else {},
         calibration=calibration,
-        evaluation={"batch_size": kw["batch_size"], **({"synsets": str(kw["synsets"])} if kw["synsets"] else {})},
-        fixed=fixed, metric=kw["metric"], confidence=kw["confidence"], runs=kw["runs"], threads=kw["threads"],
-        max_workers=kw["max_workers"], ray_address=kw["ray_address"], force=kw["force"])
+        evaluation={"batch_size": batch_size, **({"synsets": str(synsets)} if synsets else {})},
+        fixed=options, metric=metric, confidence=confidence, runs=runs, threads=threads,
+        max_workers=max_workers, ray_address=ray_address, force=force)
     record = run_tune(request, lambda name, stage: click.echo(f"tune: {name}: {stage}", err=True))
     if as_json:
         emit_json(record)

@@ -31,7 +31,7 @@ def verify(ctx: click.Context, as_json: bool, artifact: Path, data: Path | None,
     """Check ARTIFACT against its manifest: file hashes, (with --public-key) its signature, the precision proof,
     the IO spec and (with --data) parity with PyTorch. Exit 0 only when every check passes: 3 a file changed, 4 a check failed."""
     from edgedeploy.devices import default_threads
-    from edgedeploy.export.verify import verify_export
+    from edgedeploy.exporter.verify import verify_export
 
     if data is None and (reference is not None or images is not None):
         raise click.UsageError("--reference and --images apply to the parity check, which needs --data")

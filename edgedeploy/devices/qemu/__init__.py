@@ -12,5 +12,5 @@ explicitly with ``-L`` pointing at the root. Then every model runs through
 - ``guest.py``: where the root is, and how qemu runs its Python (shared by both halves);
 - ``apt.py``, ``unpack.py``, ``rootfs.py``: the set-up (signed index, .debs, wheels);
 - ``runner.py``: models run in the root (EmulatedLiteRTRunner, the emulated benchmark);
-- ``backend.py``: the DeviceBackend that the transport table names.
+- ``driver.py``: the DeviceDriver that the transport table names.
 """

@@ -15,7 +15,7 @@ from typing import Any
 
 from edgedeploy.core.cache import cache_dir
 from edgedeploy.core.errors import DependencyError, RemoteRunError
-from edgedeploy.devices.backend import Reachability
+from edgedeploy.devices.driver import Reachability
 
 __all__ = ["QEMU", "QEMU_CPU", "RELEASE", "SITE", "MARKER", "base_dir", "root_dir", "qemu_path", "root_info",
            "emulator_status", "run_guest_python"]

@@ -3,7 +3,7 @@ the libraries it needs, the aarch64 wheels of numpy and ai-edge-litert at the ho
 then a smoke test. Built in a staging folder and swapped in whole: a failed set-up leaves the
 previous root (or none), never half of one.
 
-Measured pitfalls this encodes (see the README): qemu 7.2 shows the guest the host's x86
+Measured pitfalls this encodes (see docs/devices.md): qemu 7.2 shows the guest the host's x86
 /proc/cpuinfo, on which LiteRT's cpuinfo crashes, so the root carries an aarch64
 /proc/cpuinfo matching the emulated core; absolute symlinks in .debs are made relative so
 nothing resolves to host files; .pyc files are compiled once with the host's CPython 3.11
@@ -25,7 +25,7 @@ from typing import Any
 from edgedeploy.core.artifacts import atomic_write_text
 from edgedeploy.core.errors import DependencyError, RemoteRunError
 from edgedeploy.core.processes import run_tool
-from edgedeploy.devices.backend import StepCallback
+from edgedeploy.devices.driver import StepCallback
 from edgedeploy.devices.qemu.apt import Package, dependency_closure, fetch, package_index
 from edgedeploy.devices.qemu.guest import MARKER, QEMU_CPU, SITE, base_dir, qemu_path, root_dir, run_guest_python
 from edgedeploy.devices.qemu.unpack import USRMERGE, extract_deb, install_wheels

@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from edgedeploy.backends.base import LoadOptions, Runner
 from edgedeploy.core.errors import RemoteRunError
 from edgedeploy.data.synthetic import synthetic_images
 from edgedeploy.devices.latency import EmulationFigures, LatencyResult, LatencyStats
 from edgedeploy.devices.qemu.guest import QEMU_CPU, root_info, run_guest_python
+from edgedeploy.runtimes.base import LoadOptions, Runner
 
 __all__ = ["EmulatedLiteRTRunner", "emulated_benchmark", "GUEST_SCRIPT"]
 
@@ -46,7 +46,7 @@ class EmulatedLiteRTRunner(Runner):
     runtime = "litert"
 
     def __init__(self, source: str, options: LoadOptions):
-        from edgedeploy.backends.litert.runner import LiteRTRunner
+        from edgedeploy.runtimes.litert.runner import LiteRTRunner
 
         host = LiteRTRunner(source, options)
         self.source, self.io, self.batch_size = source, host.io, host.batch_size

@@ -11,7 +11,7 @@ import numpy as np
 from edgedeploy.core.io_spec import Preprocessing
 from edgedeploy.core.stats import PairedComparison
 from edgedeploy.data.datasets import ImageSet, LabeledImage
-from edgedeploy.tasks.base import LAYOUT_SPECIFIC, Accumulator, DataOptions, Records, Task
+from edgedeploy.tasks.base import LAYOUT_SPECIFIC, Accumulator, DataFormat, Records, Task
 from edgedeploy.tasks.segmentation.data import SegmentationSet, layout_of
 from edgedeploy.tasks.segmentation.metrics import SegmentationAccumulator, paired_miou
 from edgedeploy.tasks.segmentation.pictures import MaskWriter, report_pictures
@@ -25,7 +25,7 @@ class Segmentation(Task):
     metric, metric_label = "miou", "mIoU"
     agreement_label = "pixel agreement"
     output_layout = "NCHW"
-    data_options = ("ignore_index", "mask_format")
+    data_format_fields = ("ignore_index", "mask_format")
     label_records = ("labeled",)
     # Images the report shows (input | ground truth | every model).
     report_images: ClassVar[int] = 4
@@ -44,7 +44,7 @@ class Segmentation(Task):
         return "images/ + masks/ with the same stems, PASCAL VOC's JPEGImages/ + SegmentationClass/, " \
                "or a flat folder of images"
 
-    def _open(self, path: Path, options: DataOptions) -> ImageSet:
+    def _open(self, path: Path, options: DataFormat) -> ImageSet:
         return SegmentationSet.open(path, options.ignore_index, options.mask_format)
 
     def accumulator(self) -> Accumulator:

@@ -1,0 +1,1 @@
+"""The executorch runtime's export targets and their converters."""

@@ -1,0 +1,1 @@
+"""The litert runtime's export targets and their converters."""

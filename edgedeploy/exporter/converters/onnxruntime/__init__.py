@@ -1,0 +1,1 @@
+"""The onnxruntime runtime's export targets and their converters."""

@@ -1,0 +1,1 @@
+"""The openvino runtime's export targets and their converters."""

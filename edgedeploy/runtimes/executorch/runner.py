@@ -1,0 +1,128 @@
+"""ExecuTorch's Python runtime: runs a .pte in-process with the kernels and delegates (XNNPACK)
+its pip package was built with."""
+
+from __future__ import annotations
+
+import tempfile
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgedeploy.core.errors import InputFileError
+from edgedeploy.core.io_spec import ModelIO
+from edgedeploy.core.logcapture import captured_output, log_tail
+from edgedeploy.core.manifest import read_manifest
+from edgedeploy.runtimes.base import LoadOptions, Runner
+from edgedeploy.runtimes.io_inference import infer_model_io
+
+__all__ = ["ExecuTorchRunner", "THREAD_POOL", "load_method", "dtype_name"]
+
+METHOD = "forward"
+# ExecuTorch's tensor dtypes (ScalarType codes) that an image model's IO can have.
+DTYPE_NAMES = {6: "float32", 1: "int8", 0: "uint8"}
+
+
+@lru_cache(maxsize=1)
+def _portable_lib() -> Any:
+    """ExecuTorch's bindings, imported once, their thread pool created (its CPU probing logs from C++
+    to stderr) with that output kept quiet."""
+    with tempfile.TemporaryDirectory() as tmp, captured_output(Path(tmp) / "import.log"):
+        from executorch.extension.pybindings import portable_lib
+
+        portable_lib._threadpool_get_thread_count()
+    return portable_lib
+
+
+class ThreadPool:
+    """ExecuTorch's XNNPACK thread pool, one per process. Each resize starts a new generation: XNNPACK
+    delegates keep the pool they were loaded with, so a method loaded before a resize must be loaded again
+    before it runs."""
+
+    def __init__(self) -> None:
+        self.generation = 0
+
+    def use(self, threads: int) -> int:
+        """Size the pool to ``threads``; its generation."""
+        portable_lib = _portable_lib()
+        if portable_lib._threadpool_get_thread_count() != threads:
+            with tempfile.TemporaryDirectory() as tmp, captured_output(Path(tmp) / "threadpool.log"):
+                portable_lib._unsafe_reset_threadpool(threads)  # logs "Resetting threadpool" from C++
+            self.generation += 1
+        return self.generation
+
+
+# The process's one pool (ExecuTorch's own, a process-wide resource), as the runners share it.
+THREAD_POOL = ThreadPool()
+
+
+def load_method(path: Path) -> Any:
+    """The program's ``forward`` method, ready to execute; InputFileError (exit 3) if the file is not a
+    .pte this runtime can load: corrupt, truncated, or written for another ExecuTorch version."""
+    if not path.is_file():
+        raise InputFileError(f"{path}: model file not found")
+    # The runtime logs its reasons (and CPU probing) from C++ to stderr: keep them for the message.
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "executorch.log"
+        try:
+            with captured_output(log):
+                from executorch.runtime import Runtime, Verification
+
+                program = Runtime.get().load_program(path, verification=Verification.InternalConsistency)
+                method = program.load_method(METHOD)
+        except (RuntimeError, ValueError) as exc:
+            reason = log_tail(log, 1) or " ".join(str(exc).split())
+            raise InputFileError(f"{path}: ExecuTorch {_version()} cannot load it ({reason[:200]})") from exc
+    return method
+
+
+def dtype_name(code: int) -> str:
+    return DTYPE_NAMES.get(int(code), f"ScalarType {int(code)}")
+
+
+def _version() -> str:
+    return metadata.version("executorch")
+
+
+class ExecuTorchRunner(Runner):
+    runtime = "executorch"
+
+    def __init__(self, source: str, options: LoadOptions):
+        self.source = source
+        path = Path(source)
+        self.threads = options.threads
+        self._generation = THREAD_POOL.use(self.threads)
+        self.method = load_method(path)
+        meta = self.method.metadata
+        if meta.num_inputs() != 1 or meta.num_outputs() != 1:
+            raise InputFileError(f"{path}: expected one input and one output, found {meta.num_inputs()} "
+                                 f"and {meta.num_outputs()}")
+        inp, out = meta.input_tensor_meta(0), meta.output_tensor_meta(0)
+        shape = tuple(int(d) for d in inp.sizes())
+        self.batch_size = shape[0]
+        manifest = read_manifest(path)
+        self.io: ModelIO = manifest.io if manifest else infer_model_io(
+            path=path, input_name="input", input_shape=shape, input_dtype=dtype_name(inp.dtype()),
+            output_name="output", num_outputs=int(out.sizes()[-1]), output_is_softmax=False, options=options,
+        )
+        if manifest and tuple(self.io.input.shape) != shape:
+            raise InputFileError(f"{path}: manifest input spec does not match the model's input {list(shape)}")
+
+    def infer(self, tensor: np.ndarray) -> np.ndarray:
+        import torch
+
+        generation = THREAD_POOL.use(self.threads)
+        if generation != self._generation:  # the pool was resized for another runner since this one loaded
+            self.method, self._generation = load_method(Path(self.source)), generation
+        output = self.method.execute([torch.from_numpy(np.ascontiguousarray(tensor))])[0]
+        return np.asarray(output.numpy()).copy()
+
+    def versions(self) -> dict[str, str]:
+        return {"executorch": _version()}
+
+    def execution(self) -> dict[str, Any]:
+        from edgedeploy.runtimes.executorch.graph import delegation_summary
+
+        return {"delegates": delegation_summary(Path(self.source))["delegates"]}

@@ -1,0 +1,80 @@
+"""PyTorch runtime: a registered model family with weights loaded, run in eager mode; its task says
+how it is fed (preprocessing) and what its output is."""
+
+from __future__ import annotations
+
+import logging
+from importlib import metadata
+
+import numpy as np
+import torch
+
+from edgedeploy.core.io_spec import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    INPUT_NAME,
+    OUTPUT_NAME,
+    InputSpec,
+    ModelIO,
+    OutputSpec,
+)
+from edgedeploy.models import model_task
+from edgedeploy.models.weights import build_model
+from edgedeploy.runtimes.base import LoadOptions, Runner
+from edgedeploy.tasks import get_task
+
+__all__ = ["TorchRunner"]
+
+log = logging.getLogger(__name__)
+
+
+class TorchRunner(Runner):
+    runtime = "torch"
+    batch_size = None
+
+    def __init__(self, source: str, options: LoadOptions):
+        config = options.architecture.config()
+        self.config = config
+        self.model, self.weights = build_model(config, source)
+        task = get_task(model_task(config))
+        self.source = source
+        if options.mean is not None and options.std is not None:
+            mean, std = options.mean, options.std
+        elif self.weights is not None and self.weights.mean is not None:
+            mean, std = self.weights.mean, self.weights.std  # type: ignore[assignment]
+        else:
+            # torchvision-style checkpoints expect ImageNet statistics; say so rather than guess silently.
+            log.info("weights %s: unknown preprocessing, assuming ImageNet mean/std (override with --mean/--std)", source)
+            mean, std = IMAGENET_MEAN, IMAGENET_STD
+        self.io = ModelIO(
+            input=InputSpec(INPUT_NAME, (1, 3, config.resolution, config.resolution)),
+            output=OutputSpec(OUTPUT_NAME, config.num_classes, layout=task.output_layout),
+            preprocessing=task.preprocessing(config.resolution, mean, std, options.raw_pixels),
+            task=task.name,
+        )
+        self.threads = options.threads
+        torch.set_num_threads(options.threads)
+
+    def infer(self, tensor: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return self.model(torch.from_numpy(tensor)).numpy()
+
+    def output_key(self) -> str | None:
+        """The weights' digest, the architecture, the preprocessing, edgedeploy's code and torch's and Pillow's
+        versions (None for weights without a digest, e.g. random, and for a user's own module, whose code can
+        change under the same parameters)."""
+        from edgedeploy.models.modules import ModuleConfig
+
+        if self.weights is None or not self.weights.sha256 or isinstance(self.config, ModuleConfig):
+            return None
+        from edgedeploy.core.cache import code_fingerprint, content_key
+
+        return content_key("torch-outputs", self.weights.sha256, repr(self.config), self.io.preprocessing.to_dict(),
+                           code_fingerprint(), torch.__version__, metadata.version("pillow"))
+
+    @property
+    def size_bytes(self) -> int | None:
+        return self.weights.path.stat().st_size if self.weights and self.weights.path else None
+
+    def versions(self) -> dict[str, str]:
+        return {"torch": metadata.version("torch")}

@@ -27,7 +27,7 @@ from edgedeploy.exporter.request import ExportRequest
 from edgedeploy.measure.bench import BenchResult
 from edgedeploy.models import MODELS, ModelConfig, get_model
 from edgedeploy.models.architecture import Architecture
-from edgedeploy.models.modules import input_resolution, instance_family
+from edgedeploy.models.modules import INSTANCE_FAMILIES, input_resolution
 from edgedeploy.runtimes import LoadOptions, Runner, load_runner
 from edgedeploy.tasks import EvalResult
 
@@ -154,9 +154,7 @@ def _config(model: Any, sizes: dict[str, Any], weights: str | None = None) -> tu
     from edgedeploy.models.weights import checkpoint_num_classes
 
     if isinstance(model, torch.nn.Module):
-        family = instance_family(model)
-        MODELS.setdefault(family.name, family)  # type: ignore[arg-type]
-        family = MODELS[family.name]  # type: ignore[assignment]
+        family = INSTANCE_FAMILIES.family_of(model)
     elif isinstance(model, str):
         family = get_model(model)
     else:

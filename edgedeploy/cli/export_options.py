@@ -45,9 +45,11 @@ def click_option(option: ExportOption, **overrides: Any) -> Callable[[Callable[.
     return click.option(option.cli_flag, option.name, **{**settings, **overrides})
 
 
-def export_options(*names: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def export_options(*names: str,
+                   helps: dict[str, str] | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Adds the named export options (all declared ones when none are named) to a command; the callback gets the
-    values given on the command line as ``options`` (a dict by option name; defaults left to the request)."""
+    values given on the command line as ``options`` (a dict by option name; defaults left to the request).
+    ``helps``: a command's own help for some of them."""
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
         declared = [EXPORT_OPTIONS[n] for n in names] if names else list(EXPORT_OPTIONS.values())
@@ -59,7 +61,8 @@ def export_options(*names: str) -> Callable[[Callable[..., Any]], Callable[..., 
             return command(*args, options=given, **params)
 
         for option in reversed(declared):
-            with_options = click_option(option)(with_options)
+            own_help = (helps or {}).get(option.name)
+            with_options = click_option(option, **({"help": own_help} if own_help else {}))(with_options)
         return with_options
 
     return decorate

@@ -6,7 +6,7 @@ the values without importing the registry back.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -39,8 +39,9 @@ class ExportOptions(Mapping[str, Any]):
     def __repr__(self) -> str:
         return f"ExportOptions({self._values!r})"
 
-    def record(self) -> dict[str, Any]:
-        """The values as JSON (the manifest's export.options): enums and paths as strings, lists as lists."""
+    def record(self, names: Iterable[str] | None = None) -> dict[str, Any]:
+        """The values (those ``names``, default all) as JSON (the manifest's export.options): enums and paths as
+        strings, lists as lists."""
         def plain(value: Any) -> Any:
             if isinstance(value, tuple):
                 return [plain(v) for v in value]
@@ -48,4 +49,5 @@ class ExportOptions(Mapping[str, Any]):
                 return value.value
             return str(value) if isinstance(value, Path) else value
 
-        return {name: plain(value) for name, value in self._values.items()}
+        keep = set(self._values if names is None else names)
+        return {name: plain(value) for name, value in self._values.items() if name in keep}

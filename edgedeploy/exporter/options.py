@@ -12,6 +12,7 @@ code that uses it.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -67,6 +68,10 @@ class ExportOption:
     applies: Callable[[Target], bool] | None = None
     # A check of its own against the target (replaces the generic one), e.g. io_dtype with --keep-float.
     resolve: Resolver | None = None
+    # choice: the enum a recipe's field takes (its values checked by the schema, at the key's own line).
+    enum: type[Enum] | None = None
+    # Recorded in the manifest's export.options (not: how the export ran, e.g. its threads).
+    recorded: bool = True
     # list: comma-separated values split as well (--ptq cle,adaround).
     comma_separated: bool = False
     metavar: str | None = None
@@ -109,7 +114,8 @@ class ExportOption:
                 raise ConfigError(f"{self.name} must be true or false, got {value!r}")
             return value
         if self.kind in ("int", "float"):
-            if isinstance(value, bool) or not isinstance(value, int | float) or (
+            # numbers.Real: numpy's scalars too; bool is an int to Python, never a number here.
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or (
                     self.kind == "int" and not float(value).is_integer()):
                 raise ConfigError(f"{self.name} must be {'an integer' if self.kind == 'int' else 'a number'}, "
                                   f"got {value!r}")
@@ -117,8 +123,9 @@ class ExportOption:
             low_ok = self.minimum is None or (number > self.minimum if self.above_minimum else number >= self.minimum)
             high_ok = self.maximum is None or number <= self.maximum
             if not math.isfinite(number) or not (low_ok and high_ok):
-                raise ConfigError(f"{self.name} must be in {'(' if self.above_minimum else '['}"
-                                  f"{self.minimum:g}, {self.maximum:g}], got {value!r}")
+                low = "(-inf" if self.minimum is None else f"{'(' if self.above_minimum else '['}{self.minimum:g}"
+                high = "inf)" if self.maximum is None else f"{self.maximum:g}]"
+                raise ConfigError(f"{self.name} must be in {low}, {high}, got {value!r}")
             return number
         return str(value.value if isinstance(value, Enum) else value)
 
@@ -206,7 +213,8 @@ EXPORT_OPTIONS: dict[str, ExportOption] = {o.name: o for o in (
                  "quantization simulated on the host [default: 10].", flag="--parity-min-fidelity",
                  recipe="parity.min_fidelity_db", minimum=-limits.MAX_FIDELITY_DB, maximum=limits.MAX_FIDELITY_DB,
                  applies=lambda t: t.parity.quantized, resolve=_fidelity_floor),
-    ExportOption("threads", "int", "Threads for the parity run.", minimum=1, maximum=limits.MAX_THREADS),
+    ExportOption("threads", "int", "Threads for the parity run.", minimum=1, maximum=limits.MAX_THREADS,
+                 recorded=False),
     ExportOption("calib_dir", "path", "Calibration images for int8 targets: a folder or a calibration/*.json "
                  "definition [default: the sample calib split].", flag="--calib", recipe="calibration.data"),
     ExportOption("calib_size", "int", "Calibration images to use.", default=DEFAULT_CALIB_SIZE,
@@ -215,7 +223,7 @@ EXPORT_OPTIONS: dict[str, ExportOption] = {o.name: o for o in (
                  recipe="calibration.seed", minimum=0, maximum=limits.MAX_SEED, show_default=True),
     ExportOption("io_dtype", "choice", "Input/output dtype of integer targets [default: int8]; uint8 takes raw "
                  "0-255 pixels.", recipe="io_dtype", values=_values_of("io_dtypes"), offered="io_dtypes",
-                 resolve=_io_dtype),
+                 resolve=_io_dtype, enum=IoDtype),
     ExportOption("calib_method", "choice", "Activation ranges: onnx-int8 (ONNX Runtime) minmax, percentile, entropy "
                  "[default: minmax]; openvino-int8 (NNCF) mean-minmax, minmax, mean-quantile, histogram [default: "
                  "mean-minmax]; tflite-int8 has only min/max.", recipe="calib_method",
@@ -225,8 +233,8 @@ EXPORT_OPTIONS: dict[str, ExportOption] = {o.name: o for o in (
                  "(top-1, mIoU) in points on --val (fails the export when not met; openvino-int8 meets it with "
                  "NNCF's accuracy control).", recipe="max_drop", minimum=0, maximum=100, above_minimum=True,
                  applies=_int8, resolve=_max_drop),
-    ExportOption("val_dir", "path", "Labeled images for --max-drop.", flag="--val", recipe="accuracy_data",
-                 applies=_int8),
+    # Without --max-drop it is not read, so any target takes it (a recipe may name it once for every target).
+    ExportOption("val_dir", "path", "Labeled images for --max-drop.", flag="--val", recipe="accuracy_data"),
     ExportOption("keep_float", "list", "int8 targets: keep this layer in float (repeatable; names from "
                  "`edgedeploy diagnose`).", default=(), recipe="keep_float", metavar="LAYER",
                  applies=lambda t: t.keeps_float),

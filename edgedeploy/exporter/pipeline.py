@@ -34,7 +34,7 @@ from edgedeploy.exporter.converters.onnx import (
     export_onnx,
     simplify_onnx,
 )
-from edgedeploy.exporter.options import ExportOptions, resolve_options
+from edgedeploy.exporter.options import EXPORT_OPTIONS, ExportOptions, resolve_options
 from edgedeploy.exporter.parity import check_parity
 from edgedeploy.exporter.ptq import check_calibration
 from edgedeploy.exporter.request import ExportRequest
@@ -139,7 +139,7 @@ def _manifest(
         "output": conversion.io.output.to_dict(),
         "preprocessing": conversion.io.preprocessing.to_dict(),
         "export": {**_onnx_details(graph, request.onnx), "dynamic_batch": request.dynamic_batch, **conversion.details,
-                   "options": options.record()},
+                   "options": options.record(n for n, o in EXPORT_OPTIONS.items() if o.recorded)},
         "tools": tool_versions((*(() if request.onnx else ("torch",)),
                                 *(("onnx", "onnxruntime", "onnxsim") if graph else ()), "numpy", *conversion.tools)),
     }

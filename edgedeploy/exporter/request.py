@@ -56,6 +56,12 @@ class ExportRequest:
         self.input_size = input_size
         self.options = ExportOptions(check_values(options))
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # A request is a value: set once, in __init__ (replace() makes a changed copy).
+        if "options" in self.__dict__:
+            raise AttributeError(f"ExportRequest is immutable: use request.replace({name}=...)")
+        super().__setattr__(name, value)
+
     def __getattr__(self, name: str) -> Any:
         # The requested export options read as attributes (request.calib_size).
         if name != "options" and name in EXPORT_OPTIONS and "options" in self.__dict__:
@@ -74,6 +80,9 @@ class ExportRequest:
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ExportRequest) and self.fields() == other.fields()
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.fields().items()))
 
     def __repr__(self) -> str:
         return f"ExportRequest({', '.join(f'{k}={v!r}' for k, v in self.fields().items())})"

@@ -210,8 +210,9 @@ def get_model(name: str) -> ModelFamily:
     if name in MODELS:
         return MODELS[name]
     if ":" in name:
-        from edgedeploy.models.modules import module_family
+        from edgedeploy.models.modules import INSTANCE_FAMILIES, module_family
 
-        return module_family(name)  # type: ignore[return-value]
+        instance = INSTANCE_FAMILIES.get(name)
+        return instance if instance is not None else module_family(name)  # type: ignore[return-value]
     raise ConfigError(f"unknown model {name!r}; known models: {', '.join(list_models())} (or a module: "
                       "package.module:callable)")

@@ -22,7 +22,8 @@ from typing import Any
 
 from edgedeploy.core.errors import ConfigError
 
-__all__ = ["MODULE_ENTRY", "ModuleConfig", "ModuleFamily", "module_family", "instance_family", "input_resolution"]
+__all__ = ["MODULE_ENTRY", "ModuleConfig", "ModuleFamily", "module_family", "InstanceFamilies", "INSTANCE_FAMILIES",
+           "input_resolution"]
 
 # "package.module:callable": what --model and a recipe's arch take for a factory.
 MODULE_ENTRY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -167,16 +168,34 @@ def module_family(entry: str) -> ModuleFamily:
     return ModuleFamily(entry, entry, description=f"nn.Module from {entry}")
 
 
-def instance_family(module: Any) -> ModuleFamily:
-    """The family of an ``nn.Module`` instance, named by its class and parameters (a fresh copy per build, so
-    export never changes the caller's module)."""
-    import copy
+class InstanceFamilies:
+    """The families of ``nn.Module`` instances handed to the Python API in this process, by name: an instance
+    cannot be rebuilt from its name, so loading by name (the export's reference, its parity) looks it up here.
+    Kept apart from the family registry, which lists only families declared in code."""
 
-    from edgedeploy.models.weights import state_dict_sha256
+    def __init__(self) -> None:
+        self._families: dict[str, ModuleFamily] = {}
 
-    name = f"module:{type(module).__name__}@{state_dict_sha256(module.state_dict())[:12]}"
-    snapshot = copy.deepcopy(module).eval()
-    return ModuleFamily(name, lambda: copy.deepcopy(snapshot), description=f"nn.Module {type(module).__qualname__}")
+    def family_of(self, module: Any) -> ModuleFamily:
+        """The family of ``module``, named by its class and parameters (a fresh copy per build, so export never
+        changes the caller's module); the first instance with those parameters is the one kept."""
+        import copy
+
+        from edgedeploy.models.weights import state_dict_sha256
+
+        name = f"module:{type(module).__name__}@{state_dict_sha256(module.state_dict())[:12]}"
+        if name not in self._families:
+            snapshot = copy.deepcopy(module).eval()
+            self._families[name] = ModuleFamily(name, lambda: copy.deepcopy(snapshot),
+                                                description=f"nn.Module {type(module).__qualname__}")
+        return self._families[name]
+
+    def get(self, name: str) -> ModuleFamily | None:
+        return self._families.get(name)
+
+
+# The process's instances (the Python API's nn.Module arguments).
+INSTANCE_FAMILIES = InstanceFamilies()
 
 
 def _first_line(exc: BaseException) -> str:

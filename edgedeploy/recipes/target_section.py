@@ -29,6 +29,9 @@ def _field(option: ExportOption, required: bool) -> tuple[Any, Any]:
     if option.maximum is not None:
         bounds["le"] = option.maximum
     kind: Any = {"int": int, "float": float, "flag": bool, "list": list[str]}.get(option.kind, str)
+    if option.enum is not None:
+        # YAML gives strings: the enum's values, not its members (not strict).
+        kind, bounds = option.enum, {**bounds, "strict": False}
     if required:
         return kind, Field(..., **bounds)
     if option.kind == "list":
@@ -43,18 +46,22 @@ def section_model(name: str = "", extra: dict[str, Any] | None = None) -> type[S
     fields: dict[str, Any] = {}
     prefix = f"{name}." if name else ""
     required = OPTIONAL_SECTIONS.get(name, ())
+    sections: dict[str, Any] = {}
     for option in EXPORT_OPTIONS.values():
         if option.recipe is None or not option.recipe.startswith(prefix):
             continue
         key = option.recipe[len(prefix):]
         if "." in key:  # a sub-section of this one
             section = key.split(".", 1)[0]
-            if section not in fields:
+            if section not in sections:
                 model = section_model(prefix + section)
-                fields[section] = ((model | None, None) if section in OPTIONAL_SECTIONS else (model, model()))
+                sections[section] = ((model | None, None) if section in OPTIONAL_SECTIONS else (model, model()))
             continue
         fields[key] = _field(option, key in required)
-    return create_model(f"{(name or 'target').title()}Spec", __base__=Section, **fields, **(extra or {}))
+    # The section's own keys first, then its sub-sections (the order errors are reported in).
+    return create_model(f"{(name or 'target').title()}Spec", __base__=Section, **fields,
+                        **dict(sorted(sections.items(), key=lambda item: item[0] != "calibration")),
+                        **(extra or {}))
 
 
 def section_values(section: Any, calibration: Any, resolve: Any) -> dict[str, Any]:

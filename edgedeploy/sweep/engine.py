@@ -1,4 +1,4 @@
-"""Run a sweep: every cell's build, sharded evaluation and bench as Ray jobs, each cell written to
+"""Run a sweep: every cell's build, sharded evaluation and bench as Ray tasks, each cell written to
 the store the moment it finishes, then ``sweep.json`` with the fronts.
 
 Per width x resolution the float model is evaluated once, shard by shard; each cell's shards wait on

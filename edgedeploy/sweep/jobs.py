@@ -1,4 +1,4 @@
-"""The work of a sweep, as plain functions: what one Ray job runs (edgedeploy.sweep.engine makes
+"""The work of a sweep, as plain functions: what one Ray task runs (edgedeploy.sweep.engine makes
 them remote; tests call them directly too).
 
 A job never raises for a real failure: it returns a failure entry (stage, one-line error, exit

@@ -8,7 +8,7 @@ A sweep file is a recipe (edgedeploy.recipes.schema) with two more sections::
       targets: [onnx, onnx-int8]
       calib_method: [minmax, percentile]
     sweep:
-      shard_images: 256          # images per evaluation shard (one Ray job each), whole batches
+      shard_images: 256          # images per evaluation shard (one Ray task each), whole batches
 
 ``targets:`` is optional there: it gives per-target options and thresholds for the matrix's
 targets. ``calib_method`` multiplies only the targets that take a calibration method (a float

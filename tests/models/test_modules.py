@@ -9,7 +9,7 @@ import torch
 
 from edgedeploy.core.errors import ConfigError, WeightsError
 from edgedeploy.models import get_model, model_task
-from edgedeploy.models.modules import input_resolution, instance_family, module_family
+from edgedeploy.models.modules import INSTANCE_FAMILIES, input_resolution, module_family
 from edgedeploy.models.weights import build_model, weights_fingerprint
 
 HERE = Path(__file__).parent
@@ -38,7 +38,7 @@ def test_dense_output_at_input_size_is_segmentation() -> None:
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return torch.nn.functional.conv2d(x, torch.ones(5, 3, 1, 1))
 
-    config = instance_family(Dense()).make_config(resolution=32)
+    config = INSTANCE_FAMILIES.family_of(Dense()).make_config(resolution=32)
     assert (config.task, config.num_classes) == ("segmentation", 5)
 
 
@@ -83,11 +83,11 @@ def test_instance_family_copies_the_module_and_names_it_by_its_parameters() -> N
 
     torch.manual_seed(0)
     net = TinyCNN()
-    family = instance_family(net)
+    family = INSTANCE_FAMILIES.family_of(net)
     built = family.build()
     assert built is not net and family.name.startswith("module:TinyCNN@")
     with torch.no_grad():
         built.head.bias.add_(1.0)  # a change to the copy ...
         assert not torch.equal(built.head.bias, net.head.bias)  # ... never reaches the caller's module
         net.head.bias.add_(1.0)
-    assert instance_family(net).name != family.name  # other parameters, another family
+    assert INSTANCE_FAMILIES.family_of(net).name != family.name  # other parameters, another family

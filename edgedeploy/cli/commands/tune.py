@@ -40,15 +40,18 @@ from edgedeploy.exporter.options import EXPORT_OPTIONS
 @click.option("--mean", type=ranges.MEAN, nargs=3, default=None)
 @click.option("--std", type=ranges.STD, nargs=3, default=None)
 # Every candidate keeps these (weight granularity per-tensor for NPUs); the others are what tune varies.
-@export_options("calib_dir", "calib_size", "weight_granularity", "io_dtype", "input_layout")
+@export_options("calib_dir", "calib_size", "weight_granularity", "io_dtype", "input_layout", helps={
+    "calib_dir": "Calibration images or a calibration/*.json definition [default: the sample calib split].",
+    "weight_granularity": "Kept by every candidate (per-tensor for NPUs).", "io_dtype": "Kept by every candidate.",
+    "input_layout": "Kept by every candidate."})
 @click.option("--synsets", type=click.Path(path_type=Path), default=None)
 @click.option("--batch-size", type=click.IntRange(1, 1024), default=16, show_default=True)
 @click.option("--runs", type=ranges.RUNS, default=50, show_default=True,
               help="Timed runs per accepted candidate (interleaved rounds).")
 @click.option("--threads", type=ranges.THREADS, default=None)
 @click.option("--max-workers", type=ranges.WORKERS, default=None,
-              help="Build the candidates as Ray jobs on a local runtime of this many CPUs.")
-@click.option("--ray-address", default=None, help="Build the candidates as Ray jobs on this cluster.")
+              help="Build the candidates as Ray tasks on a local runtime of this many CPUs.")
+@click.option("--ray-address", default=None, help="Build the candidates as Ray tasks on this cluster.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder [default: edgedeploy-out/tune-<target>].")
 @click.option("--force", is_flag=True, help="Rebuild and re-evaluate even when the cache has the result.")

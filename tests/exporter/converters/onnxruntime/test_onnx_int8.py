@@ -115,7 +115,7 @@ def test_default_onnx_int8_computes_the_same_on_avx2_without_vnni(tmp_path, data
     from edgedeploy.core.cpu import int8_kernels_saturate
     from edgedeploy.data.datasets import ImageFolder
     from edgedeploy.data.preprocess import preprocess
-    from edgedeploy.exporter.converters import onnx_int8 as converter
+    from edgedeploy.exporter.converters.onnxruntime import onnx_int8 as converter
 
     if platform.machine() != "x86_64" or not (shutil.which("qemu-x86_64-static") or shutil.which("qemu-x86_64")):
         pytest.skip("needs x86_64 and qemu-user (Debian's qemu-user-static) to emulate a CPU without VNNI")

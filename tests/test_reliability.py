@@ -160,7 +160,7 @@ def test_interrupted_export_leaves_nothing_and_a_rerun_succeeds(tmp_path, data_r
     assert stderr.strip().endswith(f"error: {word}")
     assert not out.exists() or [p.name for p in out.iterdir() if not p.name.endswith(".log")] == []
     assert _leftovers(tmp_path) == []
-    rerun = _cli(*args)
+    rerun = _cli(*args, "--threads", "2")  # the same export, its threads aside (the last --threads counts)
     stdout, stderr = rerun.communicate(timeout=600)
     assert rerun.returncode == 0, stderr
     artifact = out / "mobilenet_v2_1.0_224_int8.onnx"

@@ -190,13 +190,12 @@ class ModelArgs:
         """The runtime's load options (``default_threads`` where --threads was not given)."""
         from edgedeploy.runtimes.base import LoadOptions
 
-        given = {"width": self.width, "num_classes": self.num_classes,
-                 "resolution": resolution_from(self.input_shape, self.example_input, self.resolution)}
         return LoadOptions(
             threads=self.threads or default_threads, mean=self.mean, std=self.std, raw_pixels=self.raw_pixels,
             verify=not self.no_verify, xnnpack=not self.no_xnnpack, inference_precision=self.inference_precision,
-            architecture=Architecture(self.arch, **{k: v for k, v in given.items() if v is not None},
-                           options=parse_model_options(self.model_option)),
+            architecture=Architecture(self.arch, self.width,
+                                      resolution_from(self.input_shape, self.example_input, self.resolution),
+                                      self.num_classes, parse_model_options(self.model_option)),
         )
 
 

@@ -51,6 +51,8 @@ class ExportOption:
     help: str
     # The request's value when not given (None for most: the target's own default, see ``offered``).
     default: Any = None
+    # Or made when a request is built (a value of the machine it runs on).
+    default_factory: Callable[[], Any] | None = None
     # The command-line flag [default: --<name with dashes>].
     flag: str | None = None
     # Where a recipe's target section sets it: "max_drop", "parity.images", "calibration.size"; None: not in
@@ -84,9 +86,7 @@ class ExportOption:
 
     def initial(self) -> Any:
         """The request's value when the caller gives none."""
-        if self.name == "threads" and self.default is None:
-            return os.cpu_count() or 1
-        return self.default
+        return self.default_factory() if self.default_factory is not None else self.default
 
     def takers(self) -> list[str]:
         """The registered targets that take this option."""
@@ -189,10 +189,6 @@ def _values_of(attribute: str) -> Callable[[], list[str]]:
     return lambda: offered_values(attribute)
 
 
-def _int8(target: Target) -> bool:
-    return target.calibrated
-
-
 # The export options, in the order --help lists them.
 EXPORT_OPTIONS: dict[str, ExportOption] = {o.name: o for o in (
     ExportOption("opset", "int", "ONNX opset.", default=DEFAULT_OPSET, minimum=MIN_OPSET, maximum=MAX_OPSET,
@@ -214,7 +210,7 @@ EXPORT_OPTIONS: dict[str, ExportOption] = {o.name: o for o in (
                  recipe="parity.min_fidelity_db", minimum=-limits.MAX_FIDELITY_DB, maximum=limits.MAX_FIDELITY_DB,
                  applies=lambda t: t.parity.quantized, resolve=_fidelity_floor),
     ExportOption("threads", "int", "Threads for the parity run.", minimum=1, maximum=limits.MAX_THREADS,
-                 recorded=False),
+                 default_factory=lambda: os.cpu_count() or 1, recorded=False),
     ExportOption("calib_dir", "path", "Calibration images for int8 targets: a folder or a calibration/*.json "
                  "definition [default: the sample calib split].", flag="--calib", recipe="calibration.data"),
     ExportOption("calib_size", "int", "Calibration images to use.", default=DEFAULT_CALIB_SIZE,
@@ -232,7 +228,7 @@ EXPORT_OPTIONS: dict[str, ExportOption] = {o.name: o for o in (
     ExportOption("max_drop", "float", "int8 targets: the accuracy requirement, max drop of the task's metric "
                  "(top-1, mIoU) in points on --val (fails the export when not met; openvino-int8 meets it with "
                  "NNCF's accuracy control).", recipe="max_drop", minimum=0, maximum=100, above_minimum=True,
-                 applies=_int8, resolve=_max_drop),
+                 applies=lambda t: t.calibrated, resolve=_max_drop),
     # Without --max-drop it is not read, so any target takes it (a recipe may name it once for every target).
     ExportOption("val_dir", "path", "Labeled images for --max-drop.", flag="--val", recipe="accuracy_data"),
     ExportOption("keep_float", "list", "int8 targets: keep this layer in float (repeatable; names from "

@@ -43,6 +43,8 @@ PARITY_SEED = 0
 _EXACT_DB = 150.0
 # How much closer to its simulation than to the float model a conversion below the fidelity floor must be (dB).
 CLOSER_MARGIN_DB = 3.0
+# How far below the fidelity floor such a conversion may sit (dB).
+BELOW_FLOOR_DB = 5.0
 # Outputs whose spread over the classes is below this (absolute, or 1e-4 of their size) are flat.
 _FLAT_OUTPUTS = 1e-6
 
@@ -71,7 +73,7 @@ class FidelityReport:
         """At the floor or above; or within 5 dB below it and at least 3 dB closer to the simulation than to
         the float model (a route whose own choices, e.g. NNCF's 7-bit first layer or its range estimator,
         move it off the simulation, while a broken conversion is as far from one as from the other)."""
-        return self.sqnr_db >= floor or (self.sqnr_db >= floor - CLOSER_MARGIN_DB - 2
+        return self.sqnr_db >= floor or (self.sqnr_db >= floor - BELOW_FLOOR_DB
                                          and self.sqnr_db >= self.float_sqnr_db + CLOSER_MARGIN_DB)
 
 
@@ -188,12 +190,10 @@ class _FidelitySums:
                             "differ in shape")
         # Centred over the class axis, signal and error alike: a constant offset of every logit changes no
         # prediction (softmax, argmax) and is not an error.
-        centered = expected - expected.mean(axis=-1, keepdims=True)
-        error = scores.astype(np.float64) - expected
-        self.signal += float(np.square(centered, dtype=np.float64).sum())
+        self.signal += _centred_energy(expected)
+        self.noise += _centred_energy(scores.astype(np.float64) - expected)
         self.energy += float(np.square(expected, dtype=np.float64).sum())
         self.values += expected.size
-        self.noise += float(np.square(error - error.mean(axis=-1, keepdims=True)).sum())
         self.max_abs = max(self.max_abs, float(np.abs(scores - expected).max()))
         agree = scores.argmax(-1) == expected.argmax(-1)
         self.agree += int(agree.sum())

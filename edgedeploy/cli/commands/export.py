@@ -58,17 +58,17 @@ def export(as_json: bool, target: str, weights: str | None, arch: str, onnx_file
     from edgedeploy.exporter.pipeline import export as run_export
     from edgedeploy.exporter.request import ExportRequest
     from edgedeploy.models import get_model
+    from edgedeploy.models.architecture import Architecture
     from edgedeploy.models.weights import checkpoint_num_classes
 
     resolution = resolution_from(input_shape, example_input, resolution)
     if num_classes is None and weights and not onnx_file:
         num_classes = checkpoint_num_classes(weights, arch)  # a fine-tuned checkpoint's own class count
-    given = {"width": width, "resolution": resolution, "num_classes": num_classes}
+    architecture = Architecture(arch, width, resolution, num_classes, parse_model_options(model_option))
     family = get_model(arch)
     request = ExportRequest(
         target=target,
-        config=None if onnx_file else family.make_config(**{k: v for k, v in given.items() if v is not None},
-                                                         **dict(parse_model_options(model_option))),
+        config=None if onnx_file else architecture.config(),
         onnx=onnx_file, input_size=resolution if onnx_file else None,
         weights=weights or family.default_weights, out_dir=out_dir, name=name, mean=mean, std=std,
         **{**options, "threads": options.get("threads") or default_threads()},

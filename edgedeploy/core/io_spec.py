@@ -20,6 +20,8 @@ __all__ = [
     "InputSpec",
     "OutputSpec",
     "ModelIO",
+    "Outputs",
+    "OUTPUT_LAYOUTS",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "CROP_FRACTION",
@@ -37,6 +39,9 @@ CROP_FRACTION = 0.875
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 
 LAYOUTS = ("NCHW", "NHWC")
+# An output's layout: None (a score per class, flattened to (N, classes)), NCHW/NHWC (a score map per class), or
+# "tensor" (kept as the runtime returns it, batch first: a detector's per-anchor boxes and scores).
+OUTPUT_LAYOUTS = (None, *LAYOUTS, "tensor")
 # How an image becomes the model's square input: the shorter side resized and the centre cropped
 # (classification), or the whole image resized to the input (dense prediction: every pixel is scored).
 RESIZE_MODES = ("center-crop", "stretch")
@@ -171,15 +176,21 @@ class OutputSpec:
     probabilities: bool = False
     dtype: str = "float32"
     quantization: Quantization | None = None
-    # None: one score per class (N, classes); NCHW or NHWC: a score map per class (dense prediction).
+    # None: one score per class (N, classes); NCHW or NHWC: a score map per class (dense prediction); "tensor":
+    # any shape, batch first, read as it is.
     layout: str | None = None
+    # The runtime's name for this output where a converter renamed it (onnx2tf's ``Identity_1``); None: ``name``.
+    tensor: str | None = None
 
     def __post_init__(self) -> None:
-        if self.layout is not None and self.layout not in LAYOUTS:
-            raise ConfigError(f"unknown output layout {self.layout!r}; expected one of {LAYOUTS}")
+        if self.layout not in OUTPUT_LAYOUTS:
+            raise ConfigError(f"unknown output layout {self.layout!r}; expected one of {OUTPUT_LAYOUTS}")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if d["tensor"] is None:
+            del d["tensor"]
+        return d
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OutputSpec:
@@ -192,6 +203,7 @@ class OutputSpec:
             dtype=data.get("dtype", "float32"),
             quantization=Quantization(float(q["scale"]), int(q["zero_point"])) if q else None,
             layout=data.get("layout"),
+            tensor=data.get("tensor"),
         )
 
     def read(self, raw: np.ndarray) -> np.ndarray:
@@ -199,7 +211,7 @@ class OutputSpec:
         dense output (N, H, W, classes) whatever layout the runtime returns."""
         if self.layout == "NCHW":
             out = raw.transpose(0, 2, 3, 1)
-        elif self.layout == "NHWC":
+        elif self.layout in ("NHWC", "tensor"):
             out = raw
         else:
             out = raw.reshape(raw.shape[0], -1)
@@ -207,9 +219,18 @@ class OutputSpec:
         return out[..., 1:] if self.background_class else out
 
 
+# What a model answers for a batch: its one output's array, or for a model with several outputs (a detector's
+# boxes and scores) each output's array by name.
+Outputs = np.ndarray | dict[str, np.ndarray]
+
+
 @dataclass(frozen=True)
 class ModelIO:
-    """Everything needed to feed a model and read its answer."""
+    """Everything needed to feed a model and read its answer.
+
+    ``output`` is the model's first output (a classifier's or segmenter's only one); a model with several
+    outputs lists the others in ``more_outputs``, in the graph's order, each by its own name.
+    """
 
     input: InputSpec
     output: OutputSpec
@@ -217,3 +238,31 @@ class ModelIO:
     # The task whose metrics, parity and gate apply (edgedeploy.tasks): what the output means.
     task: str = DEFAULT_TASK
     extra: dict[str, Any] = field(default_factory=dict)
+    more_outputs: tuple[OutputSpec, ...] = ()
+
+    def __post_init__(self) -> None:
+        names = [spec.name for spec in self.outputs]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"output names must differ, got {names}")
+
+    @property
+    def outputs(self) -> tuple[OutputSpec, ...]:
+        return (self.output, *self.more_outputs)
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return tuple(spec.name for spec in self.outputs)
+
+    def read(self, raw: dict[str, np.ndarray]) -> Outputs:
+        """A runtime's raw outputs by name -> the model's outputs read by their specs (one array for a model
+        with one output)."""
+        if not self.more_outputs:
+            return self.output.read(raw[self.output.name])
+        return {spec.name: spec.read(raw[spec.name]) for spec in self.outputs}
+
+    def outputs_to_dict(self) -> dict[str, Any]:
+        """The manifest's record of the outputs: ``output``, and ``more_outputs`` where there are more."""
+        record: dict[str, Any] = {"output": self.output.to_dict()}
+        if self.more_outputs:
+            record["more_outputs"] = [spec.to_dict() for spec in self.more_outputs]
+        return record

@@ -63,8 +63,10 @@ class Manifest:
         return ModelIO(
             input=InputSpec.from_dict(self.data["input"]),
             output=OutputSpec.from_dict(self.data["output"]),
+            more_outputs=tuple(OutputSpec.from_dict(o) for o in self.data.get("more_outputs", ())),
             preprocessing=Preprocessing.from_dict(self.data["preprocessing"]),
             task=str(self.data.get("task", DEFAULT_TASK)),
+            extra=dict(self.data.get("io_extra", {})),
         )
 
     @property

@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from edgedeploy.core import limits
 from edgedeploy.core.errors import ConfigError
+from edgedeploy.core.nms import NMS_MODES, POSTPROCESS
 from edgedeploy.data.calibration import DEFAULT_CALIB_SEED, DEFAULT_CALIB_SIZE
 from edgedeploy.exporter.choices import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, IoDtype, PtqMethod
 from edgedeploy.exporter.option_values import ExportOptions
@@ -245,6 +246,21 @@ EXPORT_OPTIONS: dict[str, ExportOption] = {o.name: o for o in (
                  "(cross-layer equalization), adaround (learned rounding), bias-correction; repeatable or "
                  "comma-separated.", default=(), recipe="ptq", values=_values_of("ptq_methods"),
                  offered="ptq_methods", resolve=_ptq, comma_separated=True, metavar="METHOD[,METHOD]"),
+    # Detection models only (edgedeploy.exporter.detection checks the model): what the manifest's detection
+    # head records, so eval, bench and the graph's own NMS use the same settings.
+    ExportOption("postprocess", "choice", "Detection models: decode boxes and run NMS on the host from the raw "
+                 "heads, or in the graph where the runtime has the operator (TFLite_Detection_PostProcess, ONNX "
+                 "NonMaxSuppression) [default: host].", recipe="postprocess", values=lambda: list(POSTPROCESS)),
+    ExportOption("nms_score_threshold", "float", "Detection models: lowest score kept [default: the model's].",
+                 recipe="nms.score_threshold", minimum=0.0, maximum=1.0),
+    ExportOption("nms_iou_threshold", "float", "Detection models: NMS drops boxes overlapping a better one by more "
+                 "than this IoU [default: the model's].", recipe="nms.iou_threshold", minimum=0.0, maximum=1.0,
+                 above_minimum=True),
+    ExportOption("max_detections", "int", "Detection models: detections kept per image [default: the model's].",
+                 recipe="nms.max_detections", minimum=1, maximum=10_000),
+    ExportOption("nms_mode", "choice", "Detection models: fast (each anchor's best class, one class-agnostic NMS, "
+                 "TFLite's default) or per-class NMS [default: the model's].", recipe="nms.mode",
+                 values=lambda: list(NMS_MODES)),
 )}
 
 

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from edgedeploy.core.errors import DataError, ParityError
-from edgedeploy.core.io_spec import Preprocessing
+from edgedeploy.core.io_spec import Outputs, Preprocessing
+from edgedeploy.core.outputs import output_arrays
 from edgedeploy.core.stats import Interval
 from edgedeploy.data.datasets import ImageSet, LabeledImage
 from edgedeploy.data.preprocess import preprocess
@@ -95,6 +96,8 @@ class ParityReport:
     fidelity: FidelityReport | None = None
     # Why a quantized artifact has no fidelity figure.
     fidelity_skipped: str | None = field(default=None)
+    # A model with several outputs: each output's differences, checked against the tolerance one by one.
+    outputs: dict[str, dict[str, float]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -112,6 +115,7 @@ class ParityReport:
             "fidelity": (self.fidelity.to_dict() if self.fidelity else
                          {"skipped": self.fidelity_skipped} if self.fidelity_skipped else None),
             "min_fidelity_db_allowed": self.tolerance.min_fidelity_db,
+            **({"outputs": self.outputs} if self.outputs else {}),
         }
 
     @property
@@ -135,11 +139,13 @@ class ParityReport:
                 f"float model: {fidelity.float_sqnr_db:.1f} dB; {self.agreement_of} {fidelity.agreement:.1f}%) on "
                 f"{self.images} images: the conversion computes something else (layout, normalization, an operator "
                 "or the converter), not just a lossy int8 model")
-        if tol.max_abs_diff is not None and self.max_abs_diff > tol.max_abs_diff:
-            raise ParityError(
-                f"{artifact}: parity failed: max |logit diff| vs {self._against} {self.max_abs_diff:.3g} > "
-                f"{tol.max_abs_diff:.3g} on {self.images} images"
-            )
+        for name, diffs in (self.outputs or {"": {"max_abs_diff": self.max_abs_diff}}).items():
+            if tol.max_abs_diff is not None and diffs["max_abs_diff"] > tol.max_abs_diff:
+                what = f"output {name}" if name else "logit"
+                raise ParityError(
+                    f"{artifact}: parity failed: max |{what} diff| vs {self._against} {diffs['max_abs_diff']:.3g} > "
+                    f"{tol.max_abs_diff:.3g} on {self.images} images"
+                )
         if tol.quantized:
             high = self.agreement_interval.high if self.agreement_interval else self.agreement
             if high < tol.min_agreement:
@@ -169,45 +175,55 @@ class _RandomPixels(ImageSet):
 
 
 class _FidelitySums:
-    """Streams the artifact's outputs against the simulation's on the same images (SQNR, agreement)."""
+    """Streams the artifact's outputs against the simulation's on the same images (SQNR, agreement), per output:
+    a model with several outputs (a detector's boxes and scores) is as faithful as its least faithful one."""
 
     def __init__(self, simulation: Runner, reference: Runner, cached: bool):
         self.simulation, self.reference, self.cached = simulation, reference, cached
-        self.signal = self.noise = self.max_abs = self.energy = self.float_signal = self.float_noise = 0.0
-        self.agree = self.compared = self.values = 0
+        self.sums: dict[str, dict[str, float]] = {}
+        self.max_abs = 0.0
+        self.agree = self.compared = 0
 
-    def add(self, scores: np.ndarray, batch: list[LabeledImage]) -> None:
+    def add(self, scores: Outputs, batch: list[LabeledImage]) -> None:
         def inputs(spec: Preprocessing) -> np.ndarray:
             return np.stack([preprocess(item.image, spec) for item in batch])
 
-        expected = self.simulation.predict(inputs(self.simulation.io.preprocessing))
+        expected = output_arrays(self.simulation.predict(inputs(self.simulation.io.preprocessing)))
         # The float outputs come from (and go to) the reference cache: the parity pass reads them back.
-        floats = reference_outputs(self.reference, batch, inputs, self.cached)
-        self.float_signal += _centred_energy(floats)
-        self.float_noise += _centred_energy(scores.astype(np.float64) - floats)
-        if expected.shape != scores.shape:
-            raise DataError(f"the artifact's outputs {scores.shape[1:]} and its simulation's {expected.shape[1:]} "
-                            "differ in shape")
-        # Centred over the class axis, signal and error alike: a constant offset of every logit changes no
-        # prediction (softmax, argmax) and is not an error.
-        self.signal += _centred_energy(expected)
-        self.noise += _centred_energy(scores.astype(np.float64) - expected)
-        self.energy += float(np.square(expected, dtype=np.float64).sum())
-        self.values += expected.size
-        self.max_abs = max(self.max_abs, float(np.abs(scores - expected).max()))
-        agree = scores.argmax(-1) == expected.argmax(-1)
+        floats = output_arrays(reference_outputs(self.reference, batch, inputs, self.cached))
+        got = output_arrays(scores)
+        for name, values in got.items():
+            if expected[name].shape != values.shape:
+                raise DataError(f"the artifact's outputs {values.shape[1:]} and its simulation's "
+                                f"{expected[name].shape[1:]} differ in shape")
+            sums = self.sums.setdefault(name, dict.fromkeys(("signal", "noise", "energy", "values", "float_signal",
+                                                             "float_noise"), 0.0))
+            sums["float_signal"] += _centred_energy(floats[name])
+            sums["float_noise"] += _centred_energy(values.astype(np.float64) - floats[name])
+            # Centred over the last axis (classes), signal and error alike: a constant offset of every logit
+            # changes no prediction (softmax, argmax) and is not an error.
+            sums["signal"] += _centred_energy(expected[name])
+            sums["noise"] += _centred_energy(values.astype(np.float64) - expected[name])
+            sums["energy"] += float(np.square(expected[name], dtype=np.float64).sum())
+            sums["values"] += expected[name].size
+            self.max_abs = max(self.max_abs, float(np.abs(values - expected[name]).max()))
+        # Agreement on the class scores: the model's last output (a detector's per-anchor class logits).
+        last = list(got)[-1]
+        agree = got[last].argmax(-1) == expected[last].argmax(-1)
         self.agree += int(agree.sum())
         self.compared += agree.size
 
     @property
     def degenerate(self) -> bool:
         """Outputs that do not vary across classes (an untrained model's): an SQNR against them means nothing."""
-        spread, size = (np.sqrt(x / max(self.values, 1)) for x in (self.signal, self.energy))
-        return bool(spread <= max(_FLAT_OUTPUTS, 1e-4 * size))
+        return any(bool(np.sqrt(s["signal"] / max(s["values"], 1)) <= max(_FLAT_OUTPUTS, 1e-4 * np.sqrt(
+            s["energy"] / max(s["values"], 1)))) for s in self.sums.values())
 
     def report(self, name: str) -> FidelityReport:
-        return FidelityReport(sqnr_db(self.signal, self.noise), round(100.0 * self.agree / max(self.compared, 1), 4),
-                              self.max_abs, name, sqnr_db(self.float_signal, self.float_noise))
+        worst = min(self.sums.values(), key=lambda s: sqnr_db(s["signal"], s["noise"]))
+        return FidelityReport(sqnr_db(worst["signal"], worst["noise"]),
+                              round(100.0 * self.agree / max(self.compared, 1), 4), self.max_abs, name,
+                              sqnr_db(worst["float_signal"], worst["float_noise"]))
 
 
 def _centred_energy(values: np.ndarray) -> float:
@@ -243,4 +259,4 @@ def check_parity(
     return ParityReport(res.n, inputs, res.max_abs_diff, res.mean_abs_diff, res.agreement, task.agreement_label,
                         tolerance, reference.runtime, interval,
                         fidelity.report(getattr(simulation, "describe", "host simulation")) if fidelity else None,
-                        simulation_skipped)
+                        simulation_skipped, res.metrics.get("output_diffs") or None)

@@ -34,6 +34,8 @@ from edgedeploy.exporter.converters.onnx import (
     export_onnx,
     simplify_onnx,
 )
+from edgedeploy.exporter.detection import detection_extra
+from edgedeploy.exporter.graph_postprocess import check_graph_postprocess, postprocess_in_graph
 from edgedeploy.exporter.options import EXPORT_OPTIONS, ExportOptions, resolve_options
 from edgedeploy.exporter.parity import check_parity
 from edgedeploy.exporter.ptq import check_calibration
@@ -136,7 +138,8 @@ def _manifest(
         "model": source.model_record,
         "weights": source.weights_record,
         "input": conversion.io.input.to_dict(),
-        "output": conversion.io.output.to_dict(),
+        **conversion.io.outputs_to_dict(),
+        **({"io_extra": conversion.io.extra} if conversion.io.extra else {}),
         "preprocessing": conversion.io.preprocessing.to_dict(),
         "export": {**_onnx_details(graph, request.onnx), "dynamic_batch": request.dynamic_batch, **conversion.details,
                    "options": options.record(n for n, o in EXPORT_OPTIONS.items() if o.recorded)},
@@ -203,10 +206,16 @@ def export(request: ExportRequest, on_step: Callable[[str], None] | None = None)
         batch = -1 if request.dynamic_batch else 1
         onnx_io = ModelIO(
             input=InputSpec(INPUT_NAME, (batch, 3, config.resolution, config.resolution)),
-            output=OutputSpec(OUTPUT_NAME, config.num_classes, layout=get_task(reference.io.task).output_layout),
+            # A model with several outputs keeps its own names; a one-output graph's is always ``logits``.
+            output=reference.io.output if reference.io.more_outputs else OutputSpec(
+                OUTPUT_NAME, config.num_classes, layout=get_task(reference.io.task).output_layout),
+            more_outputs=reference.io.more_outputs,
             preprocessing=replace(pre, raw_pixels=True) if raw_pixels else pre,
             task=reference.io.task,
+            extra=detection_extra(reference.io, options),
         )
+        if options.postprocess == "graph":
+            check_graph_postprocess(onnx_io, target)
         calibration = None
         if target.calibrated:
             with steps("calibration"):
@@ -226,7 +235,8 @@ def export(request: ExportRequest, on_step: Callable[[str], None] | None = None)
             if exported is None:
                 exported = stage / "exported.onnx"
                 with steps("export onnx"):
-                    export_onnx(graph_model, exported, config.resolution, request.opset, request.dynamic_batch)
+                    export_onnx(graph_model, exported, config.resolution, request.opset, request.dynamic_batch,
+                                onnx_io.output_names)
             with steps("simplify"):
                 graph, src = simplify_onnx(exported, stage / "simplified.onnx"), stage / "simplified.onnx"
         staged = stage / final.name
@@ -280,6 +290,10 @@ def export(request: ExportRequest, on_step: Callable[[str], None] | None = None)
                                   simulation_skipped)
         report.enforce(final.name)
         manifest["parity"] = report.to_dict()
+        if options.postprocess == "graph":
+            with steps("graph post-processing"):
+                manifest["postprocess"] = postprocess_in_graph(staged, target, candidate, manifest, parity_data,
+                                                               request.threads)
         if options.max_drop is not None:
             with steps("accuracy requirement"):
                 requirement = check_requirement(candidate, reference, Path(str(options.val_dir)),

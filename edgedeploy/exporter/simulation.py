@@ -45,11 +45,14 @@ class SimulatedRunner(Runner):
         # torch.export can, else it takes one image at a time).
         self.batch_size = batch_size
 
-    def infer(self, tensor: np.ndarray) -> np.ndarray:
+    def infer(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
         import torch
 
+        from edgedeploy.runtimes.torch.runner import named_outputs
+
         with torch.no_grad():
-            return self.module(torch.from_numpy(np.ascontiguousarray(tensor))).numpy()
+            return named_outputs(self.module(torch.from_numpy(np.ascontiguousarray(tensor))), self.io.outputs,
+                                 self.source)
 
     def versions(self) -> dict[str, str]:
         import torch

@@ -76,6 +76,9 @@ class Target:
     # The fp32 target of the same runtime (and route) that this one's speed-up and accuracy cost are quoted
     # against; None: this target is its own float baseline.
     float_target: str | None = None
+    # ``module:function`` (artifact path, detection head) that rewrites the artifact so its graph decodes and
+    # suppresses a detector's boxes itself (the runtime's own NMS operator); None: the runtime has none here.
+    graph_postprocess: str | None = None
 
     def artifact_name(self, stem: str) -> str:
         return stem + self.file_suffix

@@ -68,15 +68,20 @@ def _io_problems(path: Path, manifest: Manifest) -> list[str]:
     spec = manifest.io
     problems = []
     inputs, outputs = info.get("inputs") or [], info.get("outputs") or []
-    if len(inputs) != 1 or len(outputs) != 1:
-        return [f"the model has {len(inputs)} inputs and {len(outputs)} outputs, the manifest describes one of each"]
-    real_in, real_out = inputs[0], outputs[0]
+    if len(inputs) != 1 or len(outputs) != len(spec.outputs):
+        return [f"the model has {len(inputs)} inputs and {len(outputs)} outputs, the manifest describes one input "
+                f"and {len(spec.outputs)} output{'s' if len(spec.outputs) > 1 else ''}"]
+    real_in = inputs[0]
     if [d if isinstance(d, int) and d > 0 else -1 for d in real_in["shape"]] != list(spec.input.shape):
         problems.append(f"input shape {real_in['shape']} != manifest {list(spec.input.shape)}")
     if ELEMENT_TYPES.get(real_in["dtype"], real_in["dtype"]) != spec.input.dtype:
         problems.append(f"input dtype {real_in['dtype']} != manifest {spec.input.dtype}")
+    if spec.more_outputs:
+        # Several outputs (converters rename and reorder them; the export matched them and parity checked each
+        # by its values): their count is what the file itself must agree on.
+        return problems
     classes = spec.output.num_classes + (1 if spec.output.background_class else 0)
-    shape = real_out["shape"]
+    shape = outputs[0]["shape"]
     found = shape[1] if spec.output.layout == "NCHW" and len(shape) == 4 else shape[-1] if shape else None
     if found is not None and found != classes:
         problems.append(f"output has {found} classes, the manifest says {classes}")

@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -14,9 +15,10 @@ from edgedeploy.core.errors import ConfigError
 from edgedeploy.core.limits import MAX_RUNS, MAX_WARMUP
 from edgedeploy.data.synthetic import synthetic_images
 from edgedeploy.devices.latency import InProcessFigures, LatencyResult, LatencyStats
-from edgedeploy.runtimes.base import Runner
+from edgedeploy.runtimes.base import LoadOptions, Runner
 
-__all__ = ["BenchResult", "benchmark", "check_run_counts", "latency_stats", "merge_rounds", "rss_mb"]
+__all__ = ["BenchResult", "benchmark", "check_run_counts", "host_step_latency", "latency_stats", "merge_rounds",
+           "rss_mb"]
 
 
 
@@ -120,3 +122,34 @@ def benchmark(
         rss_after_load_mb=round(rss_after_load, 1) if rss_after_load is not None else None,
         samples_ms=[round(float(t), 4) for t in times],
     )
+
+
+def host_step_latency(model: str, options: LoadOptions, runs: int, model_p50_ms: float) -> dict[str, object] | None:
+    """The host's share of a model's latency: its task's host step (a detector's box decoding and NMS) timed on
+    the model's own raw outputs, ``runs`` times after one warm-up; None for a model without one (read from its
+    manifest or its family, without loading it)."""
+    from edgedeploy.core.manifest import read_manifest
+    from edgedeploy.models import WEIGHT_NAMES, model_task
+    from edgedeploy.runtimes import load_runner
+    from edgedeploy.tasks import get_task
+
+    path = Path(model)
+    manifest = read_manifest(path) if model not in WEIGHT_NAMES and path.is_file() else None
+    task = manifest.io.task if manifest else model_task(options.architecture.config()) if model in WEIGHT_NAMES \
+        else None
+    if task is None or (manifest is not None and get_task(task).host_step(manifest.io) is None):
+        return None
+    runner = load_runner(model, options)
+    step = get_task(runner.io.task).host_step(runner.io)
+    if step is None:
+        return None
+    raw = runner.infer(runner.io.input.feed(synthetic_images(runner.io.preprocessing, runner.batch_size or 1)))
+    step(raw)
+    times = np.empty(runs, dtype=np.float64)
+    for i in range(runs):
+        t0 = time.perf_counter_ns()
+        step(raw)
+        times[i] = (time.perf_counter_ns() - t0) / 1e6
+    latency = latency_stats(times)
+    return {"where": "host (this process)", "latency_ms": {k: latency[k] for k in ("p50", "p90", "mean")},
+            "share_of_p50": round(latency["p50"] / (latency["p50"] + model_p50_ms), 4)}

@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterable, Iterator
 import numpy as np
 
 from edgedeploy.core.errors import DataError
-from edgedeploy.core.io_spec import Preprocessing
+from edgedeploy.core.io_spec import Outputs, Preprocessing
+from edgedeploy.core.outputs import output_rows, take_rows
 from edgedeploy.data.datasets import ImageSet, LabeledImage
 from edgedeploy.data.preprocess import preprocess
 from edgedeploy.measure.reference_cache import reference_outputs
@@ -38,14 +39,14 @@ def batches(images: Iterable[LabeledImage], size: int) -> Iterator[list[LabeledI
 def accumulate(
     runner: Runner,
     dataset: ImageSet,
-    reference: Runner | np.ndarray | None = None,
+    reference: Runner | Outputs | None = None,
     batch_size: int = DEFAULT_BATCH,
     on_progress: Callable[[int], None] | None = None,
-    on_scores: Callable[[np.ndarray, list[LabeledImage]], None] | None = None,
+    on_scores: Callable[[Outputs, list[LabeledImage]], None] | None = None,
 ) -> Accumulator:
     """The metric sums of ``runner`` on ``dataset`` (see ``evaluate``); sums of shards of one image
     set merge (``Accumulator.merge``) into the sums of the whole set."""
-    acc = get_task(runner.io.task).accumulator()
+    acc = get_task(runner.io.task).accumulator().bind(runner.io)
     for batch in batches(dataset, batch_size):
         # Each model gets its own preprocessing; identical specs are computed once.
         cache: dict[Preprocessing, np.ndarray] = {}
@@ -59,10 +60,11 @@ def accumulate(
         if on_scores:
             on_scores(scores, batch)
         ref_probabilities = False
-        if isinstance(reference, np.ndarray):
-            ref_scores = reference[acc.n:acc.n + len(batch)]
-            if len(ref_scores) != len(batch):
-                raise DataError(f"{dataset.root}: the reference scores cover {len(reference)} images, the data has more")
+        if isinstance(reference, (np.ndarray, dict)):
+            ref_scores = take_rows(reference, acc.n, acc.n + len(batch))
+            if output_rows(ref_scores) != len(batch):
+                raise DataError(f"{dataset.root}: the reference scores cover {output_rows(reference)} images, the data "
+                                "has more")
         elif reference is not None:
             ref_scores = reference_outputs(reference, batch, inputs, cached=dataset.from_files)
             ref_probabilities = reference.io.output.probabilities
@@ -79,10 +81,10 @@ def accumulate(
 def evaluate(
     runner: Runner,
     dataset: ImageSet,
-    reference: Runner | np.ndarray | None = None,
+    reference: Runner | Outputs | None = None,
     batch_size: int = DEFAULT_BATCH,
     on_progress: Callable[[int], None] | None = None,
-    on_scores: Callable[[np.ndarray, list[LabeledImage]], None] | None = None,
+    on_scores: Callable[[Outputs, list[LabeledImage]], None] | None = None,
 ) -> EvalResult:
     """The task's metrics of ``runner`` (if labeled) and, with ``reference``, agreement and logit diffs.
 

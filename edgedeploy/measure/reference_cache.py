@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from edgedeploy.core.cache import cache_dir, content_key
-from edgedeploy.core.io_spec import Preprocessing
+from edgedeploy.core.io_spec import Outputs, Preprocessing
 from edgedeploy.data.datasets import LabeledImage
 from edgedeploy.runtimes.base import Runner
 
@@ -63,11 +63,12 @@ def _store(path: Path, values: np.ndarray) -> None:
 
 
 def reference_outputs(reference: Runner, batch: list[LabeledImage],
-                      inputs: Callable[[Preprocessing], np.ndarray], cached: bool = True) -> np.ndarray:
+                      inputs: Callable[[Preprocessing], np.ndarray], cached: bool = True) -> Outputs:
     """``reference``'s outputs on ``batch`` (``inputs(spec)`` gives the batch preprocessed), from the cache
     where present; the images it misses are run in one call and stored. ``cached=False``: images that are not
     their files' content (made-up pixels)."""
-    model_key = reference.output_key() if cached else None
+    # A model with several outputs (a detector's heads) is not cached: its outputs are not one array per image.
+    model_key = reference.output_key() if cached and not reference.io.more_outputs else None
     if model_key is None:
         return reference.predict(inputs(reference.io.preprocessing))
     entries = [None if (k := _image_key(item.path)) is None else _entry(model_key, k) for item in batch]

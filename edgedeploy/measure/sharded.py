@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from edgedeploy.core.artifacts import atomic_path, atomic_write_text
+from edgedeploy.core.io_spec import Outputs
+from edgedeploy.core.outputs import SCORES_PREFIX, concat_outputs, map_outputs
 from edgedeploy.data.datasets import ImageSet, LabeledImage
 from edgedeploy.measure.evaluate import DEFAULT_BATCH, EvalResult, accumulate
 from edgedeploy.runtimes.base import Runner
@@ -44,7 +46,7 @@ class ShardResult:
     seconds: float
     images: np.ndarray  # (n,) sha256 hex of each evaluated image
     # The model's outputs, kept for the float reference: every target's shard compares against them.
-    scores: np.ndarray | None = None
+    scores: Outputs | None = None
 
     @property
     def records(self) -> Records:
@@ -54,7 +56,9 @@ class ShardResult:
         """``path`` (.json: the sums) and ``path`` with .npz (the arrays); the .json last, so a
         half-written entry has no .json and is recomputed."""
         arrays = {"images": self.images, **{_RECORD + k: v for k, v in self.records.items()}}
-        if self.scores is not None:
+        if isinstance(self.scores, dict):
+            arrays.update({SCORES_PREFIX + name: values for name, values in self.scores.items()})
+        elif self.scores is not None:
             arrays["scores"] = self.scores
         with atomic_path(path.with_suffix(".npz")) as tmp, tmp.open("wb") as f:
             np.savez(f, **arrays)
@@ -67,21 +71,22 @@ class ShardResult:
         task = record["task"]
         with np.load(path.with_suffix(".npz"), allow_pickle=False) as data:
             records = {k[len(_RECORD):]: data[k] for k in data.files if k.startswith(_RECORD)}
-            scores = data["scores"] if "scores" in data.files else None
+            named = {k[len(SCORES_PREFIX):]: data[k] for k in data.files if k.startswith(SCORES_PREFIX)}
+            scores = named or (data["scores"] if "scores" in data.files else None)
             accumulator = get_task(task).accumulator().load(record["sums"], records)
             return cls(task, accumulator, record["skipped"], record["seconds"], data["images"], scores)
 
 
-def evaluate_shard(runner: Runner, shard: ImageSet, reference_scores: np.ndarray | None = None,
+def evaluate_shard(runner: Runner, shard: ImageSet, reference_scores: Outputs | None = None,
                    batch_size: int = DEFAULT_BATCH, keep_scores: bool = False) -> ShardResult:
     """``runner`` on one shard, against the reference's outputs on the same shard (rows in order)."""
     paths: list[Path] = []
-    scores: list[np.ndarray] = []
+    scores: list[Outputs] = []
 
-    def collect(batch_scores: np.ndarray, items: list[LabeledImage]) -> None:
+    def collect(batch_scores: Outputs, items: list[LabeledImage]) -> None:
         paths.extend(item.path for item in items)
         if keep_scores:
-            scores.append(batch_scores.astype(np.float32))
+            scores.append(map_outputs(batch_scores, lambda values: values.astype(np.float32)))
 
     skipped_before = len(shard.skipped)  # a folder keeps what earlier passes over it skipped
     start = time.perf_counter()
@@ -89,7 +94,7 @@ def evaluate_shard(runner: Runner, shard: ImageSet, reference_scores: np.ndarray
     digests = shard.digests()
     return ShardResult(runner.io.task, acc, len(shard.skipped) - skipped_before,
                        round(time.perf_counter() - start, 3), np.array([digests[p] for p in paths]),
-                       np.concatenate(scores) if keep_scores else None)
+                       concat_outputs(scores) if keep_scores else None)
 
 
 def merge_shards(shards: list[ShardResult], with_reference: bool) -> tuple[EvalResult, ShardResult]:

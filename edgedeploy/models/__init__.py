@@ -28,8 +28,9 @@ WEIGHT_NAMES = (*NAMED_WEIGHTS, "random", "module")
 DEFAULT_MODEL = "mobilenet_v2"
 # The config fields every family has (and every command takes); others are the family's own options.
 COMMON_FIELDS = ("width", "resolution", "num_classes")
-# Config fields that describe the model rather than option it (a user module's name and probed task).
-_IDENTITY_FIELDS = ("arch", "task")
+# Config fields that describe the model rather than option it (a user module's name, probed task and declared
+# detection post-processing).
+_IDENTITY_FIELDS = ("arch", "task", "detection")
 
 
 class ModelConfig(Protocol):
@@ -61,6 +62,9 @@ class NamedWeights:
     sha256: str = ""
     # "module:function" (path) -> state_dict of the family's network; None: a PyTorch checkpoint.
     reader: str | None = None
+    # Weights derived from the file rather than stored in it (an off-grid copy made by the reader): named in
+    # their digest, so they never share one with the file's own weights (caches key on it).
+    variant: str = ""
 
     def read(self) -> Any:
         return _load(self.reader) if self.reader else None
@@ -82,6 +86,9 @@ class ModelFamily:
     key_mappers: tuple[str, ...] = ()
     # The state_dict key of the classifier's weight (its first dim is the class count a checkpoint records).
     classifier_key: str | None = None
+    # "module:function" (prefix, config) -> state_dict for another framework's checkpoint given to --weights as
+    # its prefix (a TF checkpoint: ``model.ckpt`` for model.ckpt.index + model.ckpt.data-*).
+    tf_checkpoint_reader: str | None = None
     # Registered families are built randomly initialized and loaded; a user module brings its own parameters.
     owns_weights = False
 
@@ -182,6 +189,48 @@ MODELS: dict[str, ModelFamily] = {
                              sha256="68a539782c2c6a72f8aac3724600124a85ed977162b44e84cbae5db717c933c6",
                              reader="edgedeploy.models.deeplabv3_mobilenet_v2.sample:read_tflite_state_dict"),
             ),
+        ),
+        ModelFamily(
+            name="ssd_mobilenet_v1",
+            description="SSD with a MobileNetV1 backbone (Liu et al., 2016; Google's quantized COCO detector): 6 "
+                        "feature maps, 1917 anchors at 300 px, COCO's 90 ids",
+            config="edgedeploy.models.ssd_mobilenet_v1.config:SSDMobileNetV1Config",
+            network="edgedeploy.models.ssd_mobilenet_v1.network:SSDMobileNetV1",
+            task="detection",
+            weights=(
+                # Google's uint8 TFLite detector (../shared/data/README.md), its weights dequantized.
+                NamedWeights("sample", "Google's quantized COCO detector (.tflite in the shared data folder), "
+                             "weights dequantized", _HALF, _HALF,
+                             data_file="detection/ssd_mobilenet_v1_coco_quant.tflite",
+                             sha256="e4b118e5e4531945de2e659742c7c590f7536f8d0ed26d135abcfe83b4779d13",
+                             reader="edgedeploy.models.ssd_mobilenet_v1.sample:read_tflite_state_dict"),
+                # The same weights off the uint8 grid they sit on, as a float-trained model's are (a fixture
+                # for int8 studies, made by the reader with a fixed seed; not a trained model).
+                NamedWeights("sample-offgrid", "Google's detector's weights off the int8 grid, as a float-trained "
+                             "model's are", _HALF, _HALF, data_file="detection/ssd_mobilenet_v1_coco_quant.tflite",
+                             sha256="e4b118e5e4531945de2e659742c7c590f7536f8d0ed26d135abcfe83b4779d13",
+                             reader="edgedeploy.models.ssd_mobilenet_v1.sample:read_tflite_offgrid_state_dict",
+                             variant="offgrid-seed0"),
+            ),
+        ),
+        ModelFamily(
+            name="ssdlite_mobilenet_v2",
+            description="SSDLite with a MobileNetV2 backbone (Sandler et al., 2018, Table 6; the TF Object Detection "
+                        "API's ssdlite_mobilenet_v2_coco): 6 feature maps, 1917 anchors at 300 px, COCO's 90 ids",
+            config="edgedeploy.models.ssdlite_mobilenet_v2.config:SSDLiteMobileNetV2Config",
+            network="edgedeploy.models.ssdlite_mobilenet_v2.network:SSDLiteMobileNetV2",
+            task="detection",
+            # The shared folder has the release's variable index, not its data: --weights takes the official
+            # checkpoint's prefix, a .pth of this family, the ImageNet backbone with a seeded head, or random.
+            weights=(
+                NamedWeights("sample", "the MobileNetV2 sample weights (ImageNet) as the backbone, a seeded "
+                             "detection head (not a trained detector)", _HALF, _HALF,
+                             data_file="mobilenet_v2_imagenet.pth",
+                             sha256="56f77ad4ecd72a879ba3895e55427b0aee6f7c64611872a559fc8e7d5453c08e",
+                             reader="edgedeploy.models.ssdlite_mobilenet_v2.backbone:read_backbone_state_dict",
+                             variant="ssdlite-backbone-seed0"),
+            ),
+            tf_checkpoint_reader="edgedeploy.models.ssdlite_mobilenet_v2.checkpoint:read_tf_checkpoint",
         ),
     )
 }

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import json
 import os
 import re
 import sys
@@ -41,6 +42,13 @@ class ModuleConfig:
     task: str = "classification"
     # The registry's common field; a module has no width multiplier.
     width: float = 1.0
+    # A detector's post-processing as the module declares it (its ``detection_parameters``), as JSON text so
+    # the config stays hashable; "" for other modules.
+    detection: str = ""
+
+    def detection_parameters(self) -> dict[str, Any]:
+        """What the module's own ``detection_parameters`` gave (edgedeploy.tasks.detection reads it)."""
+        return dict(json.loads(self.detection)) if self.detection else {}
 
     @property
     def name(self) -> str:
@@ -72,7 +80,7 @@ class ModuleFamily:
     # Read off the module by the probe; the registry's common attribute.
     task: str = "classification"
     weights: tuple[Any, ...] = ()
-    _probed: dict[int, tuple[str, int]] = field(default_factory=dict, compare=False, repr=False)
+    _probed: dict[int, tuple[str, int, str]] = field(default_factory=dict, compare=False, repr=False)
 
     default_weights = "module"
     owns_weights = True
@@ -110,13 +118,13 @@ class ModuleFamily:
         resolution = values.get("resolution")
         if resolution is None:
             raise ConfigError(f"{self.name}: give the input size (--input-shape 1,3,H,W or --example-input FILE)")
-        task, num_classes = self._probe(int(resolution))
+        task, num_classes, detection = self._probe(int(resolution))
         wanted = values.get("num_classes")
         if wanted is not None and wanted != num_classes:
             raise ConfigError(f"{self.name}: the module outputs {num_classes} classes, not {wanted}")
-        return ModuleConfig(self.name, int(resolution), num_classes, task)
+        return ModuleConfig(self.name, int(resolution), num_classes, task, detection=detection)
 
-    def _probe(self, resolution: int) -> tuple[str, int]:
+    def _probe(self, resolution: int) -> tuple[str, int, str]:
         if resolution not in self._probed:
             import torch
 
@@ -128,17 +136,43 @@ class ModuleFamily:
             except Exception as exc:
                 raise ConfigError(f"{self.name}: forward on a 1x3x{resolution}x{resolution} input failed "
                                   f"({type(exc).__name__}: {_first_line(exc)})") from None
-            if not isinstance(out, torch.Tensor):
+            if isinstance(out, (tuple, list, dict)):
+                self._probed[resolution] = ("detection", *self._detector_outputs(module, out))
+            elif not isinstance(out, torch.Tensor):
                 raise ConfigError(f"{self.name}: forward returned a {type(out).__name__}; expected one tensor "
-                                  "(class scores, or per-pixel class scores)")
-            if out.ndim == 2:
-                self._probed[resolution] = ("classification", int(out.shape[1]))
+                                  "(class scores, or per-pixel class scores), or a detector's two heads")
+            elif out.ndim == 2:
+                self._probed[resolution] = ("classification", int(out.shape[1]), "")
             elif out.ndim == 4 and tuple(out.shape[2:]) == (resolution, resolution):
-                self._probed[resolution] = ("segmentation", int(out.shape[1]))
+                self._probed[resolution] = ("segmentation", int(out.shape[1]), "")
             else:
                 raise ConfigError(f"{self.name}: forward returned shape {list(out.shape)}; expected (1, classes) "
                                   f"or (1, classes, {resolution}, {resolution})")
         return self._probed[resolution]
+
+    def _detector_outputs(self, module: Any, out: Any) -> tuple[int, str]:
+        """(classes, detection parameters as JSON) of a module whose forward returns several tensors: a detector
+        that declares its post-processing (``detection_parameters``: anchors, box coder scales, labels, NMS, as
+        the registered families' configs give them) and returns box encodings (1, A, 4) and class logits
+        (1, A, 1 + classes), in that order or by those names."""
+        import torch
+
+        heads = list(out.values()) if isinstance(out, dict) else list(out)
+        declared = getattr(module, "detection_parameters", None)
+        if declared is None:
+            raise ConfigError(f"{self.name}: forward returned {len(heads)} outputs; a model with several outputs is "
+                              "read by the detection task, which needs the module's detection_parameters (anchors, "
+                              "box coder scales, labels, NMS): see docs/detection.md")
+        if len(heads) != 2 or not all(isinstance(h, torch.Tensor) and h.ndim == 3 for h in heads) or \
+                heads[0].shape[-1] != 4 or heads[0].shape[1] != heads[1].shape[1]:
+            raise ConfigError(f"{self.name}: a detector returns box encodings (1, anchors, 4) and class logits "
+                              f"(1, anchors, 1 + classes); got {[list(getattr(h, 'shape', [])) for h in heads]}")
+        parameters = declared() if callable(declared) else declared
+        try:
+            text = json.dumps(parameters, sort_keys=True)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{self.name}: detection_parameters is not plain data ({exc})") from None
+        return int(heads[1].shape[-1]) - 1, text
 
     def _callable(self) -> Callable[[], Any]:
         if callable(self.factory):

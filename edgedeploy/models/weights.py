@@ -9,16 +9,19 @@ format (Google's DeepLab .tflite) are read by the reader their row names.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from edgedeploy.core.errors import DependencyError, WeightsError
-from edgedeploy.core.hashing import sha256_file
+from edgedeploy.core.hashing import sha256_file, sha256_files
 from edgedeploy.core.sample_data import data_root
+from edgedeploy.core.tf_checkpoint import tf_checkpoint_files
 from edgedeploy.models import DEFAULT_MODEL, WEIGHT_NAMES, ModelConfig, NamedWeights, get_model
 
 __all__ = ["LoadedWeights", "resolve_weights", "build_model", "weights_fingerprint", "state_dict_sha256",
@@ -152,8 +155,17 @@ def resolve_weights(spec: str, arch: str = DEFAULT_MODEL, config: ModelConfig | 
                                if known.url else f"{path}: sha256 {digest[:12]}... is not {what} ({known.sha256[:12]}...)")
         reader = known.read()
         state = reader(path, config or family.make_config()) if reader else _read_checkpoint(path)
-        return LoadedWeights(state, spec, path, digest, known.mean, known.std)
+        return LoadedWeights(state, spec, path, _variant_digest(digest, known), known.mean, known.std)
     path = Path(spec)
+    tf_files = tf_checkpoint_files(path)
+    if tf_files:
+        if family.tf_checkpoint_reader is None:
+            raise WeightsError(f"{path}: a TensorFlow checkpoint; {arch} reads PyTorch state_dicts only")
+        reader = _load_entry(family.tf_checkpoint_reader)
+        state = reader(path, config or family.make_config())
+        # The TF Object Detection API feeds its SSDs (2 / 255) * pixel - 1: mean and std 0.5.
+        return LoadedWeights(state, str(path), tf_files[0], sha256_files([(f.name, f) for f in tf_files]),
+                             (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "tf-checkpoint")
     if not path.exists() and "/" not in spec and "." not in spec:
         names = ", ".join(WEIGHT_NAMES)
         raise WeightsError(f"unknown weights {spec!r}: give a file path or one of {names}")
@@ -191,12 +203,27 @@ def weights_fingerprint(spec: str, arch: str = DEFAULT_MODEL) -> str:
             # Downloads are checked against this prefix, so it names the content.
             return f"{spec}:{known.sha256}"
         path = _named_path(known)
-    else:
-        path = Path(spec)
+        if not path.is_file():
+            raise WeightsError(f"{path}: {spec} weights file not found")
+        return _variant_digest(sha256_file(path), known)
+    path = Path(spec)
+    tf_files = tf_checkpoint_files(path)
+    if tf_files:
+        return sha256_files([(f.name, f) for f in tf_files])
     if not path.is_file():
         raise WeightsError(f"{path}: is a directory, not a weights file" if path.is_dir()
                            else f"{path}: weights file not found")
     return sha256_file(path)
+
+
+def _load_entry(entry: str) -> Any:
+    module, attr = entry.split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def _variant_digest(file_digest: str, known: NamedWeights) -> str:
+    """The digest of weights a reader derives from a file (its variant named), else the file's own."""
+    return hashlib.sha256(f"{file_digest}:{known.variant}".encode()).hexdigest() if known.variant else file_digest
 
 
 def build_model(config: ModelConfig, weights: str) -> tuple[torch.nn.Module, LoadedWeights | None]:

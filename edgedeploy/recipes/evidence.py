@@ -103,11 +103,11 @@ class Evidence:
                                  f"{missing} not in it): per-image results cannot be paired")
         position = {sha: i for i, sha in enumerate(self.images.tolist())}
         order = np.array([position[sha] for sha in other.images.tolist()])
-        reordered = {k: v[order] for k, v in self.reference.items()}
+        reordered = self.kind.reorder(self.reference, order)
         if not self.kind.same_labels(reordered, other.reference):
             raise InputFileError(f"{what} labels the same images differently: per-image results cannot be paired")
         return Evidence(self.task, self.images[order], reordered,
-                        {n: {k: v[order] for k, v in t.items()} for n, t in self.targets.items()})
+                        {n: self.kind.reorder(t, order) for n, t in self.targets.items()})
 
 
 def evidence_path(results_file: Path) -> Path:

@@ -184,9 +184,9 @@ class Pictures:
             if any(f is not None and not f.is_file() for f in files):
                 return None
             rows.append((row["image"], [f.read_bytes() if f else None for f in files]))
-        return cls("Predictions", entry["columns"], rows,
-                   "The first images of the evaluation data: the input, its ground truth, the float model (pytorch) "
-                   "and every target, as the model's classes in PASCAL VOC's colours at the image's size.")
+        return cls("Predictions", entry["columns"], rows, entry.get(
+            "note", "The first images of the evaluation data: the input, its ground truth, the float model (pytorch) "
+                    "and every target, as the model's classes in PASCAL VOC's colours at the image's size."))
 
 
 @dataclass(frozen=True)

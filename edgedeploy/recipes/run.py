@@ -25,7 +25,9 @@ from edgedeploy.core.artifacts import atomic_path, atomic_write_text
 from edgedeploy.core.cache import cache_dir, code_fingerprint, content_key
 from edgedeploy.core.errors import EXIT_INTERNAL, ConfigError, EdgeDeployError
 from edgedeploy.core.hashing import with_digest
+from edgedeploy.core.io_spec import Outputs
 from edgedeploy.core.manifest import created_utc, tool_versions
+from edgedeploy.core.outputs import concat_outputs, load_outputs, save_outputs
 from edgedeploy.core.stats import DEFAULT_CONFIDENCE
 from edgedeploy.data.preprocess import preprocess
 from edgedeploy.devices import Device, builtin_devices, default_threads, get_device
@@ -97,7 +99,7 @@ class Evaluator:
         self.force = force
         self.reference_key = reference_key(recipe, self.data_key)
         self._scores_file = cache_dir("evals") / f"{self.reference_key}.npy"
-        self._reference_scores: np.ndarray | None = None
+        self._reference_scores: Outputs | None = None
         self.reference_predictions: Predictions | None = None
         self.predictions: dict[str, Predictions] = {}
 
@@ -115,7 +117,7 @@ class Evaluator:
         predictions.save(cache_dir("evals") / f"{key}.npz")
         atomic_write_text(cache_dir("evals") / f"{key}.json", json.dumps(result))
 
-    def _evaluate(self, runner: Runner, keep_scores: bool) -> tuple[dict[str, Any], Predictions, np.ndarray | None]:
+    def _evaluate(self, runner: Runner, keep_scores: bool) -> tuple[dict[str, Any], Predictions, Outputs | None]:
         # The whole set as one shard: the same accumulation a sweep's shards merge.
         shard = evaluate_shard(runner, self.dataset, self._reference_scores, self.batch_size, keep_scores)
         result = shard.accumulator.result(shard.skipped, shard.seconds, self._reference_scores is not None)
@@ -129,7 +131,7 @@ class Evaluator:
             return result, True
         result, self.reference_predictions, self._reference_scores = self._evaluate(runner, keep_scores=True)
         with atomic_path(self._scores_file) as tmp, tmp.open("wb") as f:
-            np.save(f, self._reference_scores)
+            save_outputs(f, self._reference_scores)
         self._write(self.reference_key, result, self.reference_predictions)
         return result, False
 
@@ -141,7 +143,7 @@ class Evaluator:
             return result, True
         if self._reference_scores is None:
             # Memory-mapped: a dense task's float outputs (257 x 257 x 21 floats an image) stay on disk.
-            self._reference_scores = np.load(self._scores_file, mmap_mode="r")
+            self._reference_scores = load_outputs(self._scores_file)
         result, self.predictions[name], _ = self._evaluate(runner, keep_scores=False)
         self._write(key, result, self.predictions[name])
         return result, False
@@ -277,8 +279,9 @@ def _pictures(recipe: Recipe, evaluator: Evaluator, reference: Runner, targets: 
     runners = {REFERENCE: reference, **{name: load_runner(out_dir / entry["artifact"], LoadOptions(threads=threads),
                                                           runtime=entry["runtime"])
                                         for name, entry in targets.items() if entry["status"] == "ok"}}
-    predictions = {name: np.concatenate([runner.predict(preprocess(item.image, runner.io.preprocessing)[None])
-                                         for item in images]) for name, runner in runners.items()}
+    predictions = {name: recipe.task.picture_outputs(runner.io, concat_outputs(
+        [runner.predict(preprocess(item.image, runner.io.preprocessing)[None]) for item in images]))
+        for name, runner in runners.items()}
     return recipe.task.pictures(images, predictions, out_dir / PICTURES_DIR)
 
 

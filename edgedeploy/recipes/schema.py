@@ -94,6 +94,8 @@ class EvaluationSpec(Section):
     # segmentation: the label not scored (default 255) and the masks' format (palette | label-ids).
     ignore_index: int | None = Field(None, ge=0, le=65535)
     mask_format: str | None = None
+    # detection: a COCO annotations json (default: instances.json in the data folder).
+    annotations: str | None = None
     limit: int | None = Field(None, ge=1, le=limits.MAX_IMAGES)
     batch_size: int = Field(16, ge=1, le=1024)
 
@@ -233,7 +235,8 @@ class Recipe:
     def data_format(self) -> DataFormat:
         ev = self.spec.evaluation
         return DataFormat(synsets=self.resolve(ev.synsets) if ev.synsets else None, ignore_index=ev.ignore_index,
-                           mask_format=ev.mask_format)
+                           mask_format=ev.mask_format,
+                           annotations=self.resolve(ev.annotations) if ev.annotations else None)
 
     def open_evaluation_data(self) -> ImageSet:
         """The evaluation data (the recipe's limit applied), read as the model's task reads data."""
@@ -306,7 +309,7 @@ def _check_common(spec: RecipeSpec, lines: Lines, task: Task, model_name: str) -
     def fail(loc: Sequence[str | int], message: str) -> None:
         raise lines.error(loc, message)
 
-    wrong = [o for o in ("synsets", "ignore_index", "mask_format")
+    wrong = [o for o in ("synsets", "ignore_index", "mask_format", "annotations")
              if getattr(spec.evaluation, o) is not None and o not in task.data_format_fields]
     if wrong:
         fail(["evaluation", wrong[0]], f"does not apply to {model_name} ({task.name} data takes: "

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from edgedeploy.core.errors import ConfigError, DependencyError, InputFileError
 from edgedeploy.core.integrity import Verification, check_integrity
+from edgedeploy.core.tf_checkpoint import TF_CHECKPOINT_SUFFIXES, tf_checkpoint_files
 from edgedeploy.models import WEIGHT_NAMES
 from edgedeploy.runtimes.base import LoadOptions, Runner
 from edgedeploy.runtimes.precision import PrecisionVerdict
@@ -82,9 +83,10 @@ def register_runtime(row: Runtime) -> Runtime:
 
 
 for _runtime in (
-    Runtime("torch", (".pth", ".pt"), "edgedeploy.runtimes.torch.runner:TorchRunner",
+    Runtime("torch", (".pth", ".pt", *TF_CHECKPOINT_SUFFIXES), "edgedeploy.runtimes.torch.runner:TorchRunner",
             "edgedeploy.runtimes.torch.inspector:inspect", "torch",
-            description="PyTorch eager (weights file or name: sample, imagenet, random)"),
+            description="PyTorch eager (weights file, a TF checkpoint the family reads, or a name: sample, imagenet, "
+                        "random)"),
     Runtime("onnxruntime", (".onnx",), "edgedeploy.runtimes.onnxruntime.runner:OnnxRuntimeRunner",
             "edgedeploy.runtimes.onnxruntime.inspector:inspect", "onnxruntime",
             description="ONNX Runtime, CPU execution provider",
@@ -133,7 +135,7 @@ def runtime_for(model: str) -> Runtime:
 
 
 def _existing(model: str) -> None:
-    if model not in WEIGHT_NAMES and not Path(model).is_file():
+    if model not in WEIGHT_NAMES and not Path(model).is_file() and not tf_checkpoint_files(model):
         raise InputFileError(f"{model}: is a directory" if Path(model).is_dir() else f"{model}: model file not found")
 
 
@@ -143,7 +145,7 @@ def check_model_files(model: str, verify: bool = True) -> Verification:
     _existing(model)
     if not verify:
         return Verification(False)
-    if model in WEIGHT_NAMES:
+    if model in WEIGHT_NAMES or tf_checkpoint_files(model):
         return Verification(None)
     return check_integrity(model)
 

@@ -11,7 +11,8 @@ import numpy as np
 
 from edgedeploy.core.errors import ConfigError
 from edgedeploy.core.integrity import Verification
-from edgedeploy.core.io_spec import ModelIO
+from edgedeploy.core.io_spec import ModelIO, Outputs
+from edgedeploy.core.outputs import concat_outputs
 from edgedeploy.core.limits import MAX_THREADS
 from edgedeploy.models.architecture import Architecture
 
@@ -51,7 +52,8 @@ class LoadOptions:
 
 
 class Runner(ABC):
-    """A loaded model: feed it preprocessed images, get class scores back."""
+    """A loaded model: feed it preprocessed images, get its outputs back (class scores, score maps, a
+    detector's heads)."""
 
     #: registry name of the runtime ("torch", "onnxruntime", ...)
     runtime: str
@@ -63,8 +65,8 @@ class Runner(ABC):
     verification: Verification | None = None
 
     @abstractmethod
-    def infer(self, tensor: np.ndarray) -> np.ndarray:
-        """Run one batch of the exact input tensor; return the raw output tensor."""
+    def infer(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
+        """Run one batch of the exact input tensor; return every raw output tensor by its name in ``io``."""
 
     @abstractmethod
     def versions(self) -> dict[str, str]:
@@ -84,12 +86,9 @@ class Runner(ABC):
         path = Path(self.source)
         return path.stat().st_size if path.is_file() else None
 
-    def predict(self, images_hwc: np.ndarray) -> np.ndarray:
+    def predict(self, images_hwc: np.ndarray) -> Outputs:
         """Preprocessed float images (N, H, W, C) -> float class scores: (N, classes), or for dense
-        prediction (N, H, W, classes)."""
+        prediction (N, H, W, classes); for a model with several outputs, each by name."""
         step = self.batch_size or len(images_hwc)
-        outputs = [
-            self.io.output.read(self.infer(self.io.input.feed(images_hwc[i : i + step])))
-            for i in range(0, len(images_hwc), step)
-        ]
-        return np.concatenate(outputs)
+        return concat_outputs([self.io.read(self.infer(self.io.input.feed(images_hwc[i : i + step])))
+                               for i in range(0, len(images_hwc), step)])

@@ -31,6 +31,7 @@ __all__ = ["Task", "Accumulator", "DataFormat", "EvalResult", "Records", "TASKS"
 TASKS: dict[str, str | Task] = {
     "classification": "edgedeploy.tasks.classification:Classification",
     "segmentation": "edgedeploy.tasks.segmentation:Segmentation",
+    "detection": "edgedeploy.tasks.detection:Detection",
 }
 
 

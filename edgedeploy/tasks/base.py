@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from edgedeploy.core.errors import ConfigError, DataError
-from edgedeploy.core.io_spec import Preprocessing
+from edgedeploy.core.io_spec import OUTPUT_NAME, ModelIO, OutputSpec, Preprocessing
 from edgedeploy.core.stats import Interval, PairedComparison, ratio_interval
 from edgedeploy.data.datasets import ImageSet, LabeledImage
 
@@ -41,6 +41,8 @@ class DataFormat:
     ignore_index: int | None = None
     # segmentation: palette (VOC's indexed PNGs), label-ids (grayscale ids), or None: either.
     mask_format: str | None = None
+    # detection: a COCO annotations json (default: instances.json in the data folder).
+    annotations: Path | None = None
 
     def given(self) -> list[str]:
         return [name for name, value in vars(self).items() if value is not None]
@@ -99,12 +101,17 @@ class Accumulator(ABC):
     def metrics(self, with_reference: bool) -> dict[str, Any]:
         """The task's figures from the sums (None where undefined, e.g. accuracy without labels)."""
 
+    def bind(self, io: ModelIO) -> Accumulator:
+        """This accumulator reading the outputs of a model of ``io`` (a detector's post-processing is recorded
+        there); the default reads outputs alone."""
+        return self
+
     def update(self, scores: np.ndarray, items: list[LabeledImage], reference: np.ndarray | None = None,
                probabilities: tuple[bool, bool] = (False, False)) -> None:
         if reference is not None:
             self._compare(scores, reference)
         self._update(scores, [item.label for item in items], probabilities, reference)
-        self.n += len(scores)
+        self.n += len(items)
 
     def _compare(self, scores: np.ndarray, reference: np.ndarray) -> None:
         if reference.shape != scores.shape:
@@ -187,6 +194,15 @@ class Task(ABC):
                       raw_pixels: bool = False) -> Preprocessing:
         """How an image becomes this task's model input at ``resolution``."""
 
+    def output_specs(self, config: Any) -> tuple[OutputSpec, ...]:
+        """The outputs a model of this task has, in its forward pass's order: one score per class (or a
+        score map) by default."""
+        return (OutputSpec(OUTPUT_NAME, config.num_classes, layout=self.output_layout),)
+
+    def io_extra(self, config: Any) -> dict[str, Any]:
+        """What reading the outputs needs beyond the specs (recorded in the manifest with them)."""
+        return {}
+
     @abstractmethod
     def layout_match(self, path: Path) -> int:
         """0: not a folder this task reads as labeled data; LAYOUT_GENERIC: one any task's images could be
@@ -231,6 +247,11 @@ class Task(ABC):
             return None
         return ratio_interval(candidate["agree"], candidate["positions"], confidence)
 
+    def reorder(self, records: Records, order: np.ndarray) -> Records:
+        """``records`` with their images in ``order`` (positions into the current order): every record is one
+        row per image unless the task keeps variable-length ones."""
+        return {name: values[order] for name, values in records.items()}
+
     def same_labels(self, a: Records, b: Records) -> bool:
         """Whether two evaluations saw the same ground truth, image by image."""
         return all(np.array_equal(a[k], b[k]) for k in self.label_records if k in a or k in b)
@@ -240,6 +261,16 @@ class Task(ABC):
         """Pictures for the report (None: the task shows none): ``predictions`` are each model's
         outputs on ``images``."""
         return None
+
+    def host_step(self, io: ModelIO) -> Any:
+        """The work a model of ``io`` leaves to the host after the runtime (a callable of the raw outputs by name),
+        timed by ``bench`` beside the model; None: the model's outputs are the answer."""
+        return None
+
+    def picture_outputs(self, io: ModelIO, outputs: Any) -> Any:
+        """What ``pictures`` receives of one model: its outputs, or with what reading them needs (a detector's
+        post-processing is in its ``io``)."""
+        return outputs
 
     def prediction_writer(self, out_dir: Path) -> Any:
         """A callable (scores, items) that writes predictions as files (eval --save-predictions);

@@ -46,7 +46,8 @@ def test_dense_output_at_input_size_is_segmentation() -> None:
     ("user_modules:needs_arguments", "the factory needs arguments"),
     ("user_modules:raises", "the factory raised RuntimeError: checkpoint server unreachable"),
     ("user_modules:not_a_module", "the factory returned a dict, not a torch.nn.Module"),
-    ("user_modules:two_outputs", "forward returned a tuple; expected one tensor"),
+    ("user_modules:two_outputs", "forward returned 2 outputs; a model with several outputs is read by the detection "
+                                 "task, which needs the module's detection_parameters"),
     ("user_modules:missing", "user_modules has no 'missing'"),
     ("no_such_package.models:net", "cannot import no_such_package.models (ModuleNotFoundError"),
 ])
@@ -91,3 +92,24 @@ def test_instance_family_copies_the_module_and_names_it_by_its_parameters() -> N
         assert not torch.equal(built.head.bias, net.head.bias)  # ... never reaches the caller's module
         net.head.bias.add_(1.0)
     assert INSTANCE_FAMILIES.family_of(net).name != family.name  # other parameters, another family
+
+
+def test_a_users_detector_with_two_heads_exports_to_onnx_and_tflite(tmp_path: Path) -> None:
+    """A module whose forward returns a dict of tensors, with its post-processing declared: probed as a detector,
+    exported with both outputs named, parity per output, and evaluated through its own declared head."""
+    from edgedeploy.api import export
+    from edgedeploy.runtimes import LoadOptions, load_runner
+
+    family = get_model("user_modules:tiny_detector")
+    config = family.make_config(resolution=64)
+    assert (config.task, config.num_classes) == ("detection", 3)
+    for target in ("onnx", "tflite-fp32"):
+        result = export("user_modules:tiny_detector", target, input_shape=(1, 3, 64, 64), out=tmp_path,
+                        parity_images=4)
+        assert set(result.parity["outputs"]) == {"box_encodings", "class_logits"}
+        assert all(d["max_abs_diff"] <= result.parity["max_abs_diff_allowed"] for d in result.parity["outputs"].values())
+        runner = load_runner(str(result.path), LoadOptions())
+        assert runner.io.output_names == ("box_encodings", "class_logits")
+        assert runner.io.extra["detection"]["labels"] == "contiguous"
+        outputs = runner.predict(torch.rand(2, 64, 64, 3).numpy())
+        assert outputs["box_encodings"].shape[0] == 2 and outputs["class_logits"].shape[-1] == 3

@@ -52,6 +52,36 @@ def two_outputs() -> nn.Module:
     return TwoHeads()
 
 
+class TinyDetector(nn.Module):
+    """A user's own detector: two 8x8 maps (stride 8 and 16 at 64 px), 3 anchors a cell, 3 classes; its forward
+    returns its heads by name, and it declares its post-processing as the registered families do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, stride=8, padding=1), nn.ReLU())
+        self.down = nn.Sequential(nn.Conv2d(8, 8, 3, stride=2, padding=1), nn.ReLU())
+        self.boxes = nn.ModuleList([nn.Conv2d(8, 3 * 4, 1), nn.Conv2d(8, 3 * 4, 1)])
+        self.scores = nn.ModuleList([nn.Conv2d(8, 3 * 4, 1), nn.Conv2d(8, 3 * 4, 1)])
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        first = self.stem(x)
+        maps = [first, self.down(first)]
+        boxes = [b(m).permute(0, 2, 3, 1).reshape(x.shape[0], -1, 4) for b, m in zip(self.boxes, maps)]
+        scores = [s(m).permute(0, 2, 3, 1).reshape(x.shape[0], -1, 4) for s, m in zip(self.scores, maps)]
+        return {"box_encodings": torch.cat(boxes, 1), "class_logits": torch.cat(scores, 1)}
+
+    def detection_parameters(self) -> dict[str, object]:
+        return {"anchors": {"feature_map_sizes": [8, 4], "min_scale": 0.2, "max_scale": 0.9,
+                            "aspect_ratios": [1.0, 2.0, 0.5], "interpolated_scale_aspect_ratio": 0.0,
+                            "reduce_boxes_in_lowest_layer": False},
+                "box_scales": [10.0, 10.0, 5.0, 5.0], "labels": "contiguous",
+                "nms": {"score_threshold": 0.01, "iou_threshold": 0.5, "max_detections": 20, "mode": "per-class"}}
+
+
+def tiny_detector() -> nn.Module:
+    return TinyDetector()
+
+
 def import_torchvision():  # type: ignore[no-untyped-def]
     """torchvision, also beside a CPU build of torch its compiled ops were not built for.
 

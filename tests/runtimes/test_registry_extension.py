@@ -38,7 +38,7 @@ class ToyRunner(Runner):
 
     def infer(self, tensor):
         means = tensor.mean(axis=(2, 3))
-        return np.tile(means, (1, self.io.output.num_classes // 3 + 1))[:, : self.io.output.num_classes]
+        return {"y": np.tile(means, (1, self.io.output.num_classes // 3 + 1))[:, : self.io.output.num_classes]}
 
     def versions(self):
         return {"toyrt": "1.0"}

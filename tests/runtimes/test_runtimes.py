@@ -40,7 +40,7 @@ def test_1001_way_classifier_drops_background(tmp_path, data_root):
     runner = load_runner(str(r.path), LoadOptions(mean=(0.5,) * 3, std=(0.5,) * 3))
     assert runner.io.output.background_class and runner.io.output.num_classes == 1000
     scores = runner.predict(np.zeros((2, 96, 96, 3), np.float32))
-    raw = runner.infer(runner.io.input.feed(np.zeros((1, 96, 96, 3), np.float32)))
+    raw = runner.infer(runner.io.input.feed(np.zeros((1, 96, 96, 3), np.float32)))[runner.io.output.name]
     assert scores.shape == (2, 1000)
     np.testing.assert_allclose(scores[0], raw[0, 1:])
 

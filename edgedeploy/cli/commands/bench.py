@@ -43,6 +43,7 @@ def bench(as_json: bool, model: str, device: str, runs: int, warmup: int, delega
           model_args: ModelArgs) -> None:
     """Latency of MODEL on a device: percentiles, throughput, memory, and how it really ran."""
     from edgedeploy.devices import driver_for, get_device
+    from edgedeploy.measure.bench import host_step_latency
     from edgedeploy.measure.on_device import bench_on_device
     from edgedeploy.runtimes import check_model_files
 
@@ -54,9 +55,11 @@ def bench(as_json: bool, model: str, device: str, runs: int, warmup: int, delega
                                  on_progress=bar.update)
     verified = check_model_files(model, options.verify).verified  # checked in bench_on_device: a cache hit here
     runtime = runtime_name(model)
+    host_step = host_step_latency(model, options, runs, result.latency_ms.p50) if in_process else None
     if as_json:
         emit_json({"model": model, "runtime": runtime, "device": dev.name, **result.to_dict(samples=False),
-                   "host": dev.describe_host() if in_process else None, "verified": verified})
+                   "host": dev.describe_host() if in_process else None, "verified": verified,
+                   **({"host_step": host_step} if host_step else {})})
         return
     execution = ", ".join(f"{k} {v}" for k, v in (result.execution or {}).items())
     click.echo(key_values([("model", f"{model} ({runtime})"), ("device", f"{dev.name}, {result.threads} threads"),
@@ -66,6 +69,10 @@ def bench(as_json: bool, model: str, device: str, runs: int, warmup: int, delega
         _echo_benchmark_model(result, result.benchmark_model)
     else:
         _echo_timing_loop(result)
+    if host_step:
+        step = host_step["latency_ms"]
+        click.echo(key_values([("host step", f"p50 {step['p50']:.2f} ms, p90 {step['p90']:.2f} ms (decoding + NMS in "
+                                             f"this process): {100 * host_step['share_of_p50']:.1f}% of the p50")]))
 
 
 def _echo_timing_loop(result: LatencyResult) -> None:

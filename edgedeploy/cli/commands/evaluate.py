@@ -24,7 +24,10 @@ from edgedeploy.cli.render import fmt, key_values
 @click.argument("model")
 @click.option("--data", type=click.Path(path_type=Path), required=True,
               help="Labeled data in the model's task's layout: classification <wnid>/<image>; segmentation images/ + "
-                   "masks/ or a PASCAL VOC folder (its val split, or an ImageSets/Segmentation/<split>.txt).")
+                   "masks/ or a PASCAL VOC folder (its val split, or an ImageSets/Segmentation/<split>.txt); "
+                   "detection instances.json + images/ (COCO).")
+@click.option("--annotations", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Detection: a COCO annotations json naming the images in --data [default: --data/instances.json].")
 @click.option("--synsets", type=click.Path(path_type=Path), default=None,
               help="Classification: wnid list giving class indices [default: synsets.txt beside --data, else sorted "
                    "folders].")
@@ -35,6 +38,8 @@ from edgedeploy.cli.render import fmt, key_values
                    "[default: either].")
 @click.option("--save-masks", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Segmentation: write each image's predicted class map, colour-coded (VOC palette), to this folder.")
+@click.option("--save-detections", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Detection: write each image with its detections drawn (class name and score) to this folder.")
 @click.option("--limit", type=ranges.IMAGES, default=None, help="Evaluate the first N images only.")
 @click.option("--reference", default=None, help="Compare with this model: agreement and logit differences.")
 @click.option("--batch-size", type=click.IntRange(1, 1024), default=16, show_default=True)
@@ -44,11 +49,13 @@ from edgedeploy.cli.render import fmt, key_values
 @devices_option
 @model_options
 @json_option
-def eval_cmd(as_json: bool, model: str, data: Path, synsets: Path | None, ignore_index: int | None,
-             mask_format: str | None, save_masks: Path | None, limit: int | None, reference: str | None,
+def eval_cmd(as_json: bool, model: str, data: Path, annotations: Path | None, synsets: Path | None,
+             ignore_index: int | None,
+             mask_format: str | None, save_masks: Path | None, save_detections: Path | None, limit: int | None, reference: str | None,
              batch_size: int, device: str, devices_file: str | None, model_args: ModelArgs) -> None:
     """Metrics of MODEL (a model file or weights name) on a data set: top-1/top-5 for classifiers, mIoU and
-    pixel accuracy for segmentation models."""
+    pixel accuracy for segmentation models, COCO mAP for detectors."""
+    from edgedeploy.core.errors import ConfigError
     from edgedeploy.devices import default_threads, get_device
     from edgedeploy.measure.evaluate import evaluate
     from edgedeploy.measure.on_device import eval_runner
@@ -60,17 +67,20 @@ def eval_cmd(as_json: bool, model: str, data: Path, synsets: Path | None, ignore
     options = model_args.load_options(dev.default_threads())
     runner = eval_runner(model, dev, options)
     task = get_task(runner.io.task)
-    dataset = task.open_dataset(data, DataFormat(synsets, ignore_index, mask_format)).subset(limit)
+    dataset = task.open_dataset(data, DataFormat(synsets, ignore_index, mask_format, annotations)).subset(limit)
     ref_runner = load_runner(reference, model_args.load_options(default_threads())) \
         if reference else None
-    with progress(len(dataset), "eval") as bar, saved_predictions(task, save_masks) as writer:
+    if save_masks and save_detections:
+        raise ConfigError("--save-masks and --save-detections: give one (a model predicts masks or boxes)")
+    saved, kind = (save_detections, "detections") if save_detections else (save_masks, "masks")
+    with progress(len(dataset), "eval") as bar, saved_predictions(task, saved, runner.io, kind) as writer:
         result = evaluate(runner, dataset, ref_runner, batch_size, on_progress=bar.update, on_scores=writer)
     out = {"model": model, "runtime": runner.runtime, "device": dev.name, "task": task.name, **result.to_dict(),
            "data": str(data), "classes_from": dataset.class_source, "threads": options.threads,
            "execution": runner.execution(), "versions": runner.versions(),
            "verified": runner.verification.verified if runner.verification else None}
-    if save_masks:
-        out["masks"] = str(save_masks)
+    if saved:
+        out[kind] = str(saved)
     if reference:
         out["reference"] = reference
         out["reference_verified"] = ref_runner.verification.verified if ref_runner and ref_runner.verification else None
@@ -85,8 +95,8 @@ def eval_cmd(as_json: bool, model: str, data: Path, synsets: Path | None, ignore
         rows += [("reference", reference), (task.agreement_label, f"{fmt(result.agreement)} %"),
                  *[(name, result.metrics[name]) for name in ("kl", "cosine") if name in result.metrics],
                  ("max |diff|", result.max_abs_diff)]
-    if save_masks:
-        rows.append(("masks", str(save_masks)))
+    if saved:
+        rows.append((kind, str(saved)))
     rows.append(("verified", verified_text(out["verified"])))
     rows.append(("time", f"{result.seconds:.1f} s"))
     click.echo(key_values(rows))

@@ -27,8 +27,8 @@ from edgedeploy.exporter.options import EXPORT_OPTIONS
               help="Labeled validation data the drop is measured on (the model's task's layout).")
 @click_option(EXPORT_OPTIONS["max_drop"], required=True,
               help="The budget: points of the metric a candidate may lose (upper bound of its paired interval).")
-@click.option("--metric", type=click.Choice(["top1", "miou"]), default=None,
-              help="The metric the budget is in [default: the model's task's: top1, or miou].")
+@click.option("--metric", type=click.Choice(["top1", "miou", "map"]), default=None,
+              help="The metric the budget is in [default: the model's task's: top1, miou, or map].")
 @click.option("--confidence", type=ranges.CONFIDENCE, default=0.95, show_default=True)
 @click.option("--weights", default="sample", show_default=True,
               help="A checkpoint path or weights name (sample, sample-offgrid, imagenet, random).")

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from edgedeploy.core.errors import RemoteRunError
+from edgedeploy.core.errors import ConfigError, RemoteRunError
 from edgedeploy.data.synthetic import synthetic_images
 from edgedeploy.devices.latency import EmulationFigures, LatencyResult, LatencyStats
 from edgedeploy.devices.qemu.guest import QEMU_CPU, root_info, run_guest_python
@@ -49,11 +49,14 @@ class EmulatedLiteRTRunner(Runner):
         from edgedeploy.runtimes.litert.runner import LiteRTRunner
 
         host = LiteRTRunner(source, options)
+        if host.io.more_outputs:
+            raise ConfigError(f"{source}: the emulated arm64 runner reads one output; this model has "
+                              f"{len(host.io.outputs)} ({', '.join(host.io.output_names)})")
         self.source, self.io, self.batch_size = source, host.io, host.batch_size
         self.threads, self.xnnpack = options.threads, options.xnnpack
 
-    def infer(self, tensor: np.ndarray) -> np.ndarray:
-        return self.infer_many(tensor[None])[0]
+    def infer(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
+        return {self.io.output.name: self.infer_many(tensor[None])[0]}
 
     def infer_many(self, tensors: np.ndarray) -> np.ndarray:
         outputs, _ = _run_model(Path(self.source), tensors, self.threads, self.xnnpack)

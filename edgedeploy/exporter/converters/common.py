@@ -3,7 +3,10 @@ failed third-party conversion call, and the IO of a written .tflite read back fr
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,21 +38,51 @@ def conversion_failure(tool: str, exc: BaseException, log_path: Path, log_lines:
 
 
 def litert_artifact_io(path: Path, ctx: ExportContext) -> ModelIO:
-    """The converted .tflite's real IO (layout, dtype, quantization) as LiteRT reads it."""
-    from edgedeploy.runtimes.litert.runner import open_interpreter, quantization_of
+    """The converted .tflite's real IO (layout, dtype, quantization) as LiteRT reads it; each output keeps the
+    meaning (name, classes, background slot) of the graph output it was converted from, in the graph's order."""
+    from edgedeploy.runtimes.litert.runner import open_interpreter, output_names, quantization_of
 
     interpreter = open_interpreter(path)
-    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    inp, outputs = interpreter.get_input_details()[0], interpreter.get_output_details()
+    specs = ctx.onnx_io.outputs
+    if len(outputs) != len(specs):
+        raise ConversionError(f"{path.name}: the converter wrote {len(outputs)} outputs, the model has {len(specs)}")
+    names = output_names(interpreter)
+    if len(specs) > 1:
+        order = _match_outputs(specs, outputs, names, path)
+        outputs, names = [outputs[i] for i in order], [names[i] for i in order]
     shape = tuple(int(d) for d in inp["shape"])
-    return ModelIO(
-        input=InputSpec(inp["name"], shape, np.dtype(inp["dtype"]).name, "NCHW" if shape[1] == 3 else "NHWC",
-                        quantization_of(inp)),
-        output=OutputSpec(out["name"], ctx.config.num_classes, dtype=np.dtype(out["dtype"]).name,
-                          quantization=quantization_of(out),
-                          layout=dense_layout(tuple(int(d) for d in out["shape"]), ctx)),
-        preprocessing=ctx.onnx_io.preprocessing,
-        task=ctx.onnx_io.task,
-    )
+    # A one-output model's output takes the file's name; several keep the model's and record the file's.
+    first, *more = [replace(spec, name=spec.name if len(specs) > 1 else out["name"],
+                            tensor=name if len(specs) > 1 and name != spec.name else None,
+                            dtype=np.dtype(out["dtype"]).name, quantization=quantization_of(out),
+                            layout=dense_layout(tuple(int(d) for d in out["shape"]), ctx) if spec.layout != "tensor"
+                            else spec.layout)
+                    for spec, out, name in zip(specs, outputs, names)]
+    return replace(ctx.onnx_io, input=InputSpec(inp["name"], shape, np.dtype(inp["dtype"]).name,
+                                                "NCHW" if shape[1] == 3 else "NHWC", quantization_of(inp)),
+                   output=first, more_outputs=tuple(more))
+
+
+def _match_outputs(specs: tuple[OutputSpec, ...], outputs: list[dict[str, Any]], names: list[str], path: Path
+                   ) -> list[int]:
+    """Which file output each spec is: by name where the converter kept the names, else by the size of the last
+    axis where that tells them apart (onnx2tf names them ``Identity``, ``Identity_1``, and the int8
+    converter's signature can list them in another order); a model whose outputs cannot be told apart fails."""
+    if set(names) == {spec.name for spec in specs}:
+        return [names.index(spec.name) for spec in specs]
+    widths = [int(o["shape"][-1]) for o in outputs]
+    wanted = [spec.num_classes + int(spec.background_class) for spec in specs]
+    if sorted(widths) == sorted(wanted) and len(set(wanted)) == len(wanted):
+        return [widths.index(w) for w in wanted]
+    # Same widths: the names TF gives a graph's outputs carry their position (Identity, Identity_1, ...;
+    # output_0, output_1, ...), whatever order the file lists them in.
+    positions = [int(m.group(1) or 0) if (m := re.fullmatch(r"(?:Identity|output)_?(\d*)", n)) else None
+                 for n in names]
+    if None not in positions and sorted(positions) == list(range(len(specs))):
+        return [positions.index(i) for i in range(len(specs))]
+    raise ConversionError(f"{path.name}: the converter named its outputs {names} (last axes {widths}): which is "
+                          f"which of {[spec.name for spec in specs]} cannot be told")
 
 
 def dense_layout(shape: tuple[int, ...], ctx: ExportContext) -> str | None:

@@ -33,12 +33,14 @@ class OnnxGraphStats:
     opset: int
 
 
-def export_onnx(model: torch.nn.Module, path: Path, resolution: int, opset: int = DEFAULT_OPSET, dynamic_batch: bool = False) -> None:
-    """Export ``model`` (NCHW float32 input ``input``, output ``logits``) to ``path``."""
+def export_onnx(model: torch.nn.Module, path: Path, resolution: int, opset: int = DEFAULT_OPSET,
+                dynamic_batch: bool = False, output_names: tuple[str, ...] = (OUTPUT_NAME,)) -> None:
+    """Export ``model`` (NCHW float32 input ``input``; outputs named ``output_names`` in its forward pass's
+    order, ``logits`` for a one-output model) to ``path``."""
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise ConfigError(f"opset {opset} is not supported; choose {MIN_OPSET}..{MAX_OPSET}")
     dummy = torch.zeros(1, 3, resolution, resolution)
-    dynamic_axes = {INPUT_NAME: {0: BATCH_DIM}, OUTPUT_NAME: {0: BATCH_DIM}} if dynamic_batch else None
+    dynamic_axes = ({name: {0: BATCH_DIM} for name in (INPUT_NAME, *output_names)} if dynamic_batch else None)
     with warnings.catch_warnings():
         # The TorchScript exporter is deprecated upstream in favour of dynamo; see module docstring.
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -48,7 +50,7 @@ def export_onnx(model: torch.nn.Module, path: Path, resolution: int, opset: int 
             (dummy,),
             str(path),
             input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
+            output_names=list(output_names),
             opset_version=opset,
             dynamic_axes=dynamic_axes,
             do_constant_folding=True,

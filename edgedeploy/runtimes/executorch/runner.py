@@ -15,6 +15,7 @@ from edgedeploy.core.errors import InputFileError
 from edgedeploy.core.io_spec import ModelIO
 from edgedeploy.core.logcapture import captured_output, log_tail
 from edgedeploy.core.manifest import read_manifest
+from edgedeploy.core.outputs import by_name
 from edgedeploy.runtimes.base import LoadOptions, Runner
 from edgedeploy.runtimes.io_inference import infer_model_io
 
@@ -96,13 +97,13 @@ class ExecuTorchRunner(Runner):
         self._generation = THREAD_POOL.use(self.threads)
         self.method = load_method(path)
         meta = self.method.metadata
-        if meta.num_inputs() != 1 or meta.num_outputs() != 1:
+        manifest = read_manifest(path)
+        if meta.num_inputs() != 1 or (meta.num_outputs() != 1 and manifest is None):
             raise InputFileError(f"{path}: expected one input and one output, found {meta.num_inputs()} "
-                                 f"and {meta.num_outputs()}")
+                                 f"and {meta.num_outputs()} (a model with several outputs needs its manifest)")
         inp, out = meta.input_tensor_meta(0), meta.output_tensor_meta(0)
         shape = tuple(int(d) for d in inp.sizes())
         self.batch_size = shape[0]
-        manifest = read_manifest(path)
         self.io: ModelIO = manifest.io if manifest else infer_model_io(
             path=path, input_name="input", input_shape=shape, input_dtype=dtype_name(inp.dtype()),
             output_name="output", num_outputs=int(out.sizes()[-1]), output_is_softmax=False, options=options,
@@ -110,14 +111,15 @@ class ExecuTorchRunner(Runner):
         if manifest and tuple(self.io.input.shape) != shape:
             raise InputFileError(f"{path}: manifest input spec does not match the model's input {list(shape)}")
 
-    def infer(self, tensor: np.ndarray) -> np.ndarray:
+    def infer(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
         import torch
 
         generation = THREAD_POOL.use(self.threads)
         if generation != self._generation:  # the pool was resized for another runner since this one loaded
             self.method, self._generation = load_method(Path(self.source)), generation
-        output = self.method.execute([torch.from_numpy(np.ascontiguousarray(tensor))])[0]
-        return np.asarray(output.numpy()).copy()
+        outputs = self.method.execute([torch.from_numpy(np.ascontiguousarray(tensor))])
+        # A .pte's outputs have no names: they come in the exported program's order.
+        return by_name(self.io.outputs, (), [np.asarray(o.numpy()).copy() for o in outputs], self.source)
 
     def versions(self) -> dict[str, str]:
         return {"executorch": _version()}

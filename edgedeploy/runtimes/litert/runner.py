@@ -13,6 +13,7 @@ from edgedeploy.core.errors import InputFileError
 from edgedeploy.core.io_spec import ModelIO, Quantization
 from edgedeploy.core.logcapture import captured_output, log_tail
 from edgedeploy.core.manifest import read_manifest
+from edgedeploy.core.outputs import by_name
 from edgedeploy.runtimes.base import LoadOptions, Runner
 from edgedeploy.runtimes.io_inference import infer_model_io
 
@@ -42,6 +43,14 @@ def open_interpreter(path: Path, threads: int = 1, xnnpack: bool = True) -> Any:
     return interpreter
 
 
+def output_names(interpreter: Any) -> list[str]:
+    """Each output's name: its signature's key where the file has a signature (converters name those after the
+    source graph's outputs; tensor names are the converter's own, e.g. ``PartitionedCall:1``), else its tensor's."""
+    signatures = interpreter._get_full_signature_list() or {}
+    by_index = {index: name for signature in signatures.values() for name, index in signature.get("outputs", {}).items()}
+    return [by_index.get(o["index"], o["name"]) for o in interpreter.get_output_details()]
+
+
 def quantization_of(detail: dict[str, Any]) -> Quantization | None:
     scale, zero_point = detail["quantization"]
     return Quantization(float(scale), int(zero_point)) if scale else None
@@ -55,13 +64,15 @@ class LiteRTRunner(Runner):
         path = Path(source)
         self.interpreter = open_interpreter(path, options.threads, options.xnnpack)
         inputs, outputs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise InputFileError(f"{path}: expected one input and one output, found {len(inputs)} and {len(outputs)}")
+        manifest = read_manifest(path)
+        if len(inputs) != 1 or (len(outputs) != 1 and manifest is None):
+            raise InputFileError(f"{path}: expected one input and one output, found {len(inputs)} and {len(outputs)} "
+                                 "(a model with several outputs needs its manifest)")
         inp, out = inputs[0], outputs[0]
         self.threads, self.xnnpack = options.threads, options.xnnpack
         self.batch_size = int(inp["shape"][0])
-        self._input_index, self._output_index = inp["index"], out["index"]
-        manifest = read_manifest(path)
+        self._input_index = inp["index"]
+        self._outputs = list(zip(output_names(self.interpreter), [o["index"] for o in outputs]))
         self.io: ModelIO = manifest.io if manifest else infer_model_io(
             path=path,
             input_name=inp["name"],
@@ -80,10 +91,11 @@ class LiteRTRunner(Runner):
             raise InputFileError(f"{path}: manifest input spec does not match the model's input "
                                  f"({np.dtype(inp['dtype']).name} {list(inp['shape'])})")
 
-    def infer(self, tensor: np.ndarray) -> np.ndarray:
+    def infer(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
         self.interpreter.set_tensor(self._input_index, tensor)
         self.interpreter.invoke()
-        return self.interpreter.get_tensor(self._output_index).copy()
+        return by_name(self.io.outputs, [name for name, _ in self._outputs],
+                       [self.interpreter.get_tensor(index).copy() for _, index in self._outputs], self.source)
 
     def versions(self) -> dict[str, str]:
         return {"ai-edge-litert": metadata.version("ai-edge-litert")}

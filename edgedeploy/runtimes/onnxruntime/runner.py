@@ -19,6 +19,7 @@ from edgedeploy.core.cpu import int8_kernels_saturate
 from edgedeploy.core.errors import DependencyError, InputFileError
 from edgedeploy.core.io_spec import ModelIO
 from edgedeploy.core.manifest import read_manifest
+from edgedeploy.core.outputs import by_name
 from edgedeploy.runtimes.base import LoadOptions, Runner
 from edgedeploy.runtimes.io_inference import infer_model_io
 
@@ -71,10 +72,11 @@ class OnnxRuntimeRunner(Runner):
             raise DependencyError(f"{providers[0]} could not start (no usable NVIDIA GPU or driver?): ONNX Runtime "
                                   "fell back to the CPU, so no GPU figures")
         inp, out = self.session.get_inputs(), self.session.get_outputs()
-        if len(inp) != 1 or len(out) != 1:
-            raise InputFileError(f"{path}: expected one input and one output, found {len(inp)} and {len(out)}")
-        self.threads = options.threads
         manifest = read_manifest(path)
+        if len(inp) != 1 or (len(out) != 1 and manifest is None):
+            raise InputFileError(f"{path}: expected one input and one output, found {len(inp)} and {len(out)} (a model "
+                                 "with several outputs needs its manifest)")
+        self.threads = options.threads
         shape = tuple(d if isinstance(d, int) else -1 for d in inp[0].shape)
         self.batch_size = shape[0] if shape[0] > 0 else None
         self.io: ModelIO = manifest.io if manifest else infer_model_io(
@@ -88,12 +90,14 @@ class OnnxRuntimeRunner(Runner):
             options=options,
         )
         self._input_name = inp[0].name
+        self._output_names = [o.name for o in out]
         self.saturation = None
         if self.session.get_providers()[0] == "CPUExecutionProvider":
             self.saturation = saturation_warning(path, manifest)
 
-    def infer(self, tensor: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self._input_name: tensor})[0]
+    def infer(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
+        return by_name(self.io.outputs, self._output_names, self.session.run(None, {self._input_name: tensor}),
+                       self.source)
 
     def versions(self) -> dict[str, str]:
         return {"onnxruntime": metadata.version("onnxruntime")}

@@ -16,6 +16,7 @@ import numpy as np
 from edgedeploy.core.errors import DependencyError, InputFileError
 from edgedeploy.core.io_spec import ModelIO
 from edgedeploy.core.manifest import read_manifest
+from edgedeploy.core.outputs import by_name
 from edgedeploy.runtimes.base import LoadOptions, Runner
 from edgedeploy.runtimes.io_inference import infer_model_io
 
@@ -46,12 +47,14 @@ class OpenVINORunner(Runner):
         self.source = source
         path = Path(source)
         model = read_ir(path)
-        if len(model.inputs) != 1 or len(model.outputs) != 1:
-            raise InputFileError(f"{path}: expected one input and one output, found {len(model.inputs)} and {len(model.outputs)}")
+        manifest = read_manifest(path)
+        if len(model.inputs) != 1 or (len(model.outputs) != 1 and manifest is None):
+            raise InputFileError(f"{path}: expected one input and one output, found {len(model.inputs)} and "
+                                 f"{len(model.outputs)} (a model with several outputs needs its manifest)")
         inp, out = model.inputs[0], model.outputs[0]
+        self._output_names = [o.get_any_name() for o in model.outputs]
         shape = tuple(d.get_length() if d.is_static else -1 for d in inp.get_partial_shape())
         self.batch_size = shape[0] if shape and shape[0] > 0 else None
-        manifest = read_manifest(path)
         self.io: ModelIO = manifest.io if manifest else infer_model_io(
             path=path,
             input_name=inp.get_any_name(),
@@ -83,9 +86,11 @@ class OpenVINORunner(Runner):
         self.request = self.compiled.create_infer_request()
         self.threads = options.threads
 
-    def infer(self, tensor: np.ndarray) -> np.ndarray:
+    def infer(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
         # share_inputs: no copy of the input per call (benchmark_app does none either).
-        return self.request.infer({0: tensor}, share_inputs=True)[0].copy()
+        results = self.request.infer({0: tensor}, share_inputs=True)
+        return by_name(self.io.outputs, self._output_names,
+                       [results[i].copy() for i in range(len(self._output_names))], self.source)
 
     @property
     def size_bytes(self) -> int | None:

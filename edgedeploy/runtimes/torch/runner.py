@@ -5,27 +5,30 @@ from __future__ import annotations
 
 import logging
 from importlib import metadata
+from typing import Any
 
 import numpy as np
 import torch
 
-from edgedeploy.core.io_spec import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    INPUT_NAME,
-    OUTPUT_NAME,
-    InputSpec,
-    ModelIO,
-    OutputSpec,
-)
+from edgedeploy.core.io_spec import IMAGENET_MEAN, IMAGENET_STD, INPUT_NAME, InputSpec, ModelIO, OutputSpec
+from edgedeploy.core.outputs import by_name
 from edgedeploy.models import model_task
 from edgedeploy.models.weights import build_model
 from edgedeploy.runtimes.base import LoadOptions, Runner
 from edgedeploy.tasks import get_task
 
-__all__ = ["TorchRunner"]
+__all__ = ["TorchRunner", "named_outputs"]
 
 log = logging.getLogger(__name__)
+
+
+def named_outputs(result: Any, specs: tuple[OutputSpec, ...], source: str) -> dict[str, np.ndarray]:
+    """A forward pass's result (a tensor, a tuple of tensors or a dict of tensors) as arrays by output name."""
+    if isinstance(result, torch.Tensor):
+        result = (result,)
+    if isinstance(result, dict):
+        return by_name(specs, list(result), [t.detach().numpy() for t in result.values()], source)
+    return by_name(specs, (), [t.detach().numpy() for t in result], source)
 
 
 class TorchRunner(Runner):
@@ -46,18 +49,21 @@ class TorchRunner(Runner):
             # torchvision-style checkpoints expect ImageNet statistics; say so rather than guess silently.
             log.info("weights %s: unknown preprocessing, assuming ImageNet mean/std (override with --mean/--std)", source)
             mean, std = IMAGENET_MEAN, IMAGENET_STD
+        first, *more = task.output_specs(config)
         self.io = ModelIO(
             input=InputSpec(INPUT_NAME, (1, 3, config.resolution, config.resolution)),
-            output=OutputSpec(OUTPUT_NAME, config.num_classes, layout=task.output_layout),
+            output=first,
+            more_outputs=tuple(more),
             preprocessing=task.preprocessing(config.resolution, mean, std, options.raw_pixels),
             task=task.name,
+            extra=task.io_extra(config),
         )
         self.threads = options.threads
         torch.set_num_threads(options.threads)
 
-    def infer(self, tensor: np.ndarray) -> np.ndarray:
+    def infer(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
         with torch.inference_mode():
-            return self.model(torch.from_numpy(tensor)).numpy()
+            return named_outputs(self.model(torch.from_numpy(tensor)), self.io.outputs, self.source)
 
     def output_key(self) -> str | None:
         """The weights' digest, the architecture, the preprocessing, edgedeploy's code and torch's and Pillow's

@@ -43,6 +43,8 @@ def class_map_image(classes: np.ndarray) -> Image.Image:
 class MaskWriter:
     """Writes each image's predicted class map, at the image's own size, as ``<stem>.png`` (eval --save-masks)."""
 
+    writes = "masks"
+
     def __init__(self, out_dir: Path):
         self.out_dir = Path(out_dir)
         self.written: list[Path] = []

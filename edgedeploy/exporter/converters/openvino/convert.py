@@ -147,9 +147,11 @@ def _quantize_with_accuracy_control(
 
     def validate(compiled: Any, data: Any) -> float:
         request = compiled.create_infer_request()
-        accumulator = task.accumulator()
+        accumulator = task.accumulator().bind(ctx.onnx_io)
         for image, item in data:
-            accumulator.update(ctx.onnx_io.output.read(request.infer({0: image})[0]), [item])
+            results = request.infer({0: image})
+            accumulator.update(ctx.onnx_io.read({spec.name: results[i] for i, spec in enumerate(ctx.onnx_io.outputs)}),
+                               [item])
         return float(accumulator.metrics(False)[task.metric])  # points, so max_drop is in the metric's points
 
     return nncf.quantize_with_accuracy_control(

@@ -59,11 +59,13 @@ def tiny_cnn(tmp_path, monkeypatch):
 
 
 def test_registry_queries():
-    assert list_models() == ["mobilenet_v2", "deeplabv3_mobilenet_v2"]
-    assert list_models("mobile*") == ["mobilenet_v2"] and list_models("x*") == []
+    assert list_models() == ["mobilenet_v2", "deeplabv3_mobilenet_v2", "ssd_mobilenet_v1", "ssdlite_mobilenet_v2"]
+    assert list_models("mobile*") == ["mobilenet_v2"] and list_models("ssd*") == ["ssd_mobilenet_v1", "ssdlite_mobilenet_v2"]
+    assert list_models("x*") == []
     assert get_model("mobilenet_v2").make_config(width=0.5).name == "mobilenet_v2_0.5_224"
     assert get_model("deeplabv3_mobilenet_v2").make_config(output_stride=16).name == "deeplabv3_mobilenet_v2_0.5_257_os16"
-    with pytest.raises(ConfigError, match="unknown model 'resnet'; known models: mobilenet_v2, deeplabv3_mobilenet_v2"):
+    with pytest.raises(ConfigError, match="unknown model 'resnet'; known models: mobilenet_v2, deeplabv3_mobilenet_v2, "
+                                          "ssd_mobilenet_v1, ssdlite_mobilenet_v2"):
         get_model("resnet")
 
 

@@ -10,6 +10,7 @@ produces skips the data checks, saying so; add a writer for its layout here."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,8 @@ import pytest
 from PIL import Image
 
 from edgedeploy.core.errors import ConfigError
+from edgedeploy.core.io_spec import InputSpec, ModelIO, Outputs
+from edgedeploy.core.outputs import concat_outputs, map_outputs, take_rows
 from edgedeploy.recipes.schema import Thresholds
 from edgedeploy.tasks import TASKS, DataFormat, Task, get_task, task_rows
 
@@ -77,11 +80,54 @@ def images_and_masks(root: Path) -> Written:
     return Written(root, DataFormat(ignore_index=IGNORE, mask_format="label-ids"), classes, truth)
 
 
+def coco_boxes(root: Path) -> Written:
+    """``instances.json`` + ``images/``: one or two boxes an image, COCO ids 1-3 (truth: each image's ids)."""
+    rng = np.random.default_rng(2)
+    (root / "images").mkdir(parents=True)
+    images, annotations, truth = [], [], {}
+    for k in range(4):
+        _noise(rng, root / "images" / f"box_{k}.png")
+        images.append({"id": k + 1, "file_name": f"box_{k}.png", "width": SIZE[0], "height": SIZE[1]})
+        boxes = [(1 + k % 3, [2.0, 2.0, 10.0, 8.0])] + ([(1 + (k + 1) % 3, [12.0, 9.0, 10.0, 10.0])] if k % 2 else [])
+        for category, box in boxes:
+            annotations.append({"id": len(annotations) + 1, "image_id": k + 1, "category_id": category, "bbox": box,
+                                "area": box[2] * box[3], "iscrowd": 0})
+        truth[f"box_{k}"] = np.array([c for c, _ in boxes], np.int64)
+    categories = [{"id": i, "name": f"thing {i}"} for i in (1, 2, 3)]
+    (root / "instances.json").write_text(json.dumps({"images": images, "annotations": annotations,
+                                                     "categories": categories}))
+    return Written(root, DataFormat(), 3, truth)
+
+
 # One writer per data layout; a new task whose layout is not among these skips its data checks.
-WRITERS: dict[str, Callable[[Path], Written]] = {"class-folders": class_folders, "images+masks": images_and_masks}
+WRITERS: dict[str, Callable[[Path], Written]] = {"class-folders": class_folders, "images+masks": images_and_masks,
+                                                 "coco": coco_boxes}
 
 # A value for each DataFormat field (to check that a task refuses the options it does not take).
-OPTION_VALUES = {"synsets": Path("synsets.txt"), "ignore_index": IGNORE, "mask_format": "label-ids"}
+OPTION_VALUES = {"synsets": Path("synsets.txt"), "ignore_index": IGNORE, "mask_format": "label-ids",
+                 "annotations": Path("instances.json")}
+
+
+@dataclass(frozen=True)
+class _Config:
+    """What a task's output specs and IO extras read of a model config (a detector's: a 4x4 anchor grid)."""
+
+    num_classes: int
+    resolution: int = 32
+    width: float = 1.0
+
+    def detection_parameters(self) -> dict[str, Any]:
+        return {"anchors": {"feature_map_sizes": [4], "aspect_ratios": [1.0], "interpolated_scale_aspect_ratio": 0.0,
+                            "reduce_boxes_in_lowest_layer": False},
+                "box_scales": [10.0, 10.0, 5.0, 5.0], "labels": "contiguous",
+                "nms": {"score_threshold": 0.3, "iou_threshold": 0.5, "max_detections": 10, "mode": "fast"}}
+
+
+def _io(task: Task, num_classes: int) -> ModelIO:
+    config = _Config(num_classes)
+    first, *more = task.output_specs(config)
+    return ModelIO(InputSpec("input", (1, 3, 32, 32)), first, task.preprocessing(32, (0.5,) * 3, (0.5,) * 3),
+                   task=task.name, extra=task.io_extra(config), more_outputs=tuple(more))
 
 
 @pytest.fixture()
@@ -101,14 +147,43 @@ def own_data(task: Task, layouts: dict[str, Written]) -> Written:
 
 
 def _label_array(label: Any) -> np.ndarray:
-    """A label as an array of class indices: a class index itself, or a mask's (H, W) class map."""
-    return np.asarray(getattr(label, "labels", label), dtype=np.int64)
+    """A label as an array of class indices: a class index itself, a mask's (H, W) class map, or an image's
+    boxes' category ids."""
+    return np.asarray(getattr(label, "categories", getattr(label, "labels", label)), dtype=np.int64)
 
 
-def predictions(task: Task, items: list, num_classes: int, shift: int = 0) -> np.ndarray:
+def _detector_heads(io: ModelIO, items: list, shift: int) -> dict[str, np.ndarray]:
+    """Raw heads whose decoded detections are each image's boxes (encoded against their nearest anchor), of
+    their category plus ``shift`` (0: perfect; 1: every one of another class)."""
+    from edgedeploy.tasks.detection.postprocess import BOX_ENCODINGS, CLASS_LOGITS, DetectionHead, box_iou
+
+    head = DetectionHead.of(io)
+    anchors = head.anchor_boxes
+    encodings = np.zeros((len(items), len(anchors), 4), np.float32)
+    logits = np.full((len(items), len(anchors), head.classes + 1), -10.0, np.float32)
+    logits[:, :, 0] = 10.0
+    for i, item in enumerate(items):
+        boxes = item.label
+        for (x, y, w, h), category in zip(boxes.boxes, boxes.categories):
+            box = np.array([y / boxes.height, x / boxes.width, (y + h) / boxes.height, (x + w) / boxes.width])
+            corners = np.stack([anchors[:, 0] - anchors[:, 2] / 2, anchors[:, 1] - anchors[:, 3] / 2,
+                                anchors[:, 0] + anchors[:, 2] / 2, anchors[:, 1] + anchors[:, 3] / 2], 1)
+            a = int(box_iou(box, corners).argmax())
+            ya, xa, ha, wa = anchors[a]
+            centre, size = (box[:2] + box[2:]) / 2, box[2:] - box[:2]
+            encodings[i, a] = [10 * (centre[0] - ya) / ha, 10 * (centre[1] - xa) / wa, 5 * np.log(size[0] / ha),
+                               5 * np.log(size[1] / wa)]
+            logits[i, a, 0] = -10.0
+            logits[i, a, 1 + (int(category) - 1 + shift) % head.classes] = 10.0
+    return {BOX_ENCODINGS: encodings, CLASS_LOGITS: logits[:, :, 1:]}
+
+
+def predictions(task: Task, items: list, num_classes: int, shift: int = 0) -> Outputs:
     """Scores in the layout the task's accumulator reads (runner.predict's: (N, classes), or (N, H, W, classes)
-    for a dense output), whose argmax is each label's class plus ``shift`` (0: perfect; 1: every one wrong).
-    Ignored pixels are predicted as class 0 (they are not scored)."""
+    for a dense output, or a detector's heads), whose argmax is each label's class plus ``shift`` (0: perfect;
+    1: every one wrong). Ignored pixels are predicted as class 0 (they are not scored)."""
+    if task.output_layout == "tensor":
+        return _detector_heads(_io(task, num_classes), items, shift)
     rows = []
     for item in items:
         classes = _label_array(item.label)
@@ -121,10 +196,14 @@ def predictions(task: Task, items: list, num_classes: int, shift: int = 0) -> np
     return np.stack(rows)
 
 
-def _scored(task: Task, items: list, scores: np.ndarray, reference: np.ndarray | None = None):
-    acc = task.accumulator()
+def _scored(task: Task, items: list, scores: Outputs, reference: Outputs | None = None):
+    acc = task.accumulator().bind(_io(task, _classes(scores)))
     acc.update(scores, items, reference)
     return acc
+
+
+def _classes(scores: Outputs) -> int:
+    return int(list(scores.values())[-1].shape[-1]) if isinstance(scores, dict) else int(scores.shape[-1])
 
 
 @pytest.mark.parametrize("name", list(TASKS))
@@ -180,7 +259,7 @@ def test_a_model_agrees_fully_with_itself_and_less_with_another(name, layouts):
     written = own_data(task, layouts)
     items = list(task.open_dataset(written.path, written.options))
     scores = predictions(task, items, written.num_classes)
-    same = _scored(task, items, scores, reference=scores.copy()).result(0, 0.0, True)
+    same = _scored(task, items, scores, reference=map_outputs(scores, np.copy)).result(0, 0.0, True)
     assert same.agreement == 100.0 and same.max_abs_diff == 0.0 and same.mean_abs_diff == 0.0
     other = _scored(task, items, predictions(task, items, written.num_classes, shift=1), reference=scores)
     assert other.result(0, 0.0, True).agreement < 100.0
@@ -194,14 +273,16 @@ def test_shards_merge_and_saved_sums_reload_exactly(name, layouts):
     task = get_task(name)
     written = own_data(task, layouts)
     items = list(task.open_dataset(written.path, written.options))
-    scores = predictions(task, items, written.num_classes)
-    scores[1::2] = predictions(task, items, written.num_classes, shift=1)[1::2]  # half right, half wrong
+    right, wrong = (predictions(task, items, written.num_classes, shift) for shift in (0, 1))
+    # Half right, half wrong, image by image.
+    scores = concat_outputs([take_rows(wrong if i % 2 else right, i, i + 1) for i in range(len(items))])
     reference = predictions(task, items, written.num_classes)
     whole = _scored(task, items, scores, reference)
     half = len(items) // 2
-    merged = _scored(task, items[:half], scores[:half], reference[:half])
-    merged.merge(_scored(task, items[half:], scores[half:], reference[half:]))
-    reloaded = task.accumulator().load(whole.sums(), whole.records())
+    merged = _scored(task, items[:half], take_rows(scores, 0, half), take_rows(reference, 0, half))
+    merged.merge(_scored(task, items[half:], take_rows(scores, half, len(items)),
+                         take_rows(reference, half, len(items))))
+    reloaded = task.accumulator().bind(_io(task, _classes(scores))).load(whole.sums(), whole.records())
     expected = whole.result(0, 0.0, True).to_dict()
     assert 0.0 < expected[task.metric] < 100.0
     for acc in (merged, reloaded):

@@ -20,6 +20,7 @@ from torch import nn
 from edgedeploy.core.errors import DependencyError, WeightsError
 from edgedeploy.models.deeplabv3_mobilenet_v2.config import DeepLabV3MobileNetV2Config
 from edgedeploy.models.deeplabv3_mobilenet_v2.network import DeepLabV3MobileNetV2
+from edgedeploy.models.tflite_weights import fill_from_tflite
 
 __all__ = ["read_tflite_state_dict", "tflite_layer_names"]
 
@@ -82,30 +83,10 @@ def read_tflite_state_dict(path: Path, config: DeepLabV3MobileNetV2Config = Deep
                            ) -> dict[str, torch.Tensor]:
     """The state_dict of ``config``'s network holding the float weights of the .tflite at ``path``."""
     model = DeepLabV3MobileNetV2(config)
-    modules = dict(model.named_modules())
-    convs = [(name, m) for name, m in modules.items() if isinstance(m, nn.Conv2d)]
-    ops = _weighted_ops(path)
-    if len(ops) != len(convs):
-        raise WeightsError(f"{path}: {len(ops)} convolutions, {config.name} has {len(convs)}: not this architecture")
-    expected = tflite_layer_names(model)
-    state = {k: v.clone() for k, v in model.state_dict().items()}
-    for (name, conv), (op, tensor_name, filt, bias) in zip(convs, ops):
-        if not tensor_name.startswith(expected[name]):
-            raise WeightsError(f"{path}: layer {name} should read {expected[name]}*, the graph has {tensor_name}")
-        weight = filt.transpose(3, 0, 1, 2) if op == "DEPTHWISE_CONV_2D" else filt.transpose(0, 3, 1, 2)
-        if tuple(weight.shape) != tuple(conv.weight.shape):
-            raise WeightsError(f"{path}: {tensor_name} has shape {list(weight.shape)}, {name} needs "
-                               f"{list(conv.weight.shape)}: not {config.name}")
-        state[f"{name}.weight"] = torch.from_numpy(np.ascontiguousarray(weight))
+
+    def norm_of(conv: str) -> str | None:
         # The BatchNorm after a convolution is the next module of its Sequential.
-        head, _, index = name.rpartition(".")
-        norm_name = f"{head}.{int(index) + 1}" if index.isdigit() else ""
-        norm = modules.get(norm_name)
-        if isinstance(norm, nn.BatchNorm2d):
-            state[f"{norm_name}.weight"] = torch.ones_like(norm.weight)
-            state[f"{norm_name}.bias"] = torch.from_numpy(bias)
-            state[f"{norm_name}.running_mean"] = torch.zeros_like(norm.running_mean)
-            state[f"{norm_name}.running_var"] = torch.full_like(norm.running_var, 1.0 - norm.eps)
-        else:
-            state[f"{name}.bias"] = torch.from_numpy(bias)
-    return state
+        head, _, index = conv.rpartition(".")
+        return f"{head}.{int(index) + 1}" if index.isdigit() else None
+
+    return fill_from_tflite(path, model, _weighted_ops(path), tflite_layer_names(model), config.name, norm_of)

@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from edgedeploy.core.errors import DependencyError, WeightsError
 from edgedeploy.models.ssd_mobilenet_v1.config import SSDMobileNetV1Config
 from edgedeploy.models.ssd_mobilenet_v1.network import ConvBNReLU6, SSDMobileNetV1
+from edgedeploy.models.tflite_weights import fill_from_tflite
 
 __all__ = ["read_postprocess_options", "read_tflite_anchors", "read_tflite_offgrid_state_dict", "read_tflite_state_dict", "tflite_layer_names"]
 
@@ -120,32 +120,13 @@ def read_tflite_state_dict(path: Path, config: SSDMobileNetV1Config | None = Non
     """The state_dict of ``config``'s network (default: Google's) holding the dequantized weights of the .tflite
     at ``path``."""
     model = SSDMobileNetV1(config)
-    config = model.config
     modules = dict(model.named_modules())
-    convs = [(name, m) for name, m in modules.items() if isinstance(m, nn.Conv2d)]
-    ops = _weighted_ops(path)
-    if len(ops) != len(convs):
-        raise WeightsError(f"{path}: {len(ops)} convolutions, {config.name} has {len(convs)}: not this architecture")
-    expected = tflite_layer_names(model)
-    state = {k: v.clone() for k, v in model.state_dict().items()}
-    for (name, conv), (op, tensor_name, filt, bias) in zip(convs, ops):
-        if not tensor_name.startswith(expected[name]):
-            raise WeightsError(f"{path}: layer {name} should read {expected[name]}*, the graph has {tensor_name}")
-        weight = filt.transpose(3, 0, 1, 2) if op == "DEPTHWISE_CONV_2D" else filt.transpose(0, 3, 1, 2)
-        if tuple(weight.shape) != tuple(conv.weight.shape) or bias.shape != (conv.out_channels,):
-            raise WeightsError(f"{path}: {tensor_name} has shape {list(weight.shape)}, {name} needs "
-                               f"{list(conv.weight.shape)}: not {config.name}")
-        state[f"{name}.weight"] = torch.from_numpy(np.ascontiguousarray(weight))
-        parent = modules[name.rpartition(".")[0]]
-        if isinstance(parent, ConvBNReLU6):
-            norm_name = f"{name.rpartition('.')[0]}.bn"
-            state[f"{norm_name}.weight"] = torch.ones_like(parent.bn.weight)
-            state[f"{norm_name}.bias"] = torch.from_numpy(bias)
-            state[f"{norm_name}.running_mean"] = torch.zeros_like(parent.bn.running_mean)
-            state[f"{norm_name}.running_var"] = torch.full_like(parent.bn.running_var, 1.0 - parent.bn.eps)
-        else:
-            state[f"{name}.bias"] = torch.from_numpy(bias)
-    return state
+
+    def norm_of(conv: str) -> str | None:
+        parent = conv.rpartition(".")[0]
+        return f"{parent}.bn" if isinstance(modules.get(parent), ConvBNReLU6) else None
+
+    return fill_from_tflite(path, model, _weighted_ops(path), tflite_layer_names(model), model.config.name, norm_of)
 
 
 # The off-grid copy's seed: the same residual every time, so its figures reproduce.

@@ -80,12 +80,21 @@ def export(
 
 
 def load(model: str | Path | Any, *, threads: int = 1, verify: bool = True,
-         preprocessing: dict[str, Sequence[float]] | None = None, input_shape: Sequence[int] | None = None) -> Runner:
+         preprocessing: dict[str, Sequence[float]] | None = None, input_shape: Sequence[int] | None = None,
+         accelerator: str = "cpu", gpu_fallback: bool = False, gpu_precision: str = "fp16") -> Runner:
     """A runner for ``model`` (an artifact, checked against its manifest unless ``verify=False``; a weights name;
-    an ``nn.Module``) with ``predict(images)`` and ``infer(tensor)``."""
+    an ``nn.Module``) with ``predict(images)`` and ``infer(tensor)``. ``accelerator="gpu"`` loads an artifact on the
+    GPU (docs/gpu.md): ``gpu_fallback`` lets ops without a GPU kernel run on the CPU, ``gpu_precision`` is fp16
+    (the accelerator's default) or fp32."""
     mean, std = _normalization(preprocessing)
+    if accelerator not in ("cpu", "gpu"):
+        raise ConfigError(f"accelerator must be cpu or gpu, got {accelerator!r}")
     if isinstance(model, (str, Path)) and not _is_family(str(model)):
-        return load_runner(str(model), LoadOptions(threads=threads, verify=verify, mean=mean, std=std))
+        return load_runner(str(model), LoadOptions(threads=threads, verify=verify, mean=mean, std=std,
+                                                   accelerator=accelerator, gpu_fallback=gpu_fallback,
+                                                   gpu_precision=gpu_precision))
+    if accelerator != "cpu":
+        raise ConfigError("accelerator='gpu' loads an exported artifact; PyTorch models run on the CPU here")
     size = _size(None, input_shape)
     config, weights = _config(model, {"resolution": size} if size is not None else {})
     options = LoadOptions(threads=threads, mean=mean, std=std, architecture=Architecture(

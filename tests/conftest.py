@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -279,3 +280,29 @@ def segmentation_run(tmp_path_factory: pytest.TempPathFactory, data_root: Path):
     results = run_recipe(recipe, folder / "out")
     write_report(results, folder / "out")
     return recipe, results, folder / "out"
+
+
+# SwiftShader, Google's CPU implementation of Vulkan (Debian's chromium package carries it): the only Vulkan driver
+# CI has, and one that LiteRT's GPU accelerator and ONNX Runtime's WebGPU provider both accept. Mesa's llvmpipe
+# (mesa-vulkan-drivers 22.3) is refused by Dawn: it lacks shaderUniform*ArrayDynamicIndexing.
+SWIFTSHADER_ICDS = ("/usr/lib/chromium/vk_swiftshader_icd.json", "/usr/lib64/chromium/vk_swiftshader_icd.json")
+
+
+def swiftshader_icd() -> str | None:
+    import ctypes.util
+
+    if ctypes.util.find_library("vulkan") is None:
+        return None
+    candidates = (os.environ.get("EDGEDEPLOY_TEST_VULKAN_ICD"), *SWIFTSHADER_ICDS)
+    return next((p for p in candidates if p and Path(p).is_file()), None)
+
+
+@pytest.fixture()
+def software_gpu(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The GPU code path on SwiftShader (a CPU-only Vulkan adapter, allowed by EDGEDEPLOY_SOFTWARE_GPU=1)."""
+    icd = swiftshader_icd()
+    if icd is None:
+        pytest.skip("no Vulkan loader (libvulkan1) or SwiftShader ICD (Debian's chromium): the GPU path is not run")
+    monkeypatch.setenv("VK_ICD_FILENAMES", icd)
+    monkeypatch.setenv("EDGEDEPLOY_SOFTWARE_GPU", "1")
+    return icd

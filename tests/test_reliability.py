@@ -160,6 +160,8 @@ def test_interrupted_export_leaves_nothing_and_a_rerun_succeeds(tmp_path, data_r
     assert stderr.strip().endswith(f"error: {word}")
     assert not out.exists() or [p.name for p in out.iterdir() if not p.name.endswith(".log")] == []
     assert _leftovers(tmp_path) == []
+    if sig == signal.SIGTERM:
+        return  # the rerun after SIGINT (the same unwinding) shows a rerun succeeds: one full export is enough
     rerun = _cli(*args, "--threads", "2")  # the same export, its threads aside (the last --threads counts)
     stdout, stderr = rerun.communicate(timeout=600)
     assert rerun.returncode == 0, stderr

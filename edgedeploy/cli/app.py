@@ -25,6 +25,7 @@ from edgedeploy.core.errors import (
     OutputDirError,
     Terminated,
 )
+from edgedeploy.core.logcapture import quiet_tensorflow_env
 from edgedeploy.core.version import __version__
 
 __all__ = ["cli", "main"]
@@ -107,5 +108,7 @@ def main() -> None:
     # SIGTERM (CI cancelling a job, `timeout`, docker stop) unwinds like Ctrl-C: no staging
     # folder, half-written artifact or redirected descriptor is left behind.
     signal.signal(signal.SIGTERM, _raise_terminated)
+    # TensorFlow's and LiteRT's C++ loggers read their level once, when their library loads: set it first.
+    quiet_tensorflow_env()
     cli(prog_name="edgedeploy")
 

@@ -15,6 +15,7 @@ import click
 
 from edgedeploy.cli import ranges
 from edgedeploy.models.architecture import Architecture
+from edgedeploy.runtimes.gpu import GPU_PRECISIONS
 
 __all__ = ["RegistryChoice", "target_choice", "model_option", "parse_model_options", "model_choice", "split_list",
            "emit_json", "json_option", "progress", "ModelArgs", "model_options", "devices_option", "runtime_name"]
@@ -185,6 +186,8 @@ class ModelArgs:
     no_verify: bool
     no_xnnpack: bool
     inference_precision: str
+    gpu_fallback: bool
+    gpu_precision: str
 
     def load_options(self, default_threads: int) -> Any:
         """The runtime's load options (``default_threads`` where --threads was not given)."""
@@ -193,6 +196,7 @@ class ModelArgs:
         return LoadOptions(
             threads=self.threads or default_threads, mean=self.mean, std=self.std, raw_pixels=self.raw_pixels,
             verify=not self.no_verify, xnnpack=not self.no_xnnpack, inference_precision=self.inference_precision,
+            gpu_fallback=self.gpu_fallback, gpu_precision=self.gpu_precision,
             architecture=Architecture(self.arch, self.width,
                                       resolution_from(self.input_shape, self.example_input, self.resolution),
                                       self.num_classes, parse_model_options(self.model_option)),
@@ -230,6 +234,12 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--no-xnnpack", is_flag=True, help="LiteRT: run the builtin kernels without the XNNPACK delegate."),
         click.option("--inference-precision", type=inference_precision_choice, default="f32",
                      show_default=True, help="OpenVINO: CPU plugin precision (auto: the plugin's own choice)."),
+        click.option("--gpu-fallback", is_flag=True,
+                     help="--device gpu: run ops without a GPU kernel on the CPU (listed in the result, which then says "
+                          "fully_accelerated: false) instead of refusing the run."),
+        click.option("--gpu-precision", type=click.Choice(GPU_PRECISIONS), default="fp16", show_default=True,
+                     help="--device gpu, LiteRT: fp16 (the GPU accelerator's default: fp16 where the adapter has it) "
+                          "or fp32 (enforced)."),
     ]
     for option in reversed(options):
         with_model_args = option(with_model_args)

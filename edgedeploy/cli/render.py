@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["table", "key_values", "fmt"]
+__all__ = ["table", "key_values", "fmt", "execution_text"]
 
 
 def fmt(value: Any) -> str:
@@ -28,3 +28,18 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 def key_values(pairs: Sequence[tuple[str, Any]]) -> str:
     width = max(len(k) for k, _ in pairs)
     return "\n".join(f"{k.ljust(width)}  {fmt(v)}" for k, v in pairs)
+
+
+def execution_text(execution: dict[str, Any] | None) -> str:
+    """How a model ran, in one line: a GPU run names its accelerator, adapter, precision and any CPU fallback."""
+    if not execution:
+        return ""
+    if "accelerator" not in execution:
+        return ", ".join(f"{k} {v}" for k, v in execution.items())
+    adapter = execution["adapter"]
+    software = " - a software adapter on the CPU: not GPU figures" if execution.get("software") else ""
+    ops = execution.get("cpu_ops") or []
+    listed = ", ".join(ops[:4]) + (", ..." if len(ops) > 4 else "")
+    where = f"{len(ops)} ops on the CPU ({listed})" if ops else "fully on the GPU"
+    return (f"{execution['accelerator']} on {adapter['name']} ({adapter['type']}, {adapter['backend']}{software}), "
+            f"precision {execution['precision']}, {where}")

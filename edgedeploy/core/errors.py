@@ -44,6 +44,8 @@ __all__ = [
     "IntegrityError",
     "RemoteRunError",
     "DependencyError",
+    "GpuUnavailableError",
+    "GpuFallbackError",
 ]
 
 
@@ -114,10 +116,20 @@ class RemoteRunError(ValidationError):
     """A run on another device or in the emulator failed, timed out or ran other than asked."""
 
 
+class GpuFallbackError(ValidationError):
+    """A GPU run would not have happened fully on the GPU (ops without a GPU kernel, CPU fallback refused):
+    its figures would be CPU figures under a GPU label."""
+
+
 class DependencyError(EdgeDeployError):
     """An optional package, or a network resource, is not available."""
 
     exit_code = 5
+
+
+class GpuUnavailableError(DependencyError):
+    """--device gpu with no usable GPU: no Vulkan loader, no adapter, only a CPU-only (software) adapter, or no
+    GPU execution provider installed."""
 
 
 class Terminated(BaseException):

@@ -31,7 +31,7 @@ class Device(Section):
     # Runtimes that run there ("*": every registered runtime, for this host's CPU); LiteRT delegates it offers.
     runtimes: list[str] = Field(min_length=1)
     delegates: list[str] = []
-    # local: "gpu" selects the host's GPU (CUDA/TensorRT EPs, OpenVINO GPU).
+    # local: "gpu" selects the host's GPU (LiteRT GPU accelerator, ONNX Runtime WebGPU or CUDA/TensorRT, OpenVINO GPU).
     accelerator: Literal["cpu", "gpu"] = "cpu"
     default_threads_: int | None = Field(None, alias="default_threads", ge=1)
     # adb: the attached phone must report this ro.product.model; soc is informational.

@@ -1,42 +1,26 @@
-"""The ``local`` transport: this host, in this process (its CPU, or its GPU through ONNX Runtime's
-CUDA/TensorRT providers and OpenVINO's GPU plugin)."""
+"""The ``local`` transport: this host, in this process (its CPU, or its GPU through LiteRT's GPU accelerator,
+ONNX Runtime's CUDA/TensorRT or WebGPU providers and OpenVINO's GPU plugin)."""
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import replace
 from typing import Any
 
 from edgedeploy.devices.driver import BenchRequest, DeviceDriver, NothingToSetUp, Reachability, StepCallback
 from edgedeploy.devices.latency import InProcessFigures, LatencyResult, LatencyStats
-from edgedeploy.runtimes import load_runner
+from edgedeploy.runtimes import gpu_accelerators, load_runner
 from edgedeploy.runtimes.base import LoadOptions, Runner
 
 __all__ = ["LocalDriver", "gpu_status"]
 
 
 def gpu_status() -> Reachability:
-    """What this host offers for --device gpu: ONNX Runtime GPU providers, OpenVINO GPU plugin."""
-    import onnxruntime as ort
-
-    from edgedeploy.runtimes.onnxruntime.runner import GPU_PROVIDERS
-
-    found, missing = [], []
-    providers = [p for p in GPU_PROVIDERS if p in ort.get_available_providers()]
-    (found if providers else missing).append(
-        f"onnxruntime: {', '.join(providers)}" if providers else "onnxruntime has no CUDA/TensorRT provider")
-    try:
-        import openvino as ov
-
-        gpus = [d for d in ov.Core().available_devices if d.split(".")[0] == "GPU"]
-        (found if gpus else missing).append(f"OpenVINO: {', '.join(gpus)}" if gpus else "OpenVINO sees no GPU")
-    except ImportError:
-        missing.append("OpenVINO not installed")
-    if shutil.which("nvidia-smi") is None:
-        missing.append("no NVIDIA driver (nvidia-smi not found)")
-    if found:
-        return Reachability(True, "; ".join(found))
-    return Reachability(False, "no GPU: " + "; ".join(missing))
+    """What this host offers for --device gpu: every runtime's GPU accelerators (runtimes.gpu_accelerators)."""
+    rows = gpu_accelerators()
+    usable = [f"{r.accelerator}: {r.detail}" for r in rows if r.usable]
+    if usable:
+        return Reachability(True, "; ".join(usable))
+    return Reachability(False, "no GPU: " + "; ".join(f"{r.accelerator}: {r.detail}" for r in rows))
 
 
 class LocalDriver(DeviceDriver):

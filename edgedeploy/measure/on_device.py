@@ -20,7 +20,8 @@ def check_device_runs(device: Device, model: str, delegate: str | None) -> str:
     """The model's runtime, if ``device`` runs it with ``delegate``; else a ConfigError saying what it offers."""
     runtime = runtime_for(model).name
     if not device.runs(runtime):
-        hint = " (TFLite's GPU delegate runs on phones: --device pixel --delegate gpu)" if runtime == "litert" else ""
+        hint = (" (LiteRT's GPU accelerator: --device gpu; a phone's GPU delegate: --device pixel --delegate gpu)"
+                if runtime == "litert" else "")
         raise ConfigError(f"device {device.name} does not run {runtime} models; it runs {', '.join(device.runtime_names)}{hint}")
     if delegate is not None and delegate not in device.delegates:
         offered = ", ".join(device.delegates) or "none"

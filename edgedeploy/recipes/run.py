@@ -19,8 +19,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from edgedeploy.core.artifacts import atomic_path, atomic_write_text
 from edgedeploy.core.cache import cache_dir, code_fingerprint, content_key
 from edgedeploy.core.errors import EXIT_INTERNAL, ConfigError, EdgeDeployError
@@ -34,7 +32,7 @@ from edgedeploy.devices import Device, builtin_devices, default_threads, get_dev
 from edgedeploy.exporter.build_cache import cached_export, conversion_packages
 from edgedeploy.exporter.targets import float_counterpart, get_target
 from edgedeploy.measure.evaluate import batches
-from edgedeploy.measure.on_device import bench_on_device
+from edgedeploy.measure.on_device import bench_on_device, eval_runner
 from edgedeploy.measure.sharded import evaluate_shard
 from edgedeploy.recipes.evidence import Evidence, Predictions, write_evidence
 from edgedeploy.recipes.interleaved import BenchJob, bench_interleaved
@@ -210,10 +208,15 @@ def _build_and_evaluate(
         entry.update(build_entry(name, recipe, out_dir, threads, force, lambda step: progress("export", step)))
         stage = "eval"
         progress(stage, "")
-        runner = load_runner(out_dir / entry["artifact"], LoadOptions(threads=threads), runtime=entry["runtime"])
+        device = get_device(recipe.spec.evaluation.device)
+        artifact = str(out_dir / entry["artifact"])
+        runner = (eval_runner(artifact, device, LoadOptions(threads=threads)) if device.accelerator != "cpu"
+                  else load_runner(artifact, LoadOptions(threads=threads), runtime=entry["runtime"]))
         accuracy, cached = evaluator.target(name, runner, entry["build"]["key"])
         metric = recipe.task.metric
         entry["accuracy"] = {**accuracy, f"{metric}_drop": metric_drop(reference, accuracy, metric), "cached": cached}
+        if device.accelerator != "cpu":  # which accelerator and adapter the accuracy comes from
+            entry["accuracy"]["execution"] = runner.execution()
     except Exception as exc:  # one target's failure or bug must not cost the others their results
         entry.update(failure_entry(stage, exc))
     return entry
@@ -334,7 +337,7 @@ def run_recipe(
         "recipe": {"name": recipe.name, "path": str(recipe.path), "sha256": recipe.sha256,
                    "model": recipe.model_identity},
         "evaluation": {"data": str(evaluator.dataset.root), "images": len(evaluator.dataset),
-                       "fingerprint": evaluator.data_key},
+                       "fingerprint": evaluator.data_key, "device": recipe.spec.evaluation.device},
         **({"pictures": pictures} if pictures else {}),
         "evidence": write_evidence(evidence, out_dir / RESULTS_FILE),
         "host": builtin_devices()["cpu"].describe_host(),

@@ -98,6 +98,9 @@ class EvaluationSpec(Section):
     annotations: str | None = None
     limit: int | None = Field(None, ge=1, le=limits.MAX_IMAGES)
     batch_size: int = Field(16, ge=1, le=1024)
+    # Where the targets' accuracy is measured: a device profile that runs in this process (cpu, or gpu: the gate
+    # then checks the GPU run's drop against the float model on the CPU).
+    device: str = Field("cpu", pattern=r"^[a-z0-9][a-z0-9._-]*$")
 
 
 class BenchSpec(Section):
@@ -304,7 +307,7 @@ def check_recipe(spec: RecipeSpec, lines: Lines, base: Path = Path(".")) -> None
 
 def _check_common(spec: RecipeSpec, lines: Lines, task: Task, model_name: str) -> None:
     """The checks every model source shares: data options, thresholds, devices and targets for ``task``."""
-    from edgedeploy.devices import get_device
+    from edgedeploy.devices import driver_for, get_device
 
     def fail(loc: Sequence[str | int], message: str) -> None:
         raise lines.error(loc, message)
@@ -321,6 +324,13 @@ def _check_common(spec: RecipeSpec, lines: Lines, task: Task, model_name: str) -
             if key not in (task.drop_threshold, task.regression_threshold):
                 fail([*loc, key], f"does not apply to {model_name}, a {task.name} model: its metric is "
                                   f"{task.metric_label} ({task.drop_threshold}, {task.regression_threshold})")
+    try:
+        eval_device = get_device(spec.evaluation.device)
+    except ConfigError as exc:
+        fail(["evaluation", "device"], str(exc))
+    if not driver_for(eval_device).in_process:
+        fail(["evaluation", "device"], f"{eval_device.name} does not run in this process: accuracy is measured "
+                                       "here (cpu or gpu); its latency goes in devices")
     for i, device in enumerate(spec.devices):
         try:
             profile = get_device(device)

@@ -19,20 +19,26 @@ from typing import Any, Protocol
 from edgedeploy.core.errors import ConfigError, DependencyError, InputFileError
 from edgedeploy.core.integrity import Verification, check_integrity
 from edgedeploy.core.tf_checkpoint import TF_CHECKPOINT_SUFFIXES, tf_checkpoint_files
+from edgedeploy.core.vulkan import VulkanReport, vulkan_adapters
 from edgedeploy.models import WEIGHT_NAMES
 from edgedeploy.runtimes.base import LoadOptions, Runner
+from edgedeploy.runtimes.gpu import AcceleratorStatus
 from edgedeploy.runtimes.precision import PrecisionVerdict
 from edgedeploy.runtimes.taps import LayerTaps
 
 __all__ = [
     "Runtime", "RUNTIMES", "register_runtime", "runtime_names", "get_runtime", "runtime_for", "load_runner",
-    "inspect_model", "open_layer_taps", "prove_precision", "check_model_files", "LoadOptions", "Runner", "Inspector",
-    "PrecisionProver",
+    "inspect_model", "open_layer_taps", "prove_precision", "gpu_accelerators", "AcceleratorStatus", "check_model_files",
+    "LoadOptions", "Runner", "Inspector", "PrecisionProver", "AcceleratorLister",
 ]
 
 
 class Inspector(Protocol):
     def __call__(self, model: str, options: LoadOptions) -> dict[str, Any]: ...
+
+
+class AcceleratorLister(Protocol):
+    def __call__(self, report: VulkanReport) -> list[AcceleratorStatus]: ...
 
 
 class PrecisionProver(Protocol):
@@ -55,6 +61,9 @@ class Runtime:
     precision: str | None = None
     # "module:Class" (a LayerTaps) that reads every layer's output (edgedeploy diagnose); None: not offered.
     layer_taps: str | None = None
+    # "module:function" (an AcceleratorLister): the runtime's GPU accelerators here (`edgedeploy devices`); None:
+    # the runtime has none.
+    gpu: str | None = None
 
     def load(self, entry: str) -> Any:
         module_name, attr = entry.split(":")
@@ -89,19 +98,23 @@ for _runtime in (
                         "random)"),
     Runtime("onnxruntime", (".onnx",), "edgedeploy.runtimes.onnxruntime.runner:OnnxRuntimeRunner",
             "edgedeploy.runtimes.onnxruntime.inspector:inspect", "onnxruntime",
-            description="ONNX Runtime, CPU execution provider",
+            description="ONNX Runtime, CPU execution provider (gpu: CUDA/TensorRT, or the WebGPU plugin provider)",
             precision="edgedeploy.runtimes.onnxruntime.precision:prove_precision",
-            layer_taps="edgedeploy.runtimes.onnxruntime.taps:OnnxRuntimeLayerTaps"),
+            layer_taps="edgedeploy.runtimes.onnxruntime.taps:OnnxRuntimeLayerTaps",
+            gpu="edgedeploy.runtimes.onnxruntime.gpu:accelerator_status"),
     Runtime("litert", (".tflite",), "edgedeploy.runtimes.litert.runner:LiteRTRunner",
             "edgedeploy.runtimes.litert.inspector:inspect", "ai-edge-litert", extra="tflite",
-            description="LiteRT (TFLite) interpreter, XNNPACK delegate unless --no-xnnpack",
+            description="LiteRT (TFLite) interpreter, XNNPACK delegate unless --no-xnnpack (gpu: LiteRT's GPU "
+                        "accelerator, WebGPU)",
             precision="edgedeploy.runtimes.litert.precision:prove_precision",
-            layer_taps="edgedeploy.runtimes.litert.taps:LiteRTLayerTaps"),
+            layer_taps="edgedeploy.runtimes.litert.taps:LiteRTLayerTaps",
+            gpu="edgedeploy.runtimes.litert.gpu:accelerator_status"),
     Runtime("openvino", (".xml",), "edgedeploy.runtimes.openvino.runner:OpenVINORunner",
             "edgedeploy.runtimes.openvino.inspector:inspect", "openvino", extra="openvino",
-            description="OpenVINO CPU plugin, latency hint, explicit inference precision",
+            description="OpenVINO CPU plugin, latency hint, explicit inference precision (gpu: the GPU plugin)",
             precision="edgedeploy.runtimes.openvino.precision:prove_precision",
-            layer_taps="edgedeploy.runtimes.openvino.taps:OpenVINOLayerTaps"),
+            layer_taps="edgedeploy.runtimes.openvino.taps:OpenVINOLayerTaps",
+            gpu="edgedeploy.runtimes.openvino.runner:accelerator_status"),
     # No layer taps: with XNNPACK the graph runs as a few delegate calls, and ExecuTorch's debug
     # outputs (ETDump) stop at delegate boundaries, so there are no per-layer outputs to read.
     Runtime("executorch", (".pte",), "edgedeploy.runtimes.executorch.runner:ExecuTorchRunner",
@@ -175,6 +188,21 @@ def open_layer_taps(model: str, verify: bool = True) -> LayerTaps:
     check_model_files(model, verify)
     taps: LayerTaps = row.load(row.layer_taps)(Path(model))
     return taps
+
+
+def gpu_accelerators() -> list[AcceleratorStatus]:
+    """Every registered runtime's GPU accelerators, usable now or why not (one Vulkan probe for all)."""
+    report = vulkan_adapters()
+    rows: list[AcceleratorStatus] = []
+    for row in RUNTIMES.values():
+        if row.gpu is None:
+            continue
+        try:
+            lister: AcceleratorLister = row.load(row.gpu)
+            rows += lister(report)
+        except DependencyError as exc:  # the runtime itself is not installed
+            rows.append(AcceleratorStatus(row.name, row.name, False, str(exc)))
+    return rows
 
 
 def prove_precision(runtime: str, path: Path, requested: str, keep_float: Collection[str] = ()) -> PrecisionVerdict:

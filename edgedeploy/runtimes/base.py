@@ -14,6 +14,7 @@ from edgedeploy.core.integrity import Verification
 from edgedeploy.core.io_spec import ModelIO, Outputs
 from edgedeploy.core.outputs import concat_outputs
 from edgedeploy.core.limits import MAX_THREADS
+from edgedeploy.runtimes.gpu import GPU_PRECISIONS
 from edgedeploy.models.architecture import Architecture
 
 __all__ = ["Runner", "LoadOptions", "INFERENCE_PRECISIONS"]
@@ -37,8 +38,12 @@ class LoadOptions:
     xnnpack: bool = True
     # OpenVINO CPU plugin: requested inference precision (f32, bf16, f16, or auto = plugin default).
     inference_precision: str = "f32"
-    # cpu, or gpu: ONNX Runtime's CUDA/TensorRT execution providers, OpenVINO's GPU plugin.
+    # cpu, or gpu: LiteRT's GPU accelerator, ONNX Runtime's CUDA/TensorRT or WebGPU providers, OpenVINO's GPU plugin.
     accelerator: str = "cpu"
+    # gpu: let ops without a GPU kernel run on the CPU (listed in the result) instead of refusing the run.
+    gpu_fallback: bool = False
+    # gpu: fp16 (the accelerator's default where it computes in fp16) or fp32 (full precision enforced).
+    gpu_precision: str = "fp16"
     # Check every file the manifest lists against its sha256 before loading (--no-verify: False).
     verify: bool = True
 
@@ -47,6 +52,8 @@ class LoadOptions:
             raise ConfigError(f"--threads must be between 1 and {MAX_THREADS}, got {self.threads}")
         if self.inference_precision not in INFERENCE_PRECISIONS:
             raise ConfigError(f"--inference-precision must be one of {', '.join(INFERENCE_PRECISIONS)}")
+        if self.gpu_precision not in GPU_PRECISIONS:
+            raise ConfigError(f"--gpu-precision must be one of {', '.join(GPU_PRECISIONS)}")
         if (self.mean is None) != (self.std is None):
             raise ConfigError("--mean and --std must be given together")
 

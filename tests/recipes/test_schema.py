@@ -128,8 +128,9 @@ def test_target_thresholds_override_field_by_field(tmp_path):
 
 
 def test_devices_must_run_the_recipes_targets(tmp_path):
-    with pytest.raises(RecipeError, match=r"recipe.yaml:3: devices.0: gpu does not run litert models"):
-        load_recipe(write(tmp_path, "name: r\nevaluation: {data: v}\ndevices: [gpu]\ntargets: {onnx: , tflite-fp32: }\n"))
+    with pytest.raises(RecipeError, match=r"recipe.yaml:3: devices.0: gpu does not run executorch models"):
+        load_recipe(write(tmp_path, "name: r\nevaluation: {data: v}\ndevices: [gpu]\n"
+                                    "targets: {onnx: , executorch-fp32: }\n"))
     # A phone runs a TFLite-only recipe (the float reference is benched only where PyTorch runs).
     assert load_recipe(write(tmp_path, "name: r\nevaluation: {data: v}\ndevices: [cpu, pixel]\n"
                                        "targets: {tflite-fp32: }\n")).spec.devices == ["cpu", "pixel"]

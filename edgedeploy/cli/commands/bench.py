@@ -18,7 +18,7 @@ from edgedeploy.cli.options import (
     runtime_name,
     verified_text,
 )
-from edgedeploy.cli.render import fmt, key_values, table
+from edgedeploy.cli.render import execution_text, fmt, key_values, table
 
 if TYPE_CHECKING:
     from edgedeploy.devices import LatencyResult
@@ -61,7 +61,7 @@ def bench(as_json: bool, model: str, device: str, runs: int, warmup: int, delega
                    "host": dev.describe_host() if in_process else None, "verified": verified,
                    **({"host_step": host_step} if host_step else {})})
         return
-    execution = ", ".join(f"{k} {v}" for k, v in (result.execution or {}).items())
+    execution = execution_text(result.execution)
     click.echo(key_values([("model", f"{model} ({runtime})"), ("device", f"{dev.name}, {result.threads} threads"),
                            *([("execution", execution)] if execution else []),
                            ("runs", f"{result.runs} (+{warmup} warm-up)"), ("verified", verified_text(verified))]))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import click
 
 from edgedeploy.cli.options import devices_option, emit_json, json_option
@@ -13,10 +15,13 @@ from edgedeploy.cli.render import key_values, table
 @json_option
 @click.pass_context
 def devices_cmd(ctx: click.Context, as_json: bool, devices_file: str | None) -> None:
-    """List device profiles and whether each is reachable now (and why not)."""
+    """List device profiles and whether each is reachable now (and why not), then the GPU accelerators this host
+    has (LiteRT's GPU accelerator, ONNX Runtime's WebGPU and CUDA/TensorRT providers, OpenVINO's GPU plugin) with
+    the adapter each would use, or why none."""
     if ctx.invoked_subcommand is not None:
         return
     from edgedeploy.devices import load_devices, probe
+    from edgedeploy.runtimes import gpu_accelerators
 
     rows = []
     for dev in load_devices(devices_file).values():
@@ -24,12 +29,16 @@ def devices_cmd(ctx: click.Context, as_json: bool, devices_file: str | None) -> 
         rows.append({"name": dev.name, "transport": dev.transport, "abi": dev.abi, "runtimes": dev.runtime_names,
                      "delegates": dev.delegates, "reachable": state.reachable, "detail": state.detail,
                      "description": dev.description})
+    accelerators = [asdict(a) for a in gpu_accelerators()]
     if as_json:
-        emit_json({"devices": rows})
+        emit_json({"devices": rows, "gpu_accelerators": accelerators})
         return
     click.echo(table(["device", "transport", "runtimes", "reachable", "detail"],
                      [[r["name"], r["transport"], ",".join(r["runtimes"]), "yes" if r["reachable"] else "no",
                        r["detail"]] for r in rows]))
+    click.echo("\n" + table(["GPU accelerator", "runtime", "usable", "adapter, or why not"],
+                            [[a["accelerator"], a["runtime"], "yes" if a["usable"] else "no", a["detail"]]
+                             for a in accelerators]))
 
 
 @devices_cmd.command("setup")

@@ -17,7 +17,7 @@ from edgedeploy.cli.options import (
     progress,
     verified_text,
 )
-from edgedeploy.cli.render import fmt, key_values
+from edgedeploy.cli.render import execution_text, fmt, key_values
 
 
 @click.command("eval")
@@ -41,7 +41,9 @@ from edgedeploy.cli.render import fmt, key_values
 @click.option("--save-detections", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Detection: write each image with its detections drawn (class name and score) to this folder.")
 @click.option("--limit", type=ranges.IMAGES, default=None, help="Evaluate the first N images only.")
-@click.option("--reference", default=None, help="Compare with this model: agreement and logit differences.")
+@click.option("--reference", default=None,
+              help="Compare with this model: agreement and logit differences [default with --device gpu: the same "
+                   "MODEL on this host's CPU].")
 @click.option("--batch-size", type=click.IntRange(1, 1024), default=16, show_default=True)
 @click.option("--device", default="cpu", show_default=True,
               help="Where MODEL runs: cpu, gpu, or arm64-emu (LiteRT's aarch64 build under qemu); "
@@ -66,6 +68,8 @@ def eval_cmd(as_json: bool, model: str, data: Path, annotations: Path | None, sy
     dev = get_device(device, devices_file)
     options = model_args.load_options(dev.default_threads())
     runner = eval_runner(model, dev, options)
+    if reference is None and dev.accelerator == "gpu":
+        reference = model  # a GPU run is judged against the same file on the CPU
     task = get_task(runner.io.task)
     dataset = task.open_dataset(data, DataFormat(synsets, ignore_index, mask_format, annotations)).subset(limit)
     ref_runner = load_runner(reference, model_args.load_options(default_threads())) \
@@ -83,16 +87,19 @@ def eval_cmd(as_json: bool, model: str, data: Path, annotations: Path | None, sy
         out[kind] = str(saved)
     if reference:
         out["reference"] = reference
+        out["reference_device"] = "cpu"
         out["reference_verified"] = ref_runner.verification.verified if ref_runner and ref_runner.verification else None
     if as_json:
         emit_json(out)
         return
     rows: list[tuple[str, Any]] = [("model", f"{model} ({runner.runtime}, {task.name})"),
+                                   *([("execution", execution_text(out["execution"]))] if dev.accelerator == "gpu"
+                                     else []),
                                    ("images", f"{result.n} ({result.skipped} skipped)")]
     rows += [(name, f"{fmt(value)} %" if isinstance(value, float) else fmt(value))
              for name, value in result.metrics.items() if not isinstance(value, dict) and name not in ("kl", "cosine")]
     if reference:
-        rows += [("reference", reference), (task.agreement_label, f"{fmt(result.agreement)} %"),
+        rows += [("reference", f"{reference} (this host's CPU)"), (task.agreement_label, f"{fmt(result.agreement)} %"),
                  *[(name, result.metrics[name]) for name in ("kl", "cosine") if name in result.metrics],
                  ("max |diff|", result.max_abs_diff)]
     if saved:

@@ -1,4 +1,5 @@
-"""LiteRT (the TFLite runtime, ``ai-edge-litert``) with XNNPACK on by default."""
+"""LiteRT (the TFLite runtime, ``ai-edge-litert``) with XNNPACK on by default, or its GPU accelerator
+(``accelerator="gpu"``: runtimes.litert.gpu)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ import numpy as np
 
 from edgedeploy.core.errors import InputFileError
 from edgedeploy.core.io_spec import ModelIO, Quantization
-from edgedeploy.core.logcapture import captured_output, log_tail
+from edgedeploy.core.logcapture import captured_output, log_tail, quiet_tensorflow_env
 from edgedeploy.core.manifest import read_manifest
 from edgedeploy.core.outputs import by_name
 from edgedeploy.runtimes.base import LoadOptions, Runner
 from edgedeploy.runtimes.io_inference import infer_model_io
+from edgedeploy.runtimes.litert.gpu import LiteRTGpuModel
 
 __all__ = ["LiteRTRunner", "open_interpreter", "quantization_of"]
 
@@ -62,7 +64,12 @@ class LiteRTRunner(Runner):
     def __init__(self, source: str, options: LoadOptions):
         self.source = source
         path = Path(source)
-        self.interpreter = open_interpreter(path, options.threads, options.xnnpack)
+        on_gpu = options.accelerator == "gpu"
+        if on_gpu:
+            # LiteRT's logger reads its level once: before the first interpreter, or its INFO lines reach stderr.
+            quiet_tensorflow_env()
+        # On the GPU the interpreter only describes the file: XNNPACK's weight packing would be wasted.
+        self.interpreter = open_interpreter(path, options.threads, options.xnnpack and not on_gpu)
         inputs, outputs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
         manifest = read_manifest(path)
         if len(inputs) != 1 or (len(outputs) != 1 and manifest is None):
@@ -90,8 +97,11 @@ class LiteRTRunner(Runner):
                          or tuple(self.io.input.shape) != tuple(int(d) for d in inp["shape"])):
             raise InputFileError(f"{path}: manifest input spec does not match the model's input "
                                  f"({np.dtype(inp['dtype']).name} {list(inp['shape'])})")
+        self.gpu = LiteRTGpuModel(path, options.gpu_precision, options.gpu_fallback) if on_gpu else None
 
     def infer(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
+        if self.gpu is not None:
+            return by_name(self.io.outputs, self.gpu.output_names, self.gpu.infer(tensor), self.source)
         self.interpreter.set_tensor(self._input_index, tensor)
         self.interpreter.invoke()
         return by_name(self.io.outputs, [name for name, _ in self._outputs],
@@ -101,6 +111,8 @@ class LiteRTRunner(Runner):
         return {"ai-edge-litert": metadata.version("ai-edge-litert")}
 
     def execution(self) -> dict[str, Any]:
+        if self.gpu is not None:
+            return self.gpu.execution()
         return {"delegate": "XNNPACK" if self.xnnpack else "none (builtin kernels)"}
 
 

@@ -1,4 +1,5 @@
-"""ONNX Runtime: the CPU execution provider, or CUDA/TensorRT for ``accelerator="gpu"``.
+"""ONNX Runtime: the CPU execution provider, or for ``accelerator="gpu"`` CUDA/TensorRT where this onnxruntime
+build has them, else the WebGPU plugin provider (onnxruntime-ep-webgpu: webgpu.py).
 
 ONNX Runtime silently falls back to the CPU when a GPU provider cannot start (no
 driver, no device); the runner checks the provider the session really uses and
@@ -16,12 +17,14 @@ import numpy as np
 import onnx
 
 from edgedeploy.core.cpu import int8_kernels_saturate
-from edgedeploy.core.errors import DependencyError, InputFileError
+from edgedeploy.core.errors import EdgeDeployError, GpuUnavailableError, InputFileError
 from edgedeploy.core.io_spec import ModelIO
 from edgedeploy.core.manifest import read_manifest
 from edgedeploy.core.outputs import by_name
 from edgedeploy.runtimes.base import LoadOptions, Runner
 from edgedeploy.runtimes.io_inference import infer_model_io
+from edgedeploy.runtimes.onnxruntime.gpu import GPU_PROVIDERS, execution_providers
+from edgedeploy.runtimes.onnxruntime.webgpu import WebGpuPlacement, webgpu_version
 
 __all__ = ["OnnxRuntimeRunner", "saturation_risk", "saturation_warning"]
 
@@ -29,22 +32,7 @@ log = logging.getLogger(__name__)
 # int8 weights within +-64 (7 bits: quantize_static's reduce_range) keep two uint8 x int8 products within int16.
 _SATURATION_FREE = 64
 
-GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 _ORT_DTYPES = {"tensor(float)": "float32", "tensor(uint8)": "uint8", "tensor(int8)": "int8", "tensor(float16)": "float16"}
-
-
-def execution_providers(accelerator: str) -> list[str]:
-    """The providers to ask for: the GPU ones this onnxruntime build has, then the CPU."""
-    import onnxruntime as ort
-
-    if accelerator != "gpu":
-        return ["CPUExecutionProvider"]
-    available = ort.get_available_providers()
-    gpu = [p for p in GPU_PROVIDERS if p in available]
-    if not gpu:
-        raise DependencyError(f"--device gpu: this onnxruntime ({metadata.version('onnxruntime')}) has no CUDA or "
-                              f"TensorRT execution provider (it has {', '.join(available)}): install onnxruntime-gpu")
-    return [*gpu, "CPUExecutionProvider"]
 
 
 class OnnxRuntimeRunner(Runner):
@@ -64,13 +52,17 @@ class OnnxRuntimeRunner(Runner):
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.log_severity_level = 3
         providers = execution_providers(options.accelerator)
+        self.webgpu = WebGpuPlacement(options.gpu_fallback) if not providers else None
         try:
-            self.session = ort.InferenceSession(str(path), so, providers=providers)
+            self.session = self.webgpu.open(path, so) if self.webgpu else ort.InferenceSession(str(path), so,
+                                                                                                providers=providers)
+        except EdgeDeployError:
+            raise
         except Exception as exc:
             raise InputFileError(f"{path}: ONNX Runtime cannot load it ({_first_line(exc)})") from exc
-        if options.accelerator == "gpu" and self.session.get_providers()[0] not in GPU_PROVIDERS:
-            raise DependencyError(f"{providers[0]} could not start (no usable NVIDIA GPU or driver?): ONNX Runtime "
-                                  "fell back to the CPU, so no GPU figures")
+        if options.accelerator == "gpu" and not self.webgpu and self.session.get_providers()[0] not in GPU_PROVIDERS:
+            raise GpuUnavailableError(f"{providers[0]} could not start (no usable NVIDIA GPU or driver?): ONNX Runtime "
+                                      "fell back to the CPU, so no GPU figures")
         inp, out = self.session.get_inputs(), self.session.get_outputs()
         manifest = read_manifest(path)
         if len(inp) != 1 or (len(out) != 1 and manifest is None):
@@ -100,9 +92,12 @@ class OnnxRuntimeRunner(Runner):
                        self.source)
 
     def versions(self) -> dict[str, str]:
-        return {"onnxruntime": metadata.version("onnxruntime")}
+        plugin = {"onnxruntime-ep-webgpu": webgpu_version() or ""} if self.webgpu else {}
+        return {"onnxruntime": metadata.version("onnxruntime"), **plugin}
 
     def execution(self) -> dict[str, Any]:
+        if self.webgpu is not None:
+            return self.webgpu.execution()
         warning = {"warning": self.saturation} if self.saturation else {}
         return {"provider": self.session.get_providers()[0], **warning}
 

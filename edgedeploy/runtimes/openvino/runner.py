@@ -13,11 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from edgedeploy.core.errors import DependencyError, InputFileError
+from edgedeploy.core.errors import GpuUnavailableError, InputFileError
 from edgedeploy.core.io_spec import ModelIO
 from edgedeploy.core.manifest import read_manifest
+from edgedeploy.core.vulkan import VulkanReport
 from edgedeploy.core.outputs import by_name
 from edgedeploy.runtimes.base import LoadOptions, Runner
+from edgedeploy.runtimes.gpu import AcceleratorStatus
 from edgedeploy.runtimes.io_inference import infer_model_io
 
 __all__ = ["OpenVINORunner", "read_ir"]
@@ -36,6 +38,16 @@ def read_ir(path: Path) -> Any:
     except Exception as exc:
         text = " ".join(str(exc).split())
         raise InputFileError(f"{path}: OpenVINO cannot read it ({text[:160] or exc.__class__.__name__})") from exc
+
+
+def accelerator_status(report: VulkanReport) -> list[AcceleratorStatus]:
+    """OpenVINO's GPU plugin (Intel GPUs, through their OpenCL compute runtime: Vulkan is not involved)."""
+    import openvino as ov
+
+    devices = ov.Core().available_devices
+    gpus = [d for d in devices if d.split(".")[0] == "GPU"]
+    return [AcceleratorStatus("OpenVINO GPU plugin", "openvino", bool(gpus),
+                              ", ".join(gpus) if gpus else f"OpenVINO sees no Intel GPU (its devices: {', '.join(devices)})")]
 
 
 class OpenVINORunner(Runner):
@@ -74,7 +86,7 @@ class OpenVINORunner(Runner):
         if self.plugin == "CPU":
             config["INFERENCE_NUM_THREADS"] = options.threads
         elif not any(d.split(".")[0] == "GPU" for d in core.available_devices):
-            raise DependencyError(f"--device gpu: OpenVINO sees no GPU (its devices: {', '.join(core.available_devices)}); "
+            raise GpuUnavailableError(f"--device gpu: OpenVINO sees no GPU (its devices: {', '.join(core.available_devices)}); "
                                   "the GPU plugin needs an Intel GPU and its compute runtime")
         if options.inference_precision != "auto":
             config["INFERENCE_PRECISION_HINT"] = options.inference_precision

@@ -337,3 +337,24 @@ def test_refusals(tflite_fp32, onnx_file):
         append_onnx_postprocess(append_onnx_postprocess(onnx.load(str(onnx_file)), head), head)
     with pytest.raises(ConversionError, match="not a readable .tflite"):
         append_tflite_postprocess(b"not a flatbuffer", head)
+
+
+def test_the_gpu_accelerator_refuses_or_lists_the_postprocess_op(tflite_fp32, images, tmp_path, software_gpu):
+    """LiteRT's GPU accelerator has no kernel for TFLite_Detection_PostProcess: refused by default, run on the CPU
+    with --gpu-fallback, and then the detections equal the CPU interpreter's (SwiftShader computes in fp32)."""
+    from edgedeploy.core.errors import GpuFallbackError
+    from edgedeploy.exporter.converters.litert.detection_postprocess import append_tflite_postprocess
+    from edgedeploy.runtimes.litert.gpu import LiteRTGpuModel
+
+    runner = load_runner(str(tflite_fp32), LoadOptions(threads=1))
+    model = append_tflite_postprocess(tflite_fp32.read_bytes(), DetectionHead.of(runner.io))
+    path = tmp_path / "with_nms.tflite"
+    path.write_bytes(model)
+    with pytest.raises(GpuFallbackError, match="has no GPU kernel for CUSTOM TFLite_Detection_PostProcess; --gpu-fallback"):
+        LiteRTGpuModel(path, "fp16", fallback=False)
+    gpu = LiteRTGpuModel(path, "fp16", fallback=True)
+    assert gpu.cpu_ops == ["CUSTOM TFLite_Detection_PostProcess"] and not gpu.execution()["fully_accelerated"]
+    interpreter = _interpreter(model)
+    for tensor in _inputs(runner, images[:3]):
+        on_gpu = _rows(dict(zip(gpu.output_names, gpu.infer(tensor))))[0]
+        _assert_same(on_gpu, _run_tflite(interpreter, tensor)[0])

@@ -8,6 +8,7 @@ library, so ``edgedeploy --help`` and ``edgedeploy report`` start without PyTorc
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 from typing import Any
@@ -110,5 +111,22 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _raise_terminated)
     # TensorFlow's and LiteRT's C++ loggers read their level once, when their library loads: set it first.
     quiet_tensorflow_env()
-    cli(prog_name="edgedeploy")
+    try:
+        cli(prog_name="edgedeploy")
+    except SystemExit as exc:
+        if exc.code in (EXIT_INTERRUPTED, EXIT_TERMINATED):
+            _leave(exc.code)
+        raise
+    except KeyboardInterrupt:  # met while the interrupted command was already unwinding (its line is printed)
+        _leave(EXIT_INTERRUPTED)
+
+
+def _leave(code: int) -> None:
+    """End an interrupted or terminated run now, with its exit code. Its clean-up (staging folders, redirected
+    descriptors, the partial artifact) ran while the command unwound; what remains of the interpreter's shutdown
+    (joining libraries' worker threads, their exit hooks) met a KeyboardInterrupt on loaded machines and ended the
+    process by SIGINT (-2) instead of 130, so the code would depend on load."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 

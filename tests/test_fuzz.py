@@ -140,3 +140,19 @@ def test_benchmark_model_parser_never_fails(picks, edits, requested):
     assert run.runs is None or run.runs >= 0
     for delegate in run.delegates:
         assert delegate.status in ("full", "partial", "none", "unknown")
+
+
+@pytest.mark.parametrize("change", [
+    lambda m: {("targeu" if k == "target" else k): v for k, v in m.items()},  # found by the long CLI fuzz run
+    lambda m: {**m, "model": 5},
+    lambda m: {**m, "files": [{"name": 1}]},
+])
+def test_manifest_sections_readers_use_are_checked_when_read(tmp_path, onnx_artifact, change):
+    from edgedeploy.core.errors import InputFileError
+
+    manifest = json.loads(Path(f"{onnx_artifact.path}.manifest.json").read_text())
+    artifact = tmp_path / "m.onnx"
+    artifact.write_bytes(b"x")
+    Path(f"{artifact}.manifest.json").write_text(json.dumps(change(manifest)))
+    with pytest.raises(InputFileError, match="corrupt manifest"):
+        read_manifest(artifact)

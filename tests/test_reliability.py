@@ -102,6 +102,18 @@ BAD_INPUTS = [
      "-5 is not in the range 1<=x<=10000000."),
     ("NaN or infinity for a number", lambda t, v: "", ["export", "--target", "onnx", "--mean", "nan", "0", "0"], 2,
      "'nan' is not a finite number"),
+    ("a model factory that calls exit()", lambda t, v: "",
+     ["export", "--target", "onnx", "--model", "builtins:exit", "--input-shape", "1,3,32,32"], 4,
+     "builtins:exit: the factory called exit(None)"),
+    ("an artifact name that is a path", lambda t, v: "", ["export", "--target", "onnx", "--name", "../../x"], 2,
+     "a file name is expected"),
+    ("an output folder in /proc", _file("r.yaml", b"name: r\ntargets:\n  onnx: {}\n"),
+     ["run", "{x}", "--out", "/proc/x"], 3, "an output folder cannot be in /proc, /sys or /dev"),
+    ("a YAML alias bomb", _file("r.yaml", ("name: bomb\na: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{b}: &{b} [{', '.join([f'*{a}'] * 9)}]\n" for a, b in zip("abcdefgh", "bcdefghi"))
+        + "description: *i\n").encode()), ["run", "{x}"], 2, "aliases expand it to more than"),
+    ("a device file as synsets", lambda t, v: str(v), ["eval", "random", "--data", "{x}", "--synsets", "/dev/zero"],
+     3, "synsets file is a character device"),
 ]
 
 

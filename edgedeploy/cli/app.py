@@ -8,7 +8,6 @@ library, so ``edgedeploy --help`` and ``edgedeploy report`` start without PyTorc
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 from typing import Any
@@ -25,8 +24,10 @@ from edgedeploy.core.errors import (
     EdgeDeployError,
     OutputDirError,
     Terminated,
+    UserCodeError,
 )
 from edgedeploy.core.logcapture import quiet_tensorflow_env
+from edgedeploy.core.usercode import UserExit, describe_exit, guard_process, last_contained, real_exit
 from edgedeploy.core.version import __version__
 
 __all__ = ["cli", "main"]
@@ -48,6 +49,13 @@ class _Cli(click.Group):
             raise
         except KeyboardInterrupt as exc:
             self._fail(ctx, "interrupted", EXIT_INTERRUPTED, exc)
+        except (SystemExit, UserExit) as exc:
+            # No edgedeploy code exits from inside a command: this is a user's code (their forward, traced by a
+            # converter outside a contained call) ending the process; it must not pass for a finished run.
+            owner = last_contained()
+            error = UserCodeError(f"{owner}: its code (factory or forward) {describe_exit(exc)}" if owner else
+                                  f"code edgedeploy loaded {describe_exit(exc)}")
+            self._fail(ctx, str(error), error.exit_code, exc)
         except Terminated as exc:
             self._fail(ctx, "terminated", EXIT_TERMINATED, exc)
         except EdgeDeployError as exc:
@@ -109,6 +117,8 @@ def main() -> None:
     # SIGTERM (CI cancelling a job, `timeout`, docker stop) unwinds like Ctrl-C: no staging
     # folder, half-written artifact or redirected descriptor is left behind.
     signal.signal(signal.SIGTERM, _raise_terminated)
+    # A user's code that calls os._exit raises instead; a Ctrl-C is told apart from code raising KeyboardInterrupt.
+    guard_process()
     # TensorFlow's and LiteRT's C++ loggers read their level once, when their library loads: set it first.
     quiet_tensorflow_env()
     try:
@@ -128,5 +138,5 @@ def _leave(code: int) -> None:
     process by SIGINT (-2) instead of 130, so the code would depend on load."""
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(code)
+    real_exit(code)
 

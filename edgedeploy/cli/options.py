@@ -5,19 +5,20 @@ calibration method appears in ``--help`` and is accepted without editing the CLI
 from __future__ import annotations
 
 import functools
-import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import click
 
 from edgedeploy.cli import ranges
+from edgedeploy.core.jsonfile import json_text
 from edgedeploy.models.architecture import Architecture
 from edgedeploy.runtimes.gpu import GPU_PRECISIONS
 
-__all__ = ["RegistryChoice", "target_choice", "model_option", "parse_model_options", "model_choice", "split_list",
+__all__ = ["OutputPath", "RegistryChoice", "target_choice", "model_option", "parse_model_options", "model_choice", "split_list",
            "emit_json", "json_option", "progress", "ModelArgs", "model_options", "devices_option", "runtime_name"]
 
 
@@ -32,6 +33,22 @@ class ModelChoice(click.Choice):
                 return value
             self.fail(f"{value!r}: expected a family name or package.module:callable", param, ctx)
         return super().convert(value, param, ctx)
+
+
+class OutputPath(click.Path):
+    """A folder (``--out``) or a file (``--junit``, ``--output``) edgedeploy will write: checked when the command
+    line is parsed (edgedeploy.core.paths), so a FIFO, a device, /proc or a file where a folder belongs is one
+    line and exit 3 before any work, never an error after a long build."""
+
+    def __init__(self, folder: bool):
+        super().__init__(file_okay=not folder, dir_okay=folder, path_type=Path)
+        self.folder = folder
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from edgedeploy.core.paths import check_output_folder, output_file
+
+        path = Path(value)
+        return check_output_folder(path) if self.folder else output_file(path, param.name if param else "output")
 
 
 class RegistryChoice(click.Choice):
@@ -79,7 +96,7 @@ def split_list(values: Sequence[str]) -> tuple[str, ...]:
 
 
 def emit_json(obj: dict[str, Any]) -> None:
-    click.echo(json.dumps(obj, indent=2, default=str))
+    click.echo(json_text(obj, indent=2, default=str))
 
 
 def json_option(f: Callable[..., Any]) -> Callable[..., Any]:

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from edgedeploy.core.errors import OutputDirError
+from edgedeploy.core.paths import check_output_folder, output_file
 
 __all__ = ["atomic_path", "atomic_write_text", "staging_dir", "output_dir", "FULL_OR_READ_ONLY"]
 
@@ -26,7 +27,7 @@ FULL_OR_READ_ONLY = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 def output_dir(path: str | Path) -> Path:
     """``path`` created if needed; OutputDirError (one line, exit 3) naming it and the OS reason if
     it cannot be created or written."""
-    path = Path(path)
+    path = check_output_folder(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -45,7 +46,7 @@ def _umask() -> int:
 @contextmanager
 def atomic_path(final: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``final``; rename it to ``final`` if the block succeeds."""
-    final = Path(final)
+    final = output_file(final, "output")
     output_dir(final.parent)
     fd, tmp_name = tempfile.mkstemp(prefix=f".tmp-{final.name}.", dir=final.parent)
     os.close(fd)
@@ -67,12 +68,21 @@ def atomic_write_text(final: str | Path, text: str) -> None:
 @contextmanager
 def staging_dir(out_dir: str | Path) -> Iterator[Path]:
     """A private scratch folder inside ``out_dir`` (same filesystem, so renames are atomic)."""
+    # The folders this call creates: a run that fails leaves none of them behind, empty.
+    created = [folder for folder in (Path(out_dir), *Path(out_dir).parents) if not folder.exists()]
     out_dir = output_dir(out_dir)
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=".tmp-stage-", dir=out_dir))
-    except OSError as exc:
-        raise OutputDirError(f"{out_dir}: cannot write to this folder ({exc.strerror or exc})") from exc
-    try:
-        yield tmp
+        try:
+            tmp = Path(tempfile.mkdtemp(prefix=".tmp-stage-", dir=out_dir))
+        except OSError as exc:
+            raise OutputDirError(f"{out_dir}: cannot write to this folder ({exc.strerror or exc})") from exc
+        try:
+            yield tmp
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        for folder in created:  # innermost first; rmdir refuses a folder with anything in it
+            try:
+                folder.rmdir()
+            except OSError:
+                break

@@ -46,6 +46,7 @@ __all__ = [
     "DependencyError",
     "GpuUnavailableError",
     "GpuFallbackError",
+    "UserCodeError",
 ]
 
 
@@ -119,6 +120,11 @@ class RemoteRunError(ValidationError):
 class GpuFallbackError(ValidationError):
     """A GPU run would not have happened fully on the GPU (ops without a GPU kernel, CPU fallback refused):
     its figures would be CPU figures under a GPU label."""
+
+
+class UserCodeError(ValidationError):
+    """A user's code (their factory, their module's import or forward) raised, exited (exit(), os._exit) or raised
+    KeyboardInterrupt without a Ctrl-C: the message names their callable."""
 
 
 class DependencyError(EdgeDeployError):

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from edgedeploy.core.errors import ArtifactMismatchError
+from edgedeploy.core.jsonfile import finite
 
 __all__ = ["sha256_file", "sha256_files", "content_digest", "with_digest", "check_digest"]
 
@@ -38,7 +39,7 @@ def content_digest(data: Mapping[str, Any], key: str) -> str:
     """sha256 of ``data`` without ``key``, canonical JSON (sorted keys, no whitespace): independent of how the
     file was indented, the same after a JSON round trip."""
     body = {k: v for k, v in data.items() if k != key}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(finite(body), sort_keys=True, separators=(",", ":"), allow_nan=False).encode()).hexdigest()
 
 
 def with_digest(data: Mapping[str, Any], key: str) -> dict[str, Any]:

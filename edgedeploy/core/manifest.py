@@ -20,6 +20,8 @@ from edgedeploy.core.artifacts import atomic_write_text
 from edgedeploy.core.errors import InputFileError
 from edgedeploy.core.hashing import with_digest
 from edgedeploy.core.io_spec import DEFAULT_TASK, InputSpec, ModelIO, OutputSpec, Preprocessing
+from edgedeploy.core.jsonfile import json_text
+from edgedeploy.core.paths import read_text
 from edgedeploy.core.version import __version__
 
 __all__ = ["created_utc", "MANIFEST_SUFFIX", "DIGEST_KEY", "SCHEMA_VERSION", "manifest_path", "read_manifest", "write_manifest", "tool_versions", "Manifest"]
@@ -77,8 +79,25 @@ class Manifest:
 def write_manifest(artifact: Path, data: dict[str, Any]) -> Path:
     path = manifest_path(artifact)
     document = with_digest({"schema_version": SCHEMA_VERSION, **data}, DIGEST_KEY)
-    atomic_write_text(path, json.dumps(document, indent=2, sort_keys=False) + "\n")
+    atomic_write_text(path, json_text(document, indent=2) + "\n")
     return path
+
+
+# The sections readers look into, by the type they must have (a bit flip turns "target" into "targeu").
+_SECTIONS: dict[str, type] = {"target": str, "files": list, "model": dict, "precision": dict, "parity": dict,
+                              "weights": dict, "export": dict}
+
+
+def _check_sections(data: dict[str, Any]) -> None:
+    if not isinstance(data.get("target"), str):
+        raise KeyError("target")
+    for key, kind in _SECTIONS.items():
+        if key in data and data[key] is not None and not isinstance(data[key], kind):
+            raise TypeError(f"{key} is a {type(data[key]).__name__}, not a {kind.__name__}")
+    for entry in data.get("files") or []:
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or \
+                not isinstance(entry.get("sha256"), str):
+            raise TypeError("files: each entry needs a name and a sha256")
 
 
 def read_manifest(artifact: str | Path) -> Manifest | None:
@@ -87,9 +106,10 @@ def read_manifest(artifact: str | Path) -> Manifest | None:
     if not path.is_file():
         return None
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(read_text(path, "manifest"))
         manifest = Manifest(data)
         manifest.io  # validates the fields every runner needs
+        _check_sections(data)
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:  # any malformed shape (fuzzed)
         raise InputFileError(f"{path}: corrupt manifest ({exc.__class__.__name__}: {str(exc)[:80]})") from exc
     return manifest

@@ -15,11 +15,17 @@ import yaml
 from pydantic import BaseModel, ConfigDict
 from pydantic import ValidationError as SchemaError
 
-from edgedeploy.core.errors import ConfigError, InputFileError
+from edgedeploy.core.errors import ConfigError
+from edgedeploy.core.paths import read_text
 
 __all__ = ["ConfigFileError", "Lines", "Section", "load_yaml", "validate"]
 
 Model = TypeVar("Model", bound=BaseModel)
+
+# A recipe or profile is a few KB; a generated sweep a few hundred.
+MAX_YAML_BYTES = 4 * 2**20
+# Values a document may expand to once its aliases are followed (a large sweep has a few thousand).
+MAX_YAML_NODES = 200_000
 
 
 class ConfigFileError(ConfigError):
@@ -83,16 +89,38 @@ def _duplicate_key(node: yaml.Node, seen_nodes: set[int] | None = None) -> yaml.
     return None
 
 
+def _check_expansion(path: Path, root: yaml.Node | None) -> None:
+    """Refuse a document whose aliases expand it past MAX_YAML_NODES (a "billion laughs" bomb: nine aliases of
+    nine aliases... are a few hundred bytes and 10^9 nodes once anything walks them). Counted on the node graph,
+    each node once, so the check itself is linear in the file."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        sizes[id(node)] = MAX_YAML_NODES + 1  # a cycle (a: &x [*x]) expands without end
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        total = 1
+        for child in children:
+            total = min(total + size(child), MAX_YAML_NODES + 1)
+        sizes[id(node)] = total
+        return total
+
+    if root is not None and size(root) > MAX_YAML_NODES:
+        raise ConfigFileError(f"{path}: its aliases expand it to more than {MAX_YAML_NODES:,} values (an alias "
+                              "bomb?); refused")
+
+
 def load_yaml(path: Path, what: str, expect: type = dict) -> tuple[Any, Lines]:
     """Safe-load ``path`` (a ``what``, e.g. "recipe"); its top level must be an ``expect`` (dict or list)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputFileError(f"{path}: {what} not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputFileError(f"{path}: cannot read {what} ({exc.__class__.__name__})") from exc
+    text = read_text(path, what, MAX_YAML_BYTES)
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
+        _check_expansion(path, root)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

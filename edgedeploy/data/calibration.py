@@ -23,6 +23,8 @@ from edgedeploy.core.cache import cache_dir, content_key
 from edgedeploy.core.errors import ConfigError, DataError
 from edgedeploy.core.hashing import sha256_file, sha256_files
 from edgedeploy.core.io_spec import Preprocessing
+from edgedeploy.core.jsonfile import json_text
+from edgedeploy.core.paths import read_text
 from edgedeploy.data.datasets import ImageFolder
 from edgedeploy.data.preprocess import load_and_preprocess
 
@@ -97,8 +99,9 @@ def _resolve_root(root: str, definition: Path) -> Path:
 
 def _read_definition(path: Path) -> ImageFolder:
     """A calibration-set definition (JSON: root + file list with sha256) -> the pinned images."""
+    text = read_text(path, "calibration-set definition")
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(text)
         root = _resolve_root(str(data["root"]), path)
         entries = [(str(e["path"]), str(e["sha256"])) for e in data["files"]]
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -146,7 +149,7 @@ def write_definition(source: str | Path, out: str | Path, size: int, seed: int, 
                       "classes": len({label for p, label in dataset.files if p in set(files)})},
         "files": [{"path": f.resolve().relative_to(root).as_posix(), "sha256": sha256_file(f)} for f in files],
     }
-    atomic_write_text(out, json.dumps(definition, indent=1) + "\n")
+    atomic_write_text(out, json_text(definition, indent=1) + "\n")
     return {"path": str(out), "name": definition["name"], "root": root_text, "images": len(files),
             "classes": definition["selection"]["classes"]}  # type: ignore[index]
 

@@ -21,6 +21,7 @@ from PIL import Image
 
 from edgedeploy.core.errors import DataError
 from edgedeploy.core.hashing import sha256_file, sha256_files
+from edgedeploy.core.paths import read_text
 from edgedeploy.data.preprocess import load_image
 
 __all__ = ["ImageSet", "ImageFolder", "LabeledImage", "read_synsets", "IMAGE_SUFFIXES"]
@@ -33,10 +34,7 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".
 def read_synsets(path: str | Path) -> dict[str, int]:
     """``wnid description`` per line -> {wnid: line index}."""
     path = Path(path)
-    try:
-        lines = path.read_text().splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read synsets file ({exc.__class__.__name__})") from exc
+    lines = read_text(path, "synsets file").splitlines()
     wnids = [line.split()[0] for line in lines if line.strip()]
     if not wnids:
         raise DataError(f"{path}: synsets file is empty")

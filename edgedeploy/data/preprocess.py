@@ -8,6 +8,7 @@ stretch) take the whole image resized to their input instead, with the same PIL 
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,12 @@ from PIL import Image, UnidentifiedImageError
 from edgedeploy.core.errors import DataError
 from edgedeploy.core.io_spec import Preprocessing
 
-__all__ = ["load_image", "preprocess", "load_and_preprocess"]
+__all__ = ["IMAGE_DECODE_ERRORS", "load_image", "preprocess", "load_and_preprocess"]
+
+# What Pillow raises on a damaged or crafted file, beyond "not an image": a broken PNG chunk is a SyntaxError, a
+# short read an EOFError or struct.error, a bad header arithmetic an IndexError or ZeroDivisionError (fuzzed).
+IMAGE_DECODE_ERRORS = (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError,
+                       ZeroDivisionError, Image.DecompressionBombError)
 
 _RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
 
@@ -28,7 +34,7 @@ def load_image(path: str | Path) -> Image.Image:
             return img.convert("RGB")
     except FileNotFoundError:
         raise DataError(f"{path}: no such image file") from None
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+    except IMAGE_DECODE_ERRORS as exc:
         raise DataError(f"{path}: not a readable image ({exc.__class__.__name__})") from exc
 
 

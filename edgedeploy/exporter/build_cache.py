@@ -23,6 +23,7 @@ from typing import Any
 from edgedeploy.core.artifacts import atomic_path, atomic_write_text
 from edgedeploy.core.cache import cache_dir, code_fingerprint, content_key
 from edgedeploy.core.hashing import sha256_file
+from edgedeploy.core.jsonfile import json_text
 from edgedeploy.core.manifest import TOOL_PACKAGES, manifest_path, tool_versions
 from edgedeploy.data.calibration import calibration_fingerprint
 from edgedeploy.exporter.onnx_source import onnx_fingerprint
@@ -116,7 +117,7 @@ def cached_export(
         try:
             result = export(request.replace(out_dir=staging), on_step=on_step).to_dict()
             record = {**result, "artifact": Path(result["path"]).name, "build_key": key}
-            atomic_write_text(staging / RECORD, json.dumps(record, indent=1))
+            atomic_write_text(staging / RECORD, json_text(record, indent=1))
             if _entry_is_intact(entry) is None or force:
                 shutil.rmtree(entry, ignore_errors=True)
                 try:

@@ -1,8 +1,9 @@
 """ONNX in: a model trained elsewhere, exported through the ONNX-based routes (``export --from model.onnx``).
 
-The file is read without its external data first, and every external-data location is checked to name
-a file inside the model's folder before anything is read from it (a crafted model must not make
-edgedeploy read /etc/passwd or ../secrets). The graph is then normalized, not changed: its input and
+The file is read without its external data first, and every tensor's external data (subgraphs' and
+attributes' too) is checked to name a regular file inside the model's folder and a byte range inside it
+before anything is read (core/onnx_external_data.py: a crafted model must not make edgedeploy read
+/etc/passwd, ../secrets or a FIFO). The graph is then normalized, not changed: its input and
 output renamed to the pipeline's names and the input's shape fixed (batch 1, or dynamic with
 ``--dynamic-batch``; dynamic spatial sizes need ``--input-shape``), so the rest of the pipeline runs
 exactly as for a PyTorch model. Parity compares the artifact with ONNX Runtime running this normalized
@@ -11,18 +12,19 @@ graph, which computes what the original does at that shape.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import onnx
 
+from edgedeploy.core.jsonfile import json_text
 from edgedeploy.core.errors import ConfigError, InputFileError
 from edgedeploy.core.io_spec import INPUT_NAME, OUTPUT_NAME
+from edgedeploy.core.onnx_external_data import check_onnx_file
 from edgedeploy.exporter.converters.onnx import BATCH_DIM
 
-__all__ = ["OnnxInput", "read_onnx_input", "check_external_data", "normalized_onnx", "onnx_fingerprint"]
+__all__ = ["OnnxInput", "read_onnx_input", "normalized_onnx", "onnx_fingerprint"]
 
 
 @dataclass(frozen=True)
@@ -35,47 +37,19 @@ class OnnxInput:
     params: int
 
 
-def check_external_data(model: onnx.ModelProto, path: Path) -> None:
-    """Refuse external-data locations outside the model's folder, or missing, before any is read."""
-    folder = path.resolve().parent
-    tensors = list(model.graph.initializer) + [a.t for n in model.graph.node for a in n.attribute if a.HasField("t")]
-    for tensor in tensors:
-        if tensor.data_location != onnx.TensorProto.EXTERNAL:
-            continue
-        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
-        target = (folder / location).resolve()
-        if not location or os.path.isabs(location) or folder not in target.parents:
-            raise InputFileError(f"{path}: tensor {tensor.name!r} points its external data outside the model's "
-                                 f"folder ({location!r}); refused, not read")
-        if not target.is_file():
-            raise InputFileError(f"{path}: external data file {location!r} of tensor {tensor.name!r} is missing")
-
-
 def onnx_fingerprint(path: Path) -> str:
-    """An ONNX file's content with its external data files (checked to lie in its folder first)."""
+    """An ONNX file's content with its external data files (every tensor's checked first, subgraphs' too)."""
     from edgedeploy.core.cache import content_key
     from edgedeploy.core.hashing import sha256_file
 
-    model = _load_graph(path)
-    check_external_data(model, path)
-    locations = sorted({e.value for t in model.graph.initializer for e in t.external_data if e.key == "location"})
-    return content_key(sha256_file(path), *(sha256_file(path.parent / loc) for loc in locations))
-
-
-def _load_graph(path: Path) -> onnx.ModelProto:
-    """The graph without its external data (nothing outside the file is read)."""
-    if not path.is_file():
-        raise InputFileError(f"{path}: ONNX file not found" if not path.is_dir() else f"{path}: is a directory")
-    try:
-        return onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # protobuf's DecodeError and friends
-        raise InputFileError(f"{path}: not a readable ONNX model ({type(exc).__name__})") from None
+    checked = check_onnx_file(path)
+    return content_key(sha256_file(path), *(sha256_file(file) for file in checked.data_files))
 
 
 def read_onnx_input(path: Path, out: Path, input_size: int | None, dynamic_batch: bool) -> OnnxInput:
     """Check ``path`` and write its normalized graph to ``out``."""
-    model = _load_graph(path)
-    check_external_data(model, path)
+    checked = check_onnx_file(path)
+    model = checked.model
     graph = model.graph
     initializers = {t.name for t in graph.initializer}
     inputs = [i for i in graph.input if i.name not in initializers]
@@ -87,7 +61,7 @@ def read_onnx_input(path: Path, out: Path, input_size: int | None, dynamic_batch
                              "; ONNX in takes a float32 NCHW image input")
     dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in tensor_type.shape.dim]
     resolution = _resolution(path, inputs[0].name, dims, input_size)
-    onnx.load_external_data_for_model(model, str(path.resolve().parent))
+    checked.load_data()
     _rename(graph, inputs[0].name, INPUT_NAME)
     _rename(graph, graph.output[0].name, OUTPUT_NAME)
     shape = graph.input[[i.name for i in graph.input].index(INPUT_NAME)].type.tensor_type.shape
@@ -122,7 +96,7 @@ def normalized_onnx(path: Path, input_size: int | None) -> OnnxInput:
     with atomic_path(model) as tmp:
         source = read_onnx_input(path, tmp, input_size, dynamic_batch=False)
     with atomic_path(record) as tmp:
-        tmp.write_text(json.dumps({"resolution": source.resolution, "num_classes": source.num_classes,
+        tmp.write_text(json_text({"resolution": source.resolution, "num_classes": source.num_classes,
                                    "params": source.params}))
     return OnnxInput(model, source.resolution, source.num_classes, source.params)
 

@@ -132,6 +132,13 @@ class ParityReport:
         cost meaningless), then the cost."""
         tol = self.tolerance
         fidelity = self.fidelity
+        # NaN compares false with every bound: without this a NaN output would pass every check below.
+        figures = [self.max_abs_diff, self.mean_abs_diff,
+                   *(value for diffs in (self.outputs or {}).values() for value in diffs.values())]
+        if not all(math.isfinite(value) for value in figures):
+            raise ParityError(
+                f"{artifact}: parity failed: the outputs are not finite (NaN or infinity) on {self.images} images, "
+                f"in the artifact or in {self._against} (the model itself): nothing can be compared")
         if fidelity is not None and tol.min_fidelity_db is not None and not fidelity.faithful(tol.min_fidelity_db):
             raise ParityError(
                 f"{artifact}: conversion fidelity failed: the artifact is {fidelity.sqnr_db:.1f} dB from its own "

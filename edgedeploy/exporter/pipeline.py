@@ -24,6 +24,7 @@ from edgedeploy.core.errors import ConfigError, DataError, EdgeDeployError, Prec
 from edgedeploy.core.hashing import sha256_file
 from edgedeploy.core.io_spec import INPUT_NAME, OUTPUT_NAME, InputSpec, ModelIO, OutputSpec
 from edgedeploy.core.manifest import created_utc, manifest_path, tool_versions, write_manifest
+from edgedeploy.core.paths import inside
 from edgedeploy.core.sample_data import CALIB_DIR, find_data_root
 from edgedeploy.data.calibration import load_calibration
 from edgedeploy.data.datasets import ImageSet
@@ -199,6 +200,7 @@ def export(request: ExportRequest, on_step: Callable[[str], None] | None = None)
         config, reference = source.config, source.reference
         stem = request.name or config.name
         final = Path(request.out_dir) / target.artifact_name(stem)
+        inside(request.out_dir, final.name, "the artifact")
         parity_data = _parity_data(request)
         # uint8 IO means camera bytes in: normalization moves into the graph.
         raw_pixels = options.io_dtype is IoDtype.UINT8

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from edgedeploy.core.paths import file_name
 from edgedeploy.exporter.options import (
     DEFAULT_OPSET,
     DEFAULT_PARITY_IMAGES,
@@ -49,7 +50,8 @@ class ExportRequest:
         self.config = config
         self.weights = weights
         self.out_dir = Path(out_dir)
-        self.name = name
+        # A name is a file name: "../x" or "a/b" would put the artifact outside out_dir.
+        self.name = file_name(name, "--name") if name is not None else None
         self.mean = tuple(mean) if mean is not None else None
         self.std = tuple(std) if std is not None else None
         self.onnx = Path(onnx) if onnx is not None else None

@@ -19,6 +19,7 @@ import numpy as np
 
 from edgedeploy.core.artifacts import atomic_path, atomic_write_text
 from edgedeploy.core.io_spec import Outputs
+from edgedeploy.core.jsonfile import json_text
 from edgedeploy.core.outputs import SCORES_PREFIX, concat_outputs, map_outputs
 from edgedeploy.data.datasets import ImageSet, LabeledImage
 from edgedeploy.measure.evaluate import DEFAULT_BATCH, EvalResult, accumulate
@@ -62,7 +63,7 @@ class ShardResult:
             arrays["scores"] = self.scores
         with atomic_path(path.with_suffix(".npz")) as tmp, tmp.open("wb") as f:
             np.savez(f, **arrays)
-        atomic_write_text(path, json.dumps({"task": self.task, "sums": self.accumulator.sums(),
+        atomic_write_text(path, json_text({"task": self.task, "sums": self.accumulator.sums(),
                                             "skipped": self.skipped, "seconds": self.seconds}))
 
     @classmethod

@@ -21,7 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgedeploy.core.errors import ConfigError
+from edgedeploy.core.errors import ConfigError, UserCodeError
+from edgedeploy.core.usercode import contained
 
 __all__ = ["MODULE_ENTRY", "ModuleConfig", "ModuleFamily", "module_family", "InstanceFamilies", "INSTANCE_FAMILIES",
            "input_resolution"]
@@ -97,14 +98,14 @@ class ModuleFamily:
 
         make = self._callable()
         try:
-            module = make()
-        except TypeError as exc:
-            if "argument" in str(exc):
-                raise ConfigError(f"{self.name}: the factory needs arguments ({exc}); give one that takes none "
+            with contained(self.name, "the factory"):
+                module = make()
+        except UserCodeError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, TypeError) and "argument" in str(cause):  # called wrong: a usage problem
+                raise ConfigError(f"{self.name}: the factory needs arguments ({cause}); give one that takes none "
                                   "(wrap it: def factory(): return MyNet(classes=10))") from None
-            raise ConfigError(f"{self.name}: the factory raised TypeError: {_first_line(exc)}") from None
-        except Exception as exc:  # the user's code: any error is theirs to read, in one line
-            raise ConfigError(f"{self.name}: the factory raised {type(exc).__name__}: {_first_line(exc)}") from None
+            raise
         if not isinstance(module, nn.Module):
             raise ConfigError(f"{self.name}: the factory returned a {type(module).__name__}, not a torch.nn.Module")
         return module.eval()
@@ -130,12 +131,8 @@ class ModuleFamily:
 
             input_resolution((1, 3, resolution, resolution))
             module = self.build()
-            try:
-                with torch.no_grad():
-                    out = module(torch.zeros(1, 3, resolution, resolution))
-            except Exception as exc:
-                raise ConfigError(f"{self.name}: forward on a 1x3x{resolution}x{resolution} input failed "
-                                  f"({type(exc).__name__}: {_first_line(exc)})") from None
+            with contained(self.name, f"forward on a 1x3x{resolution}x{resolution} input"), torch.no_grad():
+                out = module(torch.zeros(1, 3, resolution, resolution))
             if isinstance(out, (tuple, list, dict)):
                 self._probed[resolution] = ("detection", *self._detector_outputs(module, out))
             elif not isinstance(out, torch.Tensor):
@@ -167,7 +164,8 @@ class ModuleFamily:
                 heads[0].shape[-1] != 4 or heads[0].shape[1] != heads[1].shape[1]:
             raise ConfigError(f"{self.name}: a detector returns box encodings (1, anchors, 4) and class logits "
                               f"(1, anchors, 1 + classes); got {[list(getattr(h, 'shape', [])) for h in heads]}")
-        parameters = declared() if callable(declared) else declared
+        with contained(self.name, "detection_parameters"):
+            parameters = declared() if callable(declared) else declared
         try:
             text = json.dumps(parameters, sort_keys=True)
         except (TypeError, ValueError) as exc:
@@ -182,10 +180,15 @@ class ModuleFamily:
         if os.getcwd() not in sys.path:
             sys.path.insert(0, os.getcwd())
         try:
-            module = importlib.import_module(module_name)
-        except Exception as exc:  # ImportError, or the module's own code failing at import
-            raise ConfigError(f"{self.name}: cannot import {module_name} ({type(exc).__name__}: "
-                              f"{_first_line(exc)})") from None
+            with contained(self.name, f"importing {module_name}"):
+                module = importlib.import_module(module_name)
+        except UserCodeError as exc:
+            cause = exc.__cause__
+            # The named module (or its package) not being there is a wrong name; anything else is its own code.
+            if isinstance(cause, ModuleNotFoundError) and f"{module_name}.".startswith(f"{cause.name}."):
+                raise ConfigError(f"{self.name}: cannot import {module_name} ({type(cause).__name__}: "
+                                  f"{_first_line(cause)})") from None
+            raise
         make = getattr(module, attr, None)
         if make is None:
             raise ConfigError(f"{self.name}: {module_name} has no {attr!r}")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgedeploy.core.errors import ConfigError
+from edgedeploy.core.errors import ConfigError, UserCodeError
 from edgedeploy.exporter.targets import get_target
 from edgedeploy.models import DEFAULT_MODEL, WEIGHT_NAMES, ModelConfig, get_model, model_task
 from edgedeploy.models.architecture import Architecture
@@ -126,6 +126,11 @@ def check_model_section(m: Any, has_mean: bool, targets: list[str], folder: Path
         config = family.make_config(**m.config_values())
     except ConfigError as exc:
         fail(["model"], str(exc))
+    except UserCodeError as exc:  # the user's factory or forward failed: exit 4, with the recipe's line
+        try:
+            fail(["model"], str(exc))
+        except ConfigError as located:
+            raise UserCodeError(str(located)) from exc
     return model_task(config), family.name
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from edgedeploy.core.errors import InputFileError, ResultsError
 from edgedeploy.core.hashing import check_digest
 from edgedeploy.core.integrity import check_files, check_integrity
+from edgedeploy.core.paths import MAX_JSON_BYTES, read_text
 from edgedeploy.core.stats import Interval, ratio_of_medians
 from edgedeploy.exporter.targets import float_counterpart
 
@@ -36,11 +37,10 @@ def read_versioned_json(path: str | Path, what: str, schemas: tuple[str, ...], e
     """A JSON results file of one of ``schemas`` with a dict under ``entries``, every figure finite;
     InputFileError (exit 3) naming the file otherwise."""
     path = Path(path)
+    text = read_text(path, what, MAX_JSON_BYTES)
     try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputFileError(f"{path}: {what} not found") from None
-    except (OSError, ValueError) as exc:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:
         raise InputFileError(f"{path}: not a {what} ({exc.__class__.__name__})") from None
     if not isinstance(data, dict) or data.get("schema") not in schemas or not isinstance(data.get(entries), dict):
         raise InputFileError(f"{path}: not an edgedeploy {what} (expected schema {schemas[-1]})")

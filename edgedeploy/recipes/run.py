@@ -19,11 +19,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from edgedeploy.core.artifacts import atomic_path, atomic_write_text
+from edgedeploy.core.artifacts import atomic_path, atomic_write_text, output_dir
 from edgedeploy.core.cache import cache_dir, code_fingerprint, content_key
 from edgedeploy.core.errors import EXIT_INTERNAL, ConfigError, EdgeDeployError
 from edgedeploy.core.hashing import with_digest
 from edgedeploy.core.io_spec import Outputs
+from edgedeploy.core.jsonfile import json_text
 from edgedeploy.core.manifest import created_utc, tool_versions
 from edgedeploy.core.outputs import concat_outputs, load_outputs, save_outputs
 from edgedeploy.core.stats import DEFAULT_CONFIDENCE
@@ -113,7 +114,7 @@ class Evaluator:
     @staticmethod
     def _write(key: str, result: dict[str, Any], predictions: Predictions) -> None:
         predictions.save(cache_dir("evals") / f"{key}.npz")
-        atomic_write_text(cache_dir("evals") / f"{key}.json", json.dumps(result))
+        atomic_write_text(cache_dir("evals") / f"{key}.json", json_text(result))
 
     def _evaluate(self, runner: Runner, keep_scores: bool) -> tuple[dict[str, Any], Predictions, Outputs | None]:
         # The whole set as one shard: the same accumulation a sweep's shards merge.
@@ -328,7 +329,7 @@ def run_recipe(
     evidence = evaluator.evidence(names)
     _versus_float(recipe, targets, evidence)
     failed = [n for n, t in targets.items() if t["status"] != "ok"]
-    out_dir.mkdir(parents=True, exist_ok=True)
+    output_dir(out_dir)
     pictures = _pictures(recipe, evaluator, ref_runner, targets, out_dir)
     results = {
         "schema": RESULTS_SCHEMA,
@@ -351,5 +352,5 @@ def run_recipe(
         "seconds": round(time.perf_counter() - start, 2),
     }
     results = with_digest(results, DIGEST_KEY)
-    atomic_write_text(out_dir / RESULTS_FILE, json.dumps(results, indent=1) + "\n")
+    atomic_write_text(out_dir / RESULTS_FILE, json_text(results, indent=1) + "\n")
     return results

@@ -19,7 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from edgedeploy.core.artifacts import atomic_write_text
+from edgedeploy.core.errors import InputFileError
 from edgedeploy.core.hashing import content_digest
+from edgedeploy.core.jsonfile import json_text
+from edgedeploy.core.paths import MAX_JSON_BYTES, read_text
 from edgedeploy.recipes.evidence import Predictions
 from edgedeploy.recipes.results import DIGEST_KEY, read_versioned_json
 
@@ -63,7 +66,7 @@ class CellStore:
         folder.mkdir(parents=True, exist_ok=True)
         if predictions is not None:
             predictions.save(folder / PREDICTIONS_FILE)
-        atomic_write_text(folder / CELL_FILE, json.dumps(record, indent=1) + "\n")
+        atomic_write_text(folder / CELL_FILE, json_text(record, indent=1) + "\n")
 
     def finished_model(self, model_id: str, key: str) -> tuple[dict[str, Any], Predictions] | None:
         folder = self.out_dir / "models"
@@ -73,7 +76,7 @@ class CellStore:
         folder = self.out_dir / "models"
         folder.mkdir(parents=True, exist_ok=True)
         predictions.save(folder / f"{model_id}.npz")
-        atomic_write_text(folder / f"{model_id}.json", json.dumps(record, indent=1) + "\n")
+        atomic_write_text(folder / f"{model_id}.json", json_text(record, indent=1) + "\n")
 
 
 def p50(entry: dict[str, Any]) -> float | None:
@@ -113,8 +116,8 @@ def read_sweep(path: str | Path) -> dict[str, Any]:
 def is_sweep_results(path: str | Path) -> bool:
     """Whether a JSON file is a sweep's results (rather than a recipe run's), without failing."""
     try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
+        data = json.loads(read_text(path, "results file", MAX_JSON_BYTES))
+    except (InputFileError, ValueError, RecursionError):
         return False
     return isinstance(data, dict) and data.get("schema") == SWEEP_SCHEMA
 
@@ -123,5 +126,5 @@ def write_sweep(results: dict[str, Any], out_dir: Path) -> Path:
     """Write ``results`` (its content digest added to it, as readers check it) to ``out_dir/sweep.json``."""
     path = Path(out_dir) / SWEEP_FILE
     results[DIGEST_KEY] = content_digest(results, DIGEST_KEY)
-    atomic_write_text(path, json.dumps(results, indent=1) + "\n")
+    atomic_write_text(path, json_text(results, indent=1) + "\n")
     return path

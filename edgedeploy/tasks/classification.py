@@ -13,7 +13,7 @@ from edgedeploy.core.stats import PairedComparison, paired_accuracy
 from edgedeploy.data.datasets import IMAGE_SUFFIXES, ImageFolder, ImageSet
 from edgedeploy.tasks.base import LAYOUT_GENERIC, Accumulator, DataFormat, Records, Task, pct
 
-__all__ = ["Classification", "ClassificationAccumulator", "top5_classes", "NO_LABEL"]
+__all__ = ["Classification", "ClassificationAccumulator", "top5_classes", "cosine_similarity", "NO_LABEL"]
 
 # The label record of an unlabeled image.
 NO_LABEL = -1
@@ -37,6 +37,18 @@ def _as_probabilities(scores: np.ndarray, already: bool) -> np.ndarray:
         p = np.clip(scores, 0.0, None)
         return p / np.maximum(p.sum(axis=1, keepdims=True), _EPS)
     return _softmax(scores)
+
+
+def cosine_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cosine of two (N, C) score arrays, scale-free: each row is divided by its own norm first, in
+    float64, so tiny outputs (norms near 1e-7, whose product underflows a fixed floor) are measured like any
+    other. Two zero rows are identical (1.0); a zero row against a non-zero one shares no direction (0.0)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    norm_a, norm_b = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
+    both = (norm_a > 0) & (norm_b > 0)
+    unit_a = a / np.where(both, norm_a, 1.0)[:, None]
+    unit_b = b / np.where(both, norm_b, 1.0)[:, None]
+    return np.where(both, (unit_a * unit_b).sum(axis=1), np.where((norm_a == 0) & (norm_b == 0), 1.0, 0.0))
 
 
 class ClassificationAccumulator(Accumulator):
@@ -64,9 +76,7 @@ class ClassificationAccumulator(Accumulator):
         q = _as_probabilities(reference, probabilities[1])
         # KL(reference || model): how much information the model loses about the reference's belief.
         self.kl += float((q * (np.log(q + _EPS) - np.log(p + _EPS))).sum(axis=1).sum())
-        num = (scores * reference).sum(axis=1)
-        den = np.linalg.norm(scores, axis=1) * np.linalg.norm(reference, axis=1)
-        self.cosine += float((num / np.maximum(den, _EPS)).sum())
+        self.cosine += float(cosine_similarity(scores, reference).sum())
 
     def _merge(self, other: Accumulator) -> None:
         assert isinstance(other, ClassificationAccumulator)

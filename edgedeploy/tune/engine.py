@@ -23,6 +23,7 @@ import yaml
 
 from edgedeploy.core.artifacts import atomic_path, atomic_write_text, output_dir
 from edgedeploy.core.errors import ConfigError, EdgeDeployError
+from edgedeploy.core.jsonfile import json_text
 from edgedeploy.core.manifest import created_utc, manifest_path
 from edgedeploy.devices import builtin_devices, default_threads
 from edgedeploy.diagnose.analysis import diagnose
@@ -259,7 +260,7 @@ class _Tune:
             "status": "chosen" if chosen else "none within budget", "notes": notes,
             "seconds": round(time.perf_counter() - start, 1),
         }
-        atomic_write_text(self.out / RECORD_FILE, json.dumps(record, indent=1) + "\n")
+        atomic_write_text(self.out / RECORD_FILE, json_text(record, indent=1) + "\n")
         return record
 
     def _publish(self, chosen: dict[str, Any]) -> str:

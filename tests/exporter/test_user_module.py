@@ -73,7 +73,7 @@ def test_a_fine_tuned_checkpoint_loads_into_the_module(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("args", "code", "message"), [
     (["--model", "user_modules:needs_arguments", "--input-shape", "1,3,32,32"], 2, "the factory needs arguments"),
-    (["--model", "user_modules:raises", "--input-shape", "1,3,32,32"], 2, "the factory raised RuntimeError"),
+    (["--model", "user_modules:raises", "--input-shape", "1,3,32,32"], 4, "the factory raised RuntimeError"),
     (["--model", "user_modules:not_a_module", "--input-shape", "1,3,32,32"], 2, "not a torch.nn.Module"),
     (["--model", "user_modules:tiny_cnn"], 2, "give the input size (--input-shape"),
     (["--model", "user_modules:tiny_cnn", "--input-shape", "3,32,32"], 2, "has rank 3"),

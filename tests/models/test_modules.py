@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
-from edgedeploy.core.errors import ConfigError, WeightsError
+from edgedeploy.core.errors import ConfigError, UserCodeError, WeightsError
 from edgedeploy.models import get_model, model_task
 from edgedeploy.models.modules import INSTANCE_FAMILIES, input_resolution, module_family
 from edgedeploy.models.weights import build_model, weights_fingerprint
 
 HERE = Path(__file__).parent
+REAL_EXIT = os._exit
 
 
 @pytest.fixture(autouse=True)
@@ -42,19 +44,26 @@ def test_dense_output_at_input_size_is_segmentation() -> None:
     assert (config.task, config.num_classes) == ("segmentation", 5)
 
 
-@pytest.mark.parametrize(("entry", "message"), [
-    ("user_modules:needs_arguments", "the factory needs arguments"),
-    ("user_modules:raises", "the factory raised RuntimeError: checkpoint server unreachable"),
-    ("user_modules:not_a_module", "the factory returned a dict, not a torch.nn.Module"),
-    ("user_modules:two_outputs", "forward returned 2 outputs; a model with several outputs is read by the detection "
-                                 "task, which needs the module's detection_parameters"),
-    ("user_modules:missing", "user_modules has no 'missing'"),
-    ("no_such_package.models:net", "cannot import no_such_package.models (ModuleNotFoundError"),
+@pytest.mark.parametrize(("entry", "error", "message"), [
+    ("user_modules:needs_arguments", ConfigError, "the factory needs arguments"),
+    # The user's own code failing is exit 4 (UserCodeError), naming their callable.
+    ("user_modules:raises", UserCodeError,
+     "user_modules:raises: the factory raised RuntimeError: checkpoint server unreachable"),
+    ("user_modules:exits", UserCodeError, "user_modules:exits: the factory called exit(0)"),
+    ("user_modules:hard_exit", UserCodeError, "user_modules:hard_exit: the factory called os._exit(0)"),
+    ("user_modules:exits_in_forward", UserCodeError,
+     "user_modules:exits_in_forward: forward on a 1x3x32x32 input called exit('bye')"),
+    ("user_modules:not_a_module", ConfigError, "the factory returned a dict, not a torch.nn.Module"),
+    ("user_modules:two_outputs", ConfigError, "forward returned 2 outputs; a model with several outputs is read by "
+                                              "the detection task, which needs the module's detection_parameters"),
+    ("user_modules:missing", ConfigError, "user_modules has no 'missing'"),
+    ("no_such_package.models:net", ConfigError, "cannot import no_such_package.models (ModuleNotFoundError"),
 ])
-def test_factory_problems_are_one_line_config_errors(entry: str, message: str) -> None:
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(")) as info:
+def test_factory_problems_are_one_line_errors(entry: str, error: type, message: str) -> None:
+    with pytest.raises(error, match=message.replace("(", r"\(").replace(")", r"\)")) as info:
         module_family(entry).make_config(resolution=32)
     assert "\n" not in str(info.value)
+    assert os._exit is REAL_EXIT  # the guard is lifted after the contained call
 
 
 def test_module_options_are_checked() -> None:

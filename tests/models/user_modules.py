@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import torch
 from torch import nn
 
@@ -37,6 +40,52 @@ def needs_arguments(classes: int) -> nn.Module:
 
 def raises() -> nn.Module:
     raise RuntimeError("checkpoint server unreachable")
+
+
+def exits() -> nn.Module:
+    sys.exit(0)
+
+
+def hard_exit() -> nn.Module:
+    os._exit(0)
+
+
+def interrupts() -> nn.Module:
+    raise KeyboardInterrupt
+
+
+class _ExitsInForward(TinyCNN):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        sys.exit("bye")
+
+
+def exits_in_forward() -> nn.Module:
+    return _ExitsInForward()
+
+
+class _HardExitOnSecondForward(TinyCNN):
+    """Passes the probe (one forward), then ends the process on the next forward (the export's trace)."""
+
+    calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        type(self).calls += 1
+        if type(self).calls > 1:
+            os._exit(3)
+        return super().forward(x)
+
+
+def hard_exit_later() -> nn.Module:
+    return _HardExitOnSecondForward()
+
+
+class _NaNOutputs(TinyCNN):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) * float("nan")
+
+
+def nan_outputs() -> nn.Module:
+    return _NaNOutputs()
 
 
 def not_a_module() -> object:

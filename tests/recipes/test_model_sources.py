@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from edgedeploy.core.errors import InputFileError
+from edgedeploy.core.errors import InputFileError, UserCodeError
 from edgedeploy.core.yamlfile import ConfigFileError
 from edgedeploy.recipes.run import reference_key, run_recipe
 from edgedeploy.recipes.schema import load_recipe
@@ -78,6 +78,6 @@ def test_an_onnx_recipe_runs_against_onnx_runtime(tmp_path: Path, val_dir: Path,
 def test_model_source_problems_name_the_recipe_line(tmp_path: Path, model: str, targets: str, message: str) -> None:
     shutil.copy(USER_MODULES, tmp_path / "my_models.py")
     path = _recipe(tmp_path, model, targets, tmp_path, tmp_path)
-    with pytest.raises((ConfigFileError, InputFileError), match=message.replace("(", r"\(")) as info:
+    with pytest.raises((ConfigFileError, InputFileError, UserCodeError), match=message.replace("(", r"\(")) as info:
         load_recipe(path)
     assert "recipe.yaml:" in str(info.value) or isinstance(info.value, InputFileError)

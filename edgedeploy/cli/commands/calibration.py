@@ -7,12 +7,12 @@ from pathlib import Path
 import click
 
 from edgedeploy.cli import ranges
-from edgedeploy.cli.options import emit_json, json_option
+from edgedeploy.cli.options import OutputPath, emit_json, json_option
 
 
 @click.command()
 @click.argument("source", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+@click.option("-o", "--output", type=OutputPath(folder=False), required=True,
               help="Definition file to write (.json).")
 @click.option("--size", type=ranges.IMAGES, default=200, show_default=True, help="Images to select.")
 @click.option("--seed", type=ranges.SEED, default=0, show_default=True, help="Seed of the class-stratified selection.")

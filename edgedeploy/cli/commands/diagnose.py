@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from edgedeploy.cli import ranges
-from edgedeploy.cli.options import emit_json, json_option, progress, verified_text
+from edgedeploy.cli.options import OutputPath, emit_json, json_option, progress, verified_text
 from edgedeploy.cli.render import fmt, key_values, table
 
 
@@ -19,7 +19,7 @@ from edgedeploy.cli.render import fmt, key_values, table
               help="Images to use (a seeded sample of --data).")
 @click.option("--suggest", type=click.IntRange(0, 100), default=3, show_default=True,
               help="How many layers to suggest keeping in float.")
-@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--plot", type=OutputPath(folder=False), default=None,
               help="PNG of SQNR and RMSE per layer [default: <model stem>.layers.png here].")
 @click.option("--threads", type=ranges.THREADS, default=None, help="Threads for the output comparison.")
 @click.option("--no-verify", is_flag=True, help="Use the models even if their files no longer match their manifests.")

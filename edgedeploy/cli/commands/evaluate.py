@@ -10,6 +10,7 @@ import click
 from edgedeploy.cli import ranges
 from edgedeploy.cli.options import (
     ModelArgs,
+    OutputPath,
     devices_option,
     emit_json,
     json_option,
@@ -36,9 +37,9 @@ from edgedeploy.cli.render import execution_text, fmt, key_values
 @click.option("--mask-format", type=click.Choice(["palette", "label-ids"]), default=None,
               help="Segmentation: palette (VOC's indexed PNGs) or label-ids (grayscale IDs, Cityscapes/ADE20K style) "
                    "[default: either].")
-@click.option("--save-masks", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--save-masks", type=OutputPath(folder=True), default=None,
               help="Segmentation: write each image's predicted class map, colour-coded (VOC palette), to this folder.")
-@click.option("--save-detections", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--save-detections", type=OutputPath(folder=True), default=None,
               help="Detection: write each image with its detections drawn (class name and score) to this folder.")
 @click.option("--limit", type=ranges.IMAGES, default=None, help="Evaluate the first N images only.")
 @click.option("--reference", default=None,

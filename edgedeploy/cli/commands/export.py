@@ -11,6 +11,7 @@ import click
 from edgedeploy.cli import ranges
 from edgedeploy.cli.export_options import export_options
 from edgedeploy.cli.options import (
+    OutputPath,
     emit_json,
     input_size_options,
     json_option,
@@ -41,7 +42,7 @@ log = logging.getLogger("edgedeploy")
               help="Input size [default: the family's; mobilenet_v2: 224, a multiple of 32 in 96-512].")
 @click.option("--num-classes", type=ranges.NUM_CLASSES, default=None, help="Class count [default: the family's].")
 @model_option
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("artifacts"),
+@click.option("--out", "out_dir", type=OutputPath(folder=True), default=Path("artifacts"),
               show_default=True, help="Output folder.")
 @click.option("--name", default=None, help="Artifact file stem [default: <family>_<width>_<resolution>].")
 @click.option("--mean", type=ranges.MEAN, nargs=3, default=None, help="Override the weights' normalization mean (R G B).")

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from edgedeploy.cli.options import emit_json, json_option
+from edgedeploy.cli.options import OutputPath, emit_json, json_option
 from edgedeploy.cli.render import key_values, table
 
 
@@ -19,7 +19,7 @@ def split_targets(values: tuple[str, ...]) -> list[str] | None:
 
 def recipe_run_options(f: Callable[..., Any]) -> Callable[..., Any]:
     options = [
-        click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+        click.option("--out", "out_dir", type=OutputPath(folder=True), default=None,
                      help="Output folder [default: edgedeploy-out/<recipe name>]."),
         click.option("--targets", "only", multiple=True,
                      help="Only these recipe targets (comma-separated or repeated) [default: all]."),
@@ -98,11 +98,11 @@ def run_cmd(ctx: click.Context, as_json: bool, recipe: Path, out_dir: Path | Non
               help="A previous results.json: no target's metric (top-1, mIoU) may fall more than "
                    "max_<metric>_regression below it (paired image by image when both have their .evidence.npz "
                    "beside them).")
-@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--junit", type=OutputPath(folder=False), default=None,
               help="Also write the verdicts as JUnit XML (one test case per target and check).")
 @click.option("--no-verify", is_flag=True,
               help="Gate even if an artifact beside the results no longer matches its manifest or the results.")
-@click.option("--public-key", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--public-key", type=click.Path(path_type=Path), default=None,
               help="Require every measured artifact to be beside the results and signed (edgedeploy sign) with "
                    "the private key of this public key (PEM).")
 @recipe_run_options
@@ -128,6 +128,10 @@ def gate(ctx: click.Context, as_json: bool, recipe: Path, results_file: Path | N
         raise click.UsageError("--public-key requires the artifacts to be verified: drop --no-verify")
     if results_file is not None and (force or out_dir is not None):
         raise click.UsageError("--force and --out apply only when the gate runs the recipe (no --results)")
+    if public_key is not None:  # checked before any work: a key it cannot use would fail only at the end
+        from edgedeploy.core.signing import check_public_key
+
+        check_public_key(public_key)
     if is_sweep_file(recipe):
         from edgedeploy.cli.commands.sweep import run_sweep_with_progress
         from edgedeploy.sweep.gate import check_sweep, read_sweep_evidence
@@ -185,7 +189,7 @@ def _render_gate(ctx: click.Context, as_json: bool, report: Any, results_file: P
 
 @click.command()
 @click.argument("results_file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--out", "out_dir", type=OutputPath(folder=True), default=None,
               help="Where to write report.md/.html and plots/ [default: beside RESULTS_FILE].")
 @json_option
 def report(as_json: bool, results_file: Path, out_dir: Path | None) -> None:

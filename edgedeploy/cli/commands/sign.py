@@ -12,10 +12,12 @@ from edgedeploy.cli.options import emit_json, json_option
 
 @click.command()
 @click.argument("artifact", type=click.Path(path_type=Path))
-@click.option("--key", "private_key", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Elliptic-curve private key (PEM) to sign with.")
+# Paths only: the key file is checked (a folder, a device, the wrong key type) by core.signing, in one line, exit 3.
+@click.option("--key", "private_key", required=True, type=click.Path(path_type=Path),
+              help="Private key to sign with: PEM, elliptic curve NIST P-256, P-384 or P-521 (what model-signing "
+                   "signs with).")
 @click.option("--password-env", default=None, metavar="VAR",
-              help="Environment variable holding the key's password (never on the command line).")
+              help="Environment variable holding the password of an encrypted key (never on the command line).")
 @json_option
 def sign(as_json: bool, artifact: Path, private_key: Path, password_env: str | None) -> None:
     """Sign ARTIFACT (checked against its manifest first) with --key: writes ARTIFACT.sig (OpenSSF model-signing,

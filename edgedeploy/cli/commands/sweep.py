@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from edgedeploy.cli import ranges
-from edgedeploy.cli.options import emit_json, json_option
+from edgedeploy.cli.options import OutputPath, emit_json, json_option
 from edgedeploy.cli.render import key_values, table
 
 
@@ -43,7 +43,7 @@ def run_sweep_with_progress(sweep_file: Path, out_dir: Path | None, address: str
               help="Join this Ray cluster (auto, host:port or ray://host:port) [default: start a local Ray runtime].")
 @click.option("--max-workers", type=ranges.WORKERS, default=None,
               help="CPUs of the local Ray runtime: cells built and evaluated at once [default: all].")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--out", "out_dir", type=OutputPath(folder=True), default=None,
               help="Output folder [default: edgedeploy-out/<sweep name>]; a re-run there resumes.")
 @click.option("--force", is_flag=True, help="Redo every cell, ignoring finished cells and the caches.")
 @json_option

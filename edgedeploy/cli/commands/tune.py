@@ -10,6 +10,7 @@ import click
 from edgedeploy.cli import ranges
 from edgedeploy.cli.export_options import click_option, export_options
 from edgedeploy.cli.options import (
+    OutputPath,
     emit_json,
     json_option,
     model_choice,
@@ -52,7 +53,7 @@ from edgedeploy.exporter.options import EXPORT_OPTIONS
 @click.option("--max-workers", type=ranges.WORKERS, default=None,
               help="Build the candidates as Ray tasks on a local runtime of this many CPUs.")
 @click.option("--ray-address", default=None, help="Build the candidates as Ray tasks on this cluster.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--out", "out_dir", type=OutputPath(folder=True), default=None,
               help="Output folder [default: edgedeploy-out/tune-<target>].")
 @click.option("--force", is_flag=True, help="Rebuild and re-evaluate even when the cache has the result.")
 @json_option

@@ -20,9 +20,11 @@ from edgedeploy.cli.render import table
 @click.option("--images", type=ranges.PARITY_IMAGES, default=None,
               help="Parity images [default: as many as at export].")
 @click.option("--threads", type=ranges.THREADS, default=None, help="Threads for the parity run.")
-@click.option("--public-key", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also check the artifact's signature (edgedeploy sign) with this public key (PEM).")
-@click.option("--signature", type=click.Path(dir_okay=False, path_type=Path), default=None,
+# Paths only: the key and signature files are checked by core.signing (one line, exit 3).
+@click.option("--public-key", type=click.Path(path_type=Path), default=None,
+              help="Also check the artifact's signature (edgedeploy sign) with this public key (PEM, elliptic curve "
+                   "NIST P-256, P-384 or P-521).")
+@click.option("--signature", type=click.Path(path_type=Path), default=None,
               help="The signature file [default: ARTIFACT.sig]; needs --public-key.")
 @json_option
 @click.pass_context

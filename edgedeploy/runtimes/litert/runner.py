@@ -39,7 +39,11 @@ def open_interpreter(path: Path, threads: int = 1, xnnpack: bool = True) -> Any:
                 interpreter = Interpreter(model_path=str(path), num_threads=threads,
                                           experimental_op_resolver_type=resolver)
                 interpreter.allocate_tensors()
-        except (ValueError, RuntimeError) as exc:
+                # Names are decoded from the file only when asked for: a name that is not UTF-8 must fail here, at
+                # load, in one line, not later in whatever reads a detail (fuzzed).
+                interpreter.get_tensor_details()
+                interpreter._get_full_signature_list()
+        except (ValueError, RuntimeError) as exc:  # UnicodeDecodeError is a ValueError
             text = " ".join(str(exc).split()) or log_tail(log) or exc.__class__.__name__
             raise InputFileError(f"{path}: LiteRT cannot load it ({text[:160]})") from exc
     return interpreter

@@ -8,6 +8,7 @@ from typing import Any
 
 from edgedeploy.core.errors import InputFileError
 from edgedeploy.core.manifest import read_manifest
+from edgedeploy.core.onnx_external_data import check_onnx_file
 from edgedeploy.runtimes.base import LoadOptions
 from edgedeploy.runtimes.onnxruntime.runner import saturation_warning
 
@@ -19,15 +20,21 @@ def _value_info(v: Any) -> dict[str, Any]:
 
     t = v.type.tensor_type
     dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in t.shape.dim]
-    return {"name": v.name, "shape": dims, "dtype": onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name}
+    try:
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name
+    except KeyError:  # a type code ONNX does not define (the checker lets graph IO through)
+        dtype = f"unknown ({t.elem_type})"
+    return {"name": v.name, "shape": dims, "dtype": dtype}
 
 
 def inspect(model: str, options: LoadOptions) -> dict[str, Any]:
     import onnx
 
     path = Path(model)
+    checked = check_onnx_file(path)  # every tensor's external data, before any of it is read
+    checked.load_data()
+    proto = checked.model
     try:
-        proto = onnx.load(str(path))
         onnx.checker.check_model(proto)
     except Exception as exc:
         raise InputFileError(f"{path}: not a valid ONNX model ({exc.__class__.__name__})") from exc

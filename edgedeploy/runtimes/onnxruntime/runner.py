@@ -20,6 +20,7 @@ from edgedeploy.core.cpu import int8_kernels_saturate
 from edgedeploy.core.errors import EdgeDeployError, GpuUnavailableError, InputFileError
 from edgedeploy.core.io_spec import ModelIO
 from edgedeploy.core.manifest import read_manifest
+from edgedeploy.core.onnx_external_data import OnnxParseError, check_onnx_file
 from edgedeploy.core.outputs import by_name
 from edgedeploy.runtimes.base import LoadOptions, Runner
 from edgedeploy.runtimes.io_inference import infer_model_io
@@ -45,6 +46,17 @@ class OnnxRuntimeRunner(Runner):
         path = Path(source)
         if not path.is_file():
             raise InputFileError(f"{path}: model file not found")
+        model: str | bytes = str(path)
+        try:
+            checked = check_onnx_file(path)  # every tensor's external data, before ONNX Runtime reads any of it
+        except OnnxParseError:
+            pass  # ONNX Runtime's parser (same protobuf limits) fails on it too, before reading anything: it says why
+        else:
+            if checked.external:
+                # The checked data, read here, handed over in memory: ONNX Runtime reads some external data (a
+                # constant-folded If's condition) from the working directory, where the check did not look.
+                checked.load_data()
+                model = checked.model.SerializeToString()
         so = ort.SessionOptions()
         so.intra_op_num_threads = options.threads
         so.inter_op_num_threads = 1
@@ -54,8 +66,8 @@ class OnnxRuntimeRunner(Runner):
         providers = execution_providers(options.accelerator)
         self.webgpu = WebGpuPlacement(options.gpu_fallback) if not providers else None
         try:
-            self.session = self.webgpu.open(path, so) if self.webgpu else ort.InferenceSession(str(path), so,
-                                                                                                providers=providers)
+            self.session = self.webgpu.open(path, so, model) if self.webgpu else ort.InferenceSession(
+                model, so, providers=providers)
         except EdgeDeployError:
             raise
         except Exception as exc:

@@ -74,13 +74,14 @@ class WebGpuPlacement:
         self.adapter, self.fallback = adapter, fallback
         self.cpu_ops: list[str] = []
 
-    def open(self, path: Path, session_options: Any) -> Any:
-        """The session on the WebGPU provider (Dawn's and ONNX Runtime's chatter go to a log, not the terminal);
-        GpuFallbackError naming the nodes that would run on the CPU, unless fallback is allowed."""
+    def open(self, path: Path, session_options: Any, model: str | bytes) -> Any:
+        """The session on the WebGPU provider for ``model`` (``path``'s file, or its bytes; Dawn's and ONNX Runtime's
+        chatter go to a log, not the terminal); GpuFallbackError naming the nodes that would run on the CPU, unless
+        fallback is allowed."""
         with tempfile.TemporaryDirectory() as tmp, captured_output(Path(tmp) / "webgpu.log"):
-            session = self._session(path, session_options, fallback=self.fallback)
+            session = self._session(model, session_options, fallback=self.fallback)
             if session is None:  # refused: the nodes that would have fallen back, from a session that allows it
-                self.cpu_ops = _cpu_nodes(self._session(path, session_options, fallback=True))
+                self.cpu_ops = _cpu_nodes(self._session(model, session_options, fallback=True))
         if session is None:
             refuse_fallback(str(path), ACCELERATOR, self.cpu_ops)
         if session.get_providers()[0] != _EP_NAME:
@@ -89,7 +90,7 @@ class WebGpuPlacement:
         self.cpu_ops = _cpu_nodes(session)
         return session
 
-    def _session(self, path: Path, base: Any, fallback: bool) -> Any:
+    def _session(self, model: str | bytes, base: Any, fallback: bool) -> Any:
         import onnxruntime as ort
 
         _register(self.adapter.software)
@@ -106,7 +107,7 @@ class WebGpuPlacement:
         if not fallback:
             so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
         try:
-            return ort.InferenceSession(str(path), so)
+            return ort.InferenceSession(model, so)
         except Exception as exc:
             if not fallback and "fallback to CPU EP has been explicitly disabled" in str(exc):
                 return None

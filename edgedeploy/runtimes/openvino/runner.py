@@ -7,6 +7,7 @@ default) and the precision the compiled model actually uses is reported.
 
 from __future__ import annotations
 
+import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import numpy as np
 
 from edgedeploy.core.errors import GpuUnavailableError, InputFileError
 from edgedeploy.core.io_spec import ModelIO
+from edgedeploy.core.logcapture import captured_output
 from edgedeploy.core.manifest import read_manifest
 from edgedeploy.core.vulkan import VulkanReport
 from edgedeploy.core.outputs import by_name
@@ -33,8 +35,10 @@ def read_ir(path: Path) -> Any:
         raise InputFileError(f"{path}: model file not found")
     if path.suffix == ".xml" and not path.with_suffix(".bin").is_file():
         raise InputFileError(f"{path}: weights file {path.with_suffix('.bin').name} is missing beside it")
+    # On a file that is not IR OpenVINO tries its other frontends, and TensorFlow's logs from C++ to stderr.
     try:
-        return ov.Core().read_model(str(path))
+        with tempfile.TemporaryDirectory() as tmp, captured_output(Path(tmp) / "openvino.log"):
+            return ov.Core().read_model(str(path))
     except Exception as exc:
         text = " ".join(str(exc).split())
         raise InputFileError(f"{path}: OpenVINO cannot read it ({text[:160] or exc.__class__.__name__})") from exc

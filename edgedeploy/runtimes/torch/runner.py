@@ -4,6 +4,7 @@ how it is fed (preprocessing) and what its output is."""
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from importlib import metadata
 from typing import Any
 
@@ -12,7 +13,9 @@ import torch
 
 from edgedeploy.core.io_spec import IMAGENET_MEAN, IMAGENET_STD, INPUT_NAME, InputSpec, ModelIO, OutputSpec
 from edgedeploy.core.outputs import by_name
+from edgedeploy.core.usercode import contained
 from edgedeploy.models import model_task
+from edgedeploy.models.modules import ModuleConfig
 from edgedeploy.models.weights import build_model
 from edgedeploy.runtimes.base import LoadOptions, Runner
 from edgedeploy.tasks import get_task
@@ -60,9 +63,11 @@ class TorchRunner(Runner):
         )
         self.threads = options.threads
         torch.set_num_threads(options.threads)
+        # A user's module runs contained (their forward may raise, exit or return garbage); ours do not need it.
+        self._user_code = config.arch if isinstance(config, ModuleConfig) else None
 
     def infer(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
-        with torch.inference_mode():
+        with contained(self._user_code, "forward") if self._user_code else nullcontext(), torch.inference_mode():
             return named_outputs(self.model(torch.from_numpy(tensor)), self.io.outputs, self.source)
 
     def output_key(self) -> str | None:

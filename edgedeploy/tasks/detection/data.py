@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from edgedeploy.core.errors import DataError
+from edgedeploy.core.paths import read_bytes
 from edgedeploy.data.datasets import IMAGE_SUFFIXES, ImageFolder, ImageSet
 
 __all__ = ["ANNOTATIONS_FILE", "IMAGES_DIR", "MAX_ANNOTATIONS_BYTES", "Boxes", "DetectionSet", "layout_of"]
@@ -60,16 +61,10 @@ def _field(record: Any, name: str, kind: type | tuple[type, ...], where: str) ->
 
 def read_annotations(path: Path) -> dict[str, Any]:
     """The COCO json at ``path``, its structure checked (DataError naming the file and the field)."""
+    data = read_bytes(path, "annotations file", MAX_ANNOTATIONS_BYTES)
     try:
-        size = path.stat().st_size
-        if not path.is_file():
-            raise DataError(f"{path}: not a file")
-        if size > MAX_ANNOTATIONS_BYTES:
-            raise DataError(f"{path}: {size} bytes, more than an annotation file holds ({MAX_ANNOTATIONS_BYTES})")
-        document = json.loads(path.read_bytes())
-    except FileNotFoundError:
-        raise DataError(f"{path}: annotations file not found") from None
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        document = json.loads(data)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise DataError(f"{path}: not a COCO annotations file ({exc.__class__.__name__}: not readable JSON)") from exc
     for key in ("images", "annotations", "categories"):
         if not isinstance(document, dict) or not isinstance(document.get(key), list):

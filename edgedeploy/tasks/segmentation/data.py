@@ -19,10 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from edgedeploy.core.errors import ConfigError, DataError
+from edgedeploy.core.paths import read_text
 from edgedeploy.data.datasets import IMAGE_SUFFIXES, ImageFolder, ImageSet
+from edgedeploy.data.preprocess import IMAGE_DECODE_ERRORS
 
 __all__ = ["Mask", "SegmentationSet", "MASK_FORMATS", "DEFAULT_IGNORE_INDEX", "layout_of"]
 
@@ -65,7 +67,7 @@ def _header(path: Path) -> tuple[tuple[int, int], str]:
     try:
         with Image.open(path) as image:
             return image.size, image.mode
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except IMAGE_DECODE_ERRORS as exc:
         raise DataError(f"{path}: not a readable image ({exc.__class__.__name__})") from exc
 
 
@@ -126,10 +128,7 @@ class SegmentationSet(ImageSet):
 
     @staticmethod
     def _voc_pairs(root: Path, split: Path) -> list[tuple[Path, Any]]:
-        try:
-            ids = [line.strip() for line in split.read_text().splitlines() if line.strip()]
-        except (OSError, UnicodeDecodeError) as exc:
-            raise DataError(f"{split}: cannot read the split file ({exc.__class__.__name__})") from exc
+        ids = [line.strip() for line in read_text(split, "split file").splitlines() if line.strip()]
         if not ids:
             raise DataError(f"{split}: the split lists no images")
         pairs = []
@@ -167,6 +166,6 @@ class SegmentationSet(ImageSet):
         try:
             with Image.open(reference) as image:
                 labels = np.asarray(image, dtype=np.int64)  # a palette PNG's values are its indices
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
+        except IMAGE_DECODE_ERRORS as exc:
             raise DataError(f"{reference}: not a readable mask ({exc.__class__.__name__})") from exc
         return Mask(reference, labels, self.ignore_index)

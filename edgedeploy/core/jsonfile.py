@@ -6,9 +6,17 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
-__all__ = ["json_text", "finite"]
+import numpy as np
+
+# Nesting no file edgedeploy reads comes near (a results file nests about 8 deep).
+MAX_JSON_DEPTH = 200
+# A JSON string (escapes included): its brackets are text, not nesting.
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
+
+__all__ = ["MAX_JSON_DEPTH", "finite", "json_text", "parse_json"]
 
 
 def finite(value: Any) -> Any:
@@ -29,3 +37,16 @@ def json_text(value: Any, indent: int | None = None, default: Any = None) -> str
         # Objects json cannot write (numpy scalars, paths) are converted first so their NaNs are caught too.
         value = json.loads(json.dumps(value, default=default))
     return json.dumps(finite(value), indent=indent, allow_nan=False)
+
+
+def parse_json(text: str | bytes) -> Any:
+    """``json.loads`` of untrusted text, refusing nesting deeper than MAX_JSON_DEPTH first (ValueError): json's C
+    scanner recurses per level, and where a library has raised the recursion limit (TensorFlow, onnx2tf do) a
+    file of nested brackets overflows the C stack - a segmentation fault - before Python's RecursionError."""
+    data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    skeleton = np.frombuffer(_STRING.sub(b'""', data), np.uint8)
+    steps = (np.isin(skeleton, (ord("["), ord("{"))).astype(np.int32)
+             - np.isin(skeleton, (ord("]"), ord("}"))).astype(np.int32))
+    if steps.size and int(np.cumsum(steps).max()) > MAX_JSON_DEPTH:
+        raise ValueError(f"JSON nested more than {MAX_JSON_DEPTH} levels deep")
+    return json.loads(text)

@@ -7,7 +7,6 @@ model config, tool versions) and how close it is to PyTorch (parity).
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from edgedeploy.core.artifacts import atomic_write_text
 from edgedeploy.core.errors import InputFileError
 from edgedeploy.core.hashing import with_digest
 from edgedeploy.core.io_spec import DEFAULT_TASK, InputSpec, ModelIO, OutputSpec, Preprocessing
-from edgedeploy.core.jsonfile import json_text
+from edgedeploy.core.jsonfile import json_text, parse_json
 from edgedeploy.core.paths import read_text
 from edgedeploy.core.version import __version__
 
@@ -106,7 +105,7 @@ def read_manifest(artifact: str | Path) -> Manifest | None:
     if not path.is_file():
         return None
     try:
-        data = json.loads(read_text(path, "manifest"))
+        data = parse_json(read_text(path, "manifest"))
         manifest = Manifest(data)
         manifest.io  # validates the fields every runner needs
         _check_sections(data)

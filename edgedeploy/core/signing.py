@@ -12,7 +12,6 @@ line naming what it holds, before model-signing sees it."""
 from __future__ import annotations
 
 import base64
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 from edgedeploy.core.artifacts import atomic_path
 from edgedeploy.core.errors import ArtifactMismatchError, DependencyError, InputFileError
 from edgedeploy.core.integrity import check_integrity
+from edgedeploy.core.jsonfile import parse_json
 from edgedeploy.core.manifest import manifest_path
 from edgedeploy.core.paths import output_file, read_bytes
 
@@ -238,7 +238,7 @@ def _read_bundle(sig: Path) -> dict[str, Any]:
     parses it with json, where a deeply nested file is a RecursionError."""
     data = read_bytes(sig, "signature", MAX_SIGNATURE_BYTES)
     try:
-        bundle = json.loads(data.decode("utf-8"))
+        bundle = parse_json(data.decode("utf-8"))
     except (ValueError, RecursionError):
         raise ArtifactMismatchError(f"{sig}: not a signature bundle (not JSON text)") from None
     if not isinstance(bundle, dict):

@@ -9,7 +9,6 @@ no fallback to random data: missing, empty, too-small or unreadable sets are err
 
 from __future__ import annotations
 
-import json
 import os
 import random
 from collections import defaultdict
@@ -23,7 +22,7 @@ from edgedeploy.core.cache import cache_dir, content_key
 from edgedeploy.core.errors import ConfigError, DataError
 from edgedeploy.core.hashing import sha256_file, sha256_files
 from edgedeploy.core.io_spec import Preprocessing
-from edgedeploy.core.jsonfile import json_text
+from edgedeploy.core.jsonfile import json_text, parse_json
 from edgedeploy.core.paths import read_text
 from edgedeploy.data.datasets import ImageFolder
 from edgedeploy.data.preprocess import load_and_preprocess
@@ -101,7 +100,7 @@ def _read_definition(path: Path) -> ImageFolder:
     """A calibration-set definition (JSON: root + file list with sha256) -> the pinned images."""
     text = read_text(path, "calibration-set definition")
     try:
-        data = json.loads(text)
+        data = parse_json(text)
         root = _resolve_root(str(data["root"]), path)
         entries = [(str(e["path"]), str(e["sha256"])) for e in data["files"]]
     except (OSError, ValueError, KeyError, TypeError) as exc:

@@ -8,7 +8,6 @@ are still read (their accuracy is gated on point estimates)."""
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 from edgedeploy.core.errors import InputFileError, ResultsError
 from edgedeploy.core.hashing import check_digest
 from edgedeploy.core.integrity import check_files, check_integrity
+from edgedeploy.core.jsonfile import parse_json
 from edgedeploy.core.paths import MAX_JSON_BYTES, read_text
 from edgedeploy.core.stats import Interval, ratio_of_medians
 from edgedeploy.exporter.targets import float_counterpart
@@ -39,7 +39,7 @@ def read_versioned_json(path: str | Path, what: str, schemas: tuple[str, ...], e
     path = Path(path)
     text = read_text(path, what, MAX_JSON_BYTES)
     try:
-        data = json.loads(text)
+        data = parse_json(text)
     except (ValueError, RecursionError) as exc:
         raise InputFileError(f"{path}: not a {what} ({exc.__class__.__name__})") from None
     if not isinstance(data, dict) or data.get("schema") not in schemas or not isinstance(data.get(entries), dict):

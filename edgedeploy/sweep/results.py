@@ -14,14 +14,13 @@ Layout of a sweep's output folder::
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from edgedeploy.core.artifacts import atomic_write_text
 from edgedeploy.core.errors import InputFileError
 from edgedeploy.core.hashing import content_digest
-from edgedeploy.core.jsonfile import json_text
+from edgedeploy.core.jsonfile import json_text, parse_json
 from edgedeploy.core.paths import MAX_JSON_BYTES, read_text
 from edgedeploy.recipes.evidence import Predictions
 from edgedeploy.recipes.results import DIGEST_KEY, read_versioned_json
@@ -48,7 +47,7 @@ class CellStore:
     @staticmethod
     def _read(path: Path, predictions: Path, key: str) -> tuple[dict[str, Any], Predictions] | None:
         try:
-            record = json.loads(path.read_text())
+            record = parse_json(path.read_text())
             if record.get("key") != key or record.get("status") != "ok":
                 return None
             return record, Predictions.load(predictions)
@@ -116,7 +115,7 @@ def read_sweep(path: str | Path) -> dict[str, Any]:
 def is_sweep_results(path: str | Path) -> bool:
     """Whether a JSON file is a sweep's results (rather than a recipe run's), without failing."""
     try:
-        data = json.loads(read_text(path, "results file", MAX_JSON_BYTES))
+        data = parse_json(read_text(path, "results file", MAX_JSON_BYTES))
     except (InputFileError, ValueError, RecursionError):
         return False
     return isinstance(data, dict) and data.get("schema") == SWEEP_SCHEMA

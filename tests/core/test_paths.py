@@ -143,3 +143,16 @@ def test_cli_refuses_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert result.exit_code == code, result.output
     assert result.stderr.count("\n") == 1 and said in result.stderr and "Traceback" not in result.stderr
     assert sorted(os.listdir(tmp_path)) == ["data", "fifo", "folder", "recipe.yaml"]
+
+
+def test_deeply_nested_json_is_refused_before_the_parser_recurses(tmp_path: Path) -> None:
+    # With the recursion limit raised (TensorFlow and onnx2tf raise it), json's C scanner overflowed the C stack on
+    # a signature of nested brackets: a segmentation fault. Checked in a child process so a crash is observed.
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.setrecursionlimit(10**6)\n"
+            "from edgedeploy.core.jsonfile import parse_json\n"
+            "try:\n    parse_json('[' * 2_000_000)\nexcept ValueError as exc:\n    print(exc)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0 and "nested more than 200 levels deep" in done.stdout, done.stderr[-500:]

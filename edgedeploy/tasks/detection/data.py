@@ -10,7 +10,6 @@ one line names the file and the field. Boxes stay in COCO's form: (x, y, width, 
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from edgedeploy.core.errors import DataError
+from edgedeploy.core.jsonfile import parse_json
 from edgedeploy.core.paths import read_bytes
 from edgedeploy.data.datasets import IMAGE_SUFFIXES, ImageFolder, ImageSet
 
@@ -63,7 +63,7 @@ def read_annotations(path: Path) -> dict[str, Any]:
     """The COCO json at ``path``, its structure checked (DataError naming the file and the field)."""
     data = read_bytes(path, "annotations file", MAX_ANNOTATIONS_BYTES)
     try:
-        document = json.loads(data)
+        document = parse_json(data)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise DataError(f"{path}: not a COCO annotations file ({exc.__class__.__name__}: not readable JSON)") from exc
     for key in ("images", "annotations", "categories"):

@@ -75,7 +75,9 @@ def litert_int8(tmp_path_factory: pytest.TempPathFactory, data_root: Path):
 
 @pytest.fixture(scope="session")
 def executorch_int8(tmp_path_factory: pytest.TempPathFactory, data_root: Path):
-    return _offline_export(tmp_path_factory, "executorch-int8", "executorch", "executorch")
+    """executorch-int8 as shipped (PT2E on the 200 calibration images), checked on 32 parity images: the parity
+    check on the default 100 cost a third of this export; accuracy is measured on val by the tests that use it."""
+    return _offline_export(tmp_path_factory, "executorch-int8", "executorch", "executorch", parity_images=32)
 
 
 @pytest.fixture(scope="session")
@@ -252,7 +254,7 @@ bench: {{runs: 3, warmup: 1, threads: 2, rounds: 1}}
 thresholds: {{max_miou_drop: 4.0, min_agreement: 95, confidence: 0.95}}
 targets:
 {targets}"""
-FLOAT_LIMITS = "{thresholds: {max_miou_drop: 0.05, min_agreement: 99.9}, parity: {images: 8}}"
+FLOAT_LIMITS = "{thresholds: {max_miou_drop: 0.05, min_agreement: 99.9}, parity: {images: 4}}"
 
 
 @pytest.fixture(scope="session")
@@ -269,8 +271,14 @@ def segmentation_run(tmp_path_factory: pytest.TempPathFactory, data_root: Path):
     folder = tmp_path_factory.mktemp("segmentation")
     # onnx-int8's channels given 7-bit weights (so that x86 CPUs without VNNI compute it as VNNI ones do) cost
     # DeepLab at 129 px, 16 calibration images, 2.6 mIoU points (95% CI up to 4.1) on every CPU.
-    limits = {"onnx-int8": "{parity: {images: 8}, thresholds: {max_miou_drop: 5.0}}"}
-    default = "{parity: {images: 8}}"
+    # Parity on 4 images (4 x 129 x 129 pixels compared): what the test checks is that every target's parity
+    # was measured and passed; the figures near the float model's are from the 14 VOC images below.
+    # executorch-int8 calibrates on 8 of the 16 images: PT2E's histogram observers see one image at a time, which
+    # made its conversion a fifth of this fixture; measured with 8 (129 px): 1.10 mIoU points lost (1.00 with 16),
+    # 98.67% pixel agreement (98.98%), within the 4.0 / 95% every int8 target is held to here.
+    limits = {"onnx-int8": "{parity: {images: 4}, thresholds: {max_miou_drop: 5.0}}",
+              "executorch-int8": f"{{parity: {{images: 4}}, calibration: {{data: {data_root / CALIB_DIR}, size: 8}}}}"}
+    default = "{parity: {images: 4}}"
     targets = "\n".join(f"  {name}: {FLOAT_LIMITS if t.precision == 'fp32' else limits.get(name, default)}"
                          for name, t in TARGETS.items())
     path = folder / "seg.yaml"

@@ -18,6 +18,9 @@ from pathlib import Path
 __all__ = ["captured_output", "log_tail", "quiet_tensorflow_env"]
 
 _GLOG_CHATTER = re.compile(r"^[IW]\d{4} ")
+# tqdm's progress bars ("Running Calibration::  38%|###  | 235/624 [00:00<00:00, 759.33it/s]") are progress, not
+# the failure.
+_PROGRESS_BAR = re.compile(r"\d+%\|.*\|\s*\d+/\d+\s*\[")
 
 
 def quiet_tensorflow_env() -> None:
@@ -56,5 +59,6 @@ def log_tail(log_path: Path, lines: int = 3) -> str:
     except OSError:
         return ""
     # glog/absl info and warning lines ("W1202 14:00:15.350 ...") are chatter, not the failure.
-    kept = [line.strip() for line in text if line.strip() and not _GLOG_CHATTER.match(line)]
+    kept = [line.strip() for line in text
+            if line.strip() and not _GLOG_CHATTER.match(line) and not _PROGRESS_BAR.search(line)]
     return " | ".join(kept[-lines:])[-400:]

@@ -59,8 +59,10 @@ def guard_process() -> None:
 
 def interrupted_by_signal() -> bool:
     """Whether a KeyboardInterrupt may have come from a real SIGINT: one reached this process, or SIGINT is not
-    tracked here (no guard, or a library replaced the handler), when a Ctrl-C cannot be ruled out."""
-    return bool(_state["sigint"]) or signal.getsignal(signal.SIGINT) is not _on_sigint
+    tracked here (no guard, or a library replaced the handler), when a Ctrl-C cannot be ruled out. With SIGINT
+    ignored (a process started from a background job) none can have raised it: the code did."""
+    handler = signal.getsignal(signal.SIGINT)
+    return bool(_state["sigint"]) or (handler is not _on_sigint and handler is not signal.SIG_IGN)
 
 
 def real_exit(code: int) -> NoReturn:

@@ -148,13 +148,22 @@ def model_task(config: ModelConfig) -> str:
 
 
 _HALF = (0.5, 0.5, 0.5)
+# The classifier's sample weights (Google's TF2 MobileNetV2 1.0/224, BN folded; ../shared/data/README.md).
+_SAMPLE_FILE, _SAMPLE_SHA256 = ("mobilenet_v2_imagenet.pth",
+                                "56f77ad4ecd72a879ba3895e55427b0aee6f7c64611872a559fc8e7d5453c08e")
+
+
+def _imagenet_backbone(role: str, reader: str, variant: str) -> NamedWeights:
+    """A family's ``sample`` weights made from the classifier's: the ImageNet MobileNetV2 as ``role`` says."""
+    return NamedWeights("sample", f"the MobileNetV2 sample weights (ImageNet) as {role}", _HALF, _HALF,
+                        data_file=_SAMPLE_FILE, sha256=_SAMPLE_SHA256, reader=reader, variant=variant)
 
 MODELS: dict[str, ModelFamily] = {
     m.name: m
     for m in (
         ModelFamily(
             name="mobilenet_v2",
-            description="MobileNetV2 (Sandler et al., 2018), torchvision-compatible keys, width 0.35-1.4",
+            description="MobileNetV2 (Sandler et al., 2018), torchvision-compatible keys, width 0.25-2.0 (channel rules: torchvision, paddleclas, tf-slim)",
             config="edgedeploy.models.mobilenet_v2.config:MobileNetV2Config",
             network="edgedeploy.models.mobilenet_v2.network:MobileNetV2",
             key_mappers=("edgedeploy.models.mobilenet_v2.timm_keys:from_timm",),
@@ -162,8 +171,7 @@ MODELS: dict[str, ModelFamily] = {
             weights=(
                 # Google's TF2 MobileNetV2 1.0/224 weights with BN folded (../shared/data/README.md).
                 NamedWeights("sample", "sample weights from the shared data folder (mean/std 0.5)", _HALF, _HALF,
-                             data_file="mobilenet_v2_imagenet.pth",
-                             sha256="56f77ad4ecd72a879ba3895e55427b0aee6f7c64611872a559fc8e7d5453c08e"),
+                             data_file=_SAMPLE_FILE, sha256=_SAMPLE_SHA256),
                 # The sample weights plus the per-channel int8 rounding residual a float-trained model has (a
                 # fixture for quantization studies, not a trained model; ../shared/data/README.md).
                 NamedWeights("sample-offgrid", "the sample weights off the int8 grid, as a float-trained model's are",
@@ -223,15 +231,32 @@ MODELS: dict[str, ModelFamily] = {
             # The shared folder has the release's variable index, not its data: --weights takes the official
             # checkpoint's prefix, a .pth of this family, the ImageNet backbone with a seeded head, or random.
             weights=(
-                NamedWeights("sample", "the MobileNetV2 sample weights (ImageNet) as the backbone, a seeded "
-                             "detection head (not a trained detector)", _HALF, _HALF,
-                             data_file="mobilenet_v2_imagenet.pth",
-                             sha256="56f77ad4ecd72a879ba3895e55427b0aee6f7c64611872a559fc8e7d5453c08e",
-                             reader="edgedeploy.models.ssdlite_mobilenet_v2.backbone:read_backbone_state_dict",
-                             variant="ssdlite-backbone-seed0"),
+                _imagenet_backbone("the backbone, a seeded detection head (not a trained detector)",
+                                   "edgedeploy.models.ssdlite_mobilenet_v2.backbone:read_backbone_state_dict",
+                                   "ssdlite-backbone-seed0"),
             ),
             tf_checkpoint_reader="edgedeploy.models.ssdlite_mobilenet_v2.checkpoint:read_tf_checkpoint",
         ),
+        *(ModelFamily(
+            name=name,
+            description=f"mmsegmentation's {head} on its dilated MobileNetV2 (M-V2-D8, output stride 8), mmseg's "
+                        "parameter names (its checkpoints load as they are), 19 classes (Cityscapes; 150: ADE20K)",
+            config=f"edgedeploy.models.mmseg_mobilenet_v2.config:{config}",
+            network="edgedeploy.models.mmseg_mobilenet_v2.network:MMSegMobileNetV2",
+            task="segmentation",
+            key_mappers=("edgedeploy.models.mmseg_mobilenet_v2.checkpoint:from_mmseg",),
+            classifier_key="decode_head.conv_seg.weight",
+            weights=(
+                _imagenet_backbone("the dilated backbone, a seeded head standardized on it (not a trained "
+                                   "segmentor)", "edgedeploy.models.mmseg_mobilenet_v2.checkpoint:read_backbone_state_dict",
+                                   f"mmseg-backbone-{name}-seed0"),
+            ),
+        ) for name, head, config in (
+            ("fcn_mobilenet_v2", "FCN", "FCNConfig"),
+            ("pspnet_mobilenet_v2", "PSPNet (pyramid pooling, bins 1/2/3/6)", "PSPNetConfig"),
+            ("deeplabv3_aspp_mobilenet_v2", "DeepLabV3 (ASPP, rates 12/24/36)", "DeepLabV3Config"),
+            ("deeplabv3plus_mobilenet_v2", "DeepLabV3+ (separable ASPP, stride-4 decoder)", "DeepLabV3PlusConfig"),
+        )),
     )
 }
 

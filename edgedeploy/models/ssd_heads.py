@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from edgedeploy.core.errors import ConfigError
+from edgedeploy.core.limits import check_width
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -15,11 +16,11 @@ if TYPE_CHECKING:
 __all__ = ["check_detector_size", "flatten_heads"]
 
 
-def check_detector_size(config: object, widths: tuple[float, float], resolutions: tuple[int, int], usual: str) -> None:
-    """ConfigError for a width, resolution or class count outside the family's range (``usual``: its own size)."""
+def check_detector_size(config: object, resolutions: tuple[int, int], usual: str) -> None:
+    """ConfigError for a width (edgedeploy.core.limits), resolution or class count outside the family's range
+    (``usual``: its own size)."""
     width, resolution, classes = (getattr(config, name) for name in ("width", "resolution", "num_classes"))
-    if not widths[0] <= width <= widths[1]:
-        raise ConfigError(f"width multiplier {width} is outside [{widths[0]}, {widths[1]}]")
+    check_width(width)
     if not resolutions[0] <= resolution <= resolutions[1]:
         raise ConfigError(f"input resolution {resolution} is outside [{resolutions[0]}, {resolutions[1]}] ({usual})")
     if classes < 1:

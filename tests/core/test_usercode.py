@@ -53,13 +53,19 @@ def test_keyboard_interrupt_from_code_vs_a_real_ctrl_c(monkeypatch: pytest.Monke
             with contained("pkg:make", "forward"):
                 os.kill(os.getpid(), signal.SIGINT)
                 signal.pthread_sigmask(signal.SIG_BLOCK, [])  # let the handler run here
+        # Without SIGINT tracking (Python's own handler) a Ctrl-C cannot be ruled out: the interrupt is kept.
+        monkeypatch.setitem(usercode._state, "sigint", False)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        with pytest.raises(KeyboardInterrupt):
+            with contained("pkg:make", "forward"):
+                raise KeyboardInterrupt
+        # With SIGINT ignored (started from a background job) no Ctrl-C can raise it: the code did.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        with pytest.raises(UserCodeError, match="raised KeyboardInterrupt"):
+            with contained("pkg:make", "forward"):
+                raise KeyboardInterrupt
     finally:
         signal.signal(signal.SIGINT, previous)
-    # Without SIGINT tracking a Ctrl-C cannot be ruled out: the interrupt is kept.
-    monkeypatch.setitem(usercode._state, "sigint", False)
-    with pytest.raises(KeyboardInterrupt):
-        with contained("pkg:make", "forward"):
-            raise KeyboardInterrupt
 
 
 def test_a_forked_child_still_exits_under_the_guard() -> None:

@@ -19,7 +19,8 @@ def test_diagnose_then_keep_float_recovers_per_tensor_int8(segmentation_run, dat
     fp32 = out / results["targets"]["tflite-fp32"]["artifact"]
     export = ["export", "--target", "tflite-int8", "--arch", "deeplabv3_mobilenet_v2", "--resolution", "129",
               "--weight-granularity", "per-tensor", "--calib", str(data_root / CALIB_DIR), "--calib-size", "16",
-              "--parity-data", str(voc), "--parity-min-agreement", "0", "--threads", "2", "--json"]
+              "--parity-data", str(voc), "--parity-images", "4", "--parity-min-agreement", "0", "--threads", "2",
+              "--json"]
     runner = CliRunner()
     plain = runner.invoke(cli, [*export, "--out", str(tmp_path / "plain")])
     assert plain.exit_code == 0, plain.output

@@ -177,7 +177,9 @@ def check_onnx_export(name: str, out_dir: Path) -> None:
                                   threads=1))
     assert result.path == out_dir / get_target("onnx").artifact_name(small.name) and result.path.is_file()
     parity = result.parity
-    assert parity["images"] == 2 and parity["agreement"] == 100.0
+    # A pixel whose two best classes tie within float rounding may flip (1 of 8,192 for a seeded mmseg head at
+    # 64 px): the logits' difference is what must be tiny.
+    assert parity["images"] == 2 and parity["agreement"] >= 99.9
     assert parity["max_abs_diff"] <= parity["max_abs_diff_allowed"]
 
     manifest = json.loads(result.manifest.read_text())

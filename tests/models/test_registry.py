@@ -59,18 +59,22 @@ def tiny_cnn(tmp_path, monkeypatch):
 
 
 def test_registry_queries():
-    assert list_models() == ["mobilenet_v2", "deeplabv3_mobilenet_v2", "ssd_mobilenet_v1", "ssdlite_mobilenet_v2"]
+    assert list_models() == ["mobilenet_v2", "deeplabv3_mobilenet_v2", "ssd_mobilenet_v1", "ssdlite_mobilenet_v2",
+                             "fcn_mobilenet_v2", "pspnet_mobilenet_v2", "deeplabv3_aspp_mobilenet_v2",
+                             "deeplabv3plus_mobilenet_v2"]
+    assert list_models("deeplab*") == ["deeplabv3_mobilenet_v2", "deeplabv3_aspp_mobilenet_v2",
+                                       "deeplabv3plus_mobilenet_v2"]
     assert list_models("mobile*") == ["mobilenet_v2"] and list_models("ssd*") == ["ssd_mobilenet_v1", "ssdlite_mobilenet_v2"]
     assert list_models("x*") == []
     assert get_model("mobilenet_v2").make_config(width=0.5).name == "mobilenet_v2_0.5_224"
     assert get_model("deeplabv3_mobilenet_v2").make_config(output_stride=16).name == "deeplabv3_mobilenet_v2_0.5_257_os16"
     with pytest.raises(ConfigError, match="unknown model 'resnet'; known models: mobilenet_v2, deeplabv3_mobilenet_v2, "
-                                          "ssd_mobilenet_v1, ssdlite_mobilenet_v2"):
+                                          "ssd_mobilenet_v1, ssdlite_mobilenet_v2, fcn_mobilenet_v2"):
         get_model("resnet")
 
 
 def test_family_options_are_checked_against_the_config():
-    with pytest.raises(ConfigError, match="mobilenet_v2 has no option output_stride .its options: dropout"):
+    with pytest.raises(ConfigError, match="mobilenet_v2 has no option output_stride .its options: channels, dropout"):
         get_model("mobilenet_v2").make_config(output_stride=16)
     with pytest.raises(ConfigError, match="output stride 32 is not one of 8, 16"):
         get_model("deeplabv3_mobilenet_v2").make_config(output_stride=32)

@@ -34,7 +34,10 @@ IMAGES, BATCH, SHARD = 48, 8, 16
 RUNS = 10
 
 
-INT8_RATIO = "  onnx-int8: {thresholds: {max_latency_ratio: 5.0}}"
+# Parity on 16 images (the default is 100): every build is still parity-checked, what is tested here is the sweep.
+PARITY = "parity: {images: 16}"
+ONNX = f"  onnx: {{{PARITY}}}"
+INT8_RATIO = f"{ONNX}\n  onnx-int8: {{thresholds: {{max_latency_ratio: 5.0}}, {PARITY}}}"
 
 
 def write_sweep(folder: Path, data_root: Path, matrix: str, thresholds: str = "{max_top1_drop: 10.0}",
@@ -186,7 +189,7 @@ def test_a_killed_worker_is_retried_and_a_failing_cell_is_recorded(tmp_path, dat
     # Width 0.5 with the sample (width 1.0) weights fails for a real reason; the width 1.0 cell's build
     # worker is killed once and Ray runs the build again.
     path = write_sweep(tmp_path, data_root, "  width: [1.0, 0.5]\n  resolution: [96]\n  targets: [onnx]",
-                       name="faults", targets="  onnx: {}")
+                       name="faults", targets=ONNX)
     out = tmp_path / "out"
     proc = _sweep_cli(str(path), "--out", str(out), "--max-workers", "1", "--force", "--json")
     killed = _ray_task_pid("build", proc)
@@ -240,7 +243,7 @@ def test_a_sweep_joins_an_existing_ray_cluster(swept, tmp_path, data_root):
     try:
         # One cell whose build the module's sweep already cached: the cluster evaluates and benches it.
         path = write_sweep(tmp_path, data_root, "  width: [1.0]\n  resolution: [128]\n  targets: [onnx]",
-                           name="on_cluster", targets="  onnx: {}")
+                           name="on_cluster", targets=ONNX)
         result = subprocess.run([sys.executable, "-m", "edgedeploy", "sweep", str(path), "--out", str(tmp_path / "out"),
                                  "--ray-address", f"127.0.0.1:{port}", "--json"],
                                 capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from edgedeploy.cli import ranges
+from edgedeploy.core import limits
 from edgedeploy.cli.export_options import export_options
 from edgedeploy.cli.options import (
     OutputPath,
@@ -37,7 +38,7 @@ log = logging.getLogger("edgedeploy")
 @click.option("--from", "onnx_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Export this ONNX model instead (ONNX-based targets; give --mean/--std).")
 @input_size_options
-@click.option("--width", type=ranges.WIDTH, default=None, help="Width multiplier, 0.35-1.4 [default: the family's].")
+@click.option("--width", type=ranges.WIDTH, default=None, help=f"Width multiplier, {limits.MIN_WIDTH}-{limits.MAX_WIDTH} [default: the family's].")
 @click.option("--resolution", type=ranges.RESOLUTION, default=None,
               help="Input size [default: the family's; mobilenet_v2: 224, a multiple of 32 in 96-512].")
 @click.option("--num-classes", type=ranges.NUM_CLASSES, default=None, help="Class count [default: the family's].")

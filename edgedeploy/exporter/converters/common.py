@@ -33,8 +33,20 @@ def conversion_failure(tool: str, exc: BaseException, log_path: Path, log_lines:
 
     Raise it ``from exc``: the message stays one line, and --debug shows the tool's own traceback.
     """
-    return ConversionError(f"{tool} failed ({exc.__class__.__name__}: {squeezed(str(exc), 160)}): "
+    root = _root_cause(exc)
+    because = f"; {root.__class__.__name__}: {squeezed(str(root), 160)}" if root is not exc else ""
+    return ConversionError(f"{tool} failed ({exc.__class__.__name__}: {squeezed(str(exc), 160)}{because}): "
                            f"{log_tail(log_path, log_lines)}")
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The exception a tool's wrapping message ("Failed to get quantization parameters for tensor: ...") was
+    raised from: the one that says why."""
+    seen = {id(exc)}
+    while (inner := exc.__cause__ or exc.__context__) is not None and id(inner) not in seen:
+        seen.add(id(inner))
+        exc = inner
+    return exc
 
 
 def litert_artifact_io(path: Path, ctx: ExportContext) -> ModelIO:

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from edgedeploy.core.errors import ConfigError
+from edgedeploy.core.limits import MAX_WIDTH, MIN_WIDTH, check_width
 
-__all__ = ["DeepLabV3MobileNetV2Config", "OUTPUT_STRIDES", "MIN_RESOLUTION", "MAX_RESOLUTION"]
+__all__ = ["DeepLabV3MobileNetV2Config", "MIN_WIDTH", "MAX_WIDTH", "OUTPUT_STRIDES", "MIN_RESOLUTION", "MAX_RESOLUTION"]
 
-MIN_WIDTH, MAX_WIDTH = 0.35, 1.4
 # The smallest input whose 1/8 feature map still has a centre pixel; the largest DeepLab evaluates at (1025).
 MIN_RESOLUTION, MAX_RESOLUTION = 65, 1025
 # Where the backbone stops downsampling and dilates instead (DeepLabv3, section 3.1).
@@ -31,8 +31,7 @@ class DeepLabV3MobileNetV2Config:
     output_stride: int = 8
 
     def __post_init__(self) -> None:
-        if not MIN_WIDTH <= self.width <= MAX_WIDTH:
-            raise ConfigError(f"width multiplier {self.width} is outside [{MIN_WIDTH}, {MAX_WIDTH}]")
+        check_width(self.width)
         if not MIN_RESOLUTION <= self.resolution <= MAX_RESOLUTION:
             raise ConfigError(f"input resolution {self.resolution} is outside [{MIN_RESOLUTION}, {MAX_RESOLUTION}] "
                               "(DeepLab's sizes are 8k + 1: 257, 321, 513)")

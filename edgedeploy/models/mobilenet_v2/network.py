@@ -9,32 +9,9 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from edgedeploy.models.mobilenet_v2.config import MobileNetV2Config
+from edgedeploy.models.mobilenet_v2.config import INVERTED_RESIDUAL_SETTINGS, MobileNetV2Config, make_divisible
 
 __all__ = ["MobileNetV2", "make_divisible", "INVERTED_RESIDUAL_SETTINGS"]
-
-# (expansion t, output channels c, repeats n, first stride s), Table 2 of the paper.
-INVERTED_RESIDUAL_SETTINGS: tuple[tuple[int, int, int, int], ...] = (
-    (1, 16, 1, 1),
-    (6, 24, 2, 2),
-    (6, 32, 3, 2),
-    (6, 64, 4, 2),
-    (6, 96, 3, 1),
-    (6, 160, 3, 2),
-    (6, 320, 1, 1),
-)
-
-def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
-    """Round a channel count to a multiple of ``divisor`` (never down by more than 10%).
-
-    Same rule as the TF reference implementation and torchvision, so that every
-    width multiplier yields the same channel counts as published checkpoints.
-    """
-    min_value = divisor if min_value is None else min_value
-    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
-    if rounded < 0.9 * value:
-        rounded += divisor
-    return rounded
 
 
 class ConvBNReLU6(nn.Sequential):
@@ -51,12 +28,14 @@ class ConvBNReLU6(nn.Sequential):
 class InvertedResidual(nn.Module):
     """Expand (1x1) -> depthwise (3x3) -> linear projection (1x1), residual when shapes allow."""
 
-    def __init__(self, in_ch: int, out_ch: int, stride: int, expansion: int):
+    def __init__(self, in_ch: int, out_ch: int, stride: int, expansion: int, expand: bool | None = None):
+        """``expand``: whether the block has its 1x1 expansion (default: when ``expansion`` is not 1; PaddleClas'
+        blocks always have it)."""
         super().__init__()
         hidden = int(round(in_ch * expansion))
         self.use_residual = stride == 1 and in_ch == out_ch
         layers: list[nn.Module] = []
-        if expansion != 1:
+        if expansion != 1 if expand is None else expand:
             layers.append(ConvBNReLU6(in_ch, hidden, kernel=1))
         layers += [
             ConvBNReLU6(hidden, hidden, stride=stride, groups=hidden),
@@ -77,17 +56,13 @@ class MobileNetV2(nn.Module):
     def __init__(self, config: MobileNetV2Config = MobileNetV2Config()):
         super().__init__()
         self.config = config
-        width = config.width
-        in_ch = make_divisible(32 * width)
-        # The head is never narrowed below 1280 channels (paper, section 5.1).
-        self.last_channel = make_divisible(1280 * max(1.0, width))
-        blocks: list[nn.Module] = [ConvBNReLU6(3, in_ch, stride=2)]
-        for t, c, n, s in INVERTED_RESIDUAL_SETTINGS:
-            out_ch = make_divisible(c * width)
-            for i in range(n):
-                blocks.append(InvertedResidual(in_ch, out_ch, s if i == 0 else 1, t))
-                in_ch = out_ch
-        blocks.append(ConvBNReLU6(in_ch, self.last_channel, kernel=1))
+        layout = config.layout()
+        self.last_channel = layout.head
+        blocks: list[nn.Module] = [ConvBNReLU6(3, layout.stem, stride=2)]
+        expansions = [t for t, _, n, _ in INVERTED_RESIDUAL_SETTINGS for _ in range(n)]
+        for (in_ch, _, out_ch, stride, expand), t in zip(layout.blocks, expansions):
+            blocks.append(InvertedResidual(in_ch, out_ch, stride, t, expand))
+        blocks.append(ConvBNReLU6(layout.blocks[-1][2], self.last_channel, kernel=1))
         self.features = nn.Sequential(*blocks)
         self.classifier = nn.Sequential(
             nn.Dropout(p=config.dropout), nn.Linear(self.last_channel, config.num_classes)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from edgedeploy.core.limits import MAX_WIDTH, MIN_WIDTH
 from edgedeploy.models.ssd_heads import check_detector_size
 
 __all__ = [
@@ -25,7 +26,6 @@ __all__ = [
 ]
 
 # MobileNetV1's published depth multipliers run from 0.25 to 1.0; slim builds up to 1.4 as well.
-MIN_WIDTH, MAX_WIDTH = 0.25, 1.4
 # With "SAME" padding every map is at least 1x1 at any size: the lower bound is the backbone's total stride
 # (32 px: maps 2, 1, 1, 1, 1, 1); the upper one the largest input the Object Detection API's SSDs use.
 MIN_RESOLUTION, MAX_RESOLUTION = 32, 1024
@@ -62,7 +62,7 @@ class SSDMobileNetV1Config:
     num_classes: int = 90
 
     def __post_init__(self) -> None:
-        check_detector_size(self, (MIN_WIDTH, MAX_WIDTH), (MIN_RESOLUTION, MAX_RESOLUTION), "Google's SSD-MobileNetV1 uses 300")
+        check_detector_size(self, (MIN_RESOLUTION, MAX_RESOLUTION), "Google's SSD-MobileNetV1 uses 300")
 
     @property
     def name(self) -> str:

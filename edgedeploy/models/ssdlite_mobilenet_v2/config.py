@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from edgedeploy.models.mobilenet_v2.config import MAX_WIDTH, MIN_WIDTH
+from edgedeploy.core.limits import MAX_WIDTH, MIN_WIDTH
 from edgedeploy.models.ssd_heads import check_detector_size
 
 __all__ = [
@@ -93,7 +93,7 @@ class SSDLiteMobileNetV2Config:
     num_classes: int = 90
 
     def __post_init__(self) -> None:
-        check_detector_size(self, (MIN_WIDTH, MAX_WIDTH), (MIN_RESOLUTION, MAX_RESOLUTION), "Google's SSDLite-MobileNetV2 uses 300")
+        check_detector_size(self, (MIN_RESOLUTION, MAX_RESOLUTION), "Google's SSDLite-MobileNetV2 uses 300")
 
     @property
     def name(self) -> str:

@@ -24,12 +24,21 @@ import numpy as np
 __all__ = ["saturating_layers", "PAIR_LIMIT"]
 
 PAIR_LIMIT = 32767
+# Pair sums counted per output channel and image: every one in MobileNetV2 (at most 0.23 M at 224 px), DeepLab (1.2 M
+# at 513 px) and the SSDs; a sample of 2 M where a layer has more (mmseg's 3x3 heads on 2560 channels at 512 px have
+# 47 M, whose exhaustive count took minutes per layer). At the 1e-4 fraction a channel is flagged at, a sample of 2 M
+# expects 200 overflows: the estimate's relative error is about 7%.
+MAX_PAIR_SUMS = 2**21
 
 
 def _overflow_fractions(codes: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Per output channel, the fraction of (position, pair) sums beyond int16: ``codes`` (P, K) raw uint8 inputs,
-    ``weights`` (O, K) int8, pairs (k, k+1) for even k (an odd K's last element has no partner)."""
+    ``weights`` (O, K) int8, pairs (k, k+1) for even k (an odd K's last element has no partner). Past
+    MAX_PAIR_SUMS sums per channel the positions are a seeded sample: the fraction is then estimated."""
     k = codes.shape[1] - codes.shape[1] % 2
+    positions = max(MAX_PAIR_SUMS // max(k // 2, 1), 1)
+    if len(codes) > positions:
+        codes = codes[np.sort(np.random.default_rng(0).choice(len(codes), positions, replace=False))]
     a = codes[:, :k].astype(np.int32).reshape(len(codes), k // 2, 2)
     w = weights[:, :k].astype(np.int32).reshape(len(weights), k // 2, 2)
     over = np.zeros(len(weights), np.int64)

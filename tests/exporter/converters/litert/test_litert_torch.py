@@ -115,12 +115,13 @@ def test_per_tensor_weights_have_one_scale_and_mobilenet_v2_fails_parity(tmp_pat
     """Per-tensor MobileNetV2 loses everything (docs/int8.md): written when asked, refused by the quantization cost check
     (the conversion itself is faithful: it is the quantization that collapses)."""
     request = ExportRequest(target="litert-int8", config=SAMPLE_96, out_dir=tmp_path, threads=2, calib_size=16,
-                            weight_granularity="per-tensor", parity_min_agreement=0)
+                            weight_granularity="per-tensor", parity_min_agreement=0, parity_images=32)
     r = export(request)
     print(f"per-tensor litert-int8 at 96 px, 16 calibration images: parity {r.parity}")
     assert set(weight_scales(r.path).values()) == {1} and r.parity["agreement"] <= 25.0
     result = CliRunner().invoke(cli, ["export", "--target", "litert-int8", "--resolution", "96", "--calib-size", "16",
-                                      "--weight-granularity", "per-tensor", "--out", str(tmp_path / "refused")])
+                                      "--weight-granularity", "per-tensor", "--parity-images", "32",
+                                      "--out", str(tmp_path / "refused")])
     assert result.exit_code == 4 and "quantization cost" in result.output and "below the 50%" in result.output
     assert r.parity["fidelity"]["sqnr_db"] >= 10.0
 

@@ -57,7 +57,7 @@ def test_qdq_graph_with_per_channel_int8_weights(onnx_int8):
 
 
 def test_percentile_calibration_is_selectable(tmp_path, data_root):
-    r = export(ExportRequest(target="onnx-int8", calib_method="percentile", calib_size=50, out_dir=tmp_path,
+    r = export(ExportRequest(target="onnx-int8", calib_method="percentile", calib_size=16, out_dir=tmp_path,
                              threads=2, parity_images=8))
     assert json.loads(r.manifest.read_text())["export"]["calib_method"] == "percentile"
     assert r.parity["agreement"] >= 85.0

@@ -74,6 +74,7 @@ def test_onnx_runtime_int8_is_diagnosed_by_tensor_name(onnx_int8, onnx_artifact,
     assert result["suggestions"]["layers"][0].startswith("/features/")
 
 
+@pytest.mark.long
 def test_openvino_quantile_ranges_are_found_and_fixed(tmp_path, openvino_fp32, val_dir, val_against_torch):
     """NNCF's mean-quantile range estimator clips ReLU6 outputs late in the network (~50% top-1 here):
     diagnose finds those ranges, and NNCF's ignored scope on its suggestion wins the accuracy back."""

@@ -98,6 +98,7 @@ def test_example_input_file_sets_the_size(tmp_path: Path) -> None:
     assert json.loads(result.stdout)["path"].endswith("tiny_cnn_40.onnx")
 
 
+@pytest.mark.long
 def test_mobilenet_v3_small_routes_say_what_they_cannot_convert(tmp_path: Path) -> None:
     """torchvision's MobileNetV3-Small (hardswish, squeeze-excitation): OpenVINO int8 takes it with the proof;
     the a16w8 TFLite route leaves hardswish in float, and says so (exit 4, no artifact)."""

@@ -168,7 +168,9 @@ def test_every_rule_and_end_of_the_range_runs(rule, width):
 @pytest.mark.parametrize("width, rule, target", [
     # x2.0 (1.14 GMACs at 224) through an int8 route of each converter family, x0.25 under PaddleClas' rule through
     # the other float ones (the widths sweep builds every width on three runtimes: benchmarks/WIDTHS.md).
-    *[(2.0, "torchvision", t) for t in ("tflite-int8", "litert-int8", "openvino-int8")],
+    # (litert-int8 is left out: AI Edge Quantizer's int8 of the random x2.0 is one LiteRT refuses to load, "Node 44
+    # (DEPTHWISE_CONV_2D) failed to prepare: no_integer_overflow_from_quantization", refused at export in one line.)
+    *[(2.0, "torchvision", t) for t in ("tflite-int8", "openvino-int8")],
     *[(0.25, "paddleclas", t) for t in ("onnx", "executorch-fp32")],
 ])
 def test_the_ends_of_the_width_range_export_and_pass_parity(width, rule, target, tmp_path, data_root):

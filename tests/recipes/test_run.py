@@ -190,6 +190,7 @@ def test_a_target_that_fails_to_build_does_not_stop_the_others_and_fails_the_gat
     assert "FAILED (export)" in html and "quantization cost" in html
 
 
+@pytest.mark.long
 def test_shipped_recipe_passes_its_gate_against_the_committed_baseline(tmp_path, data_root):
     pytest.importorskip("onnx2tf", reason="needs the [tflite] extra")
     pytest.importorskip("openvino", reason="needs the [openvino] extra")
@@ -205,6 +206,7 @@ def test_shipped_recipe_passes_its_gate_against_the_committed_baseline(tmp_path,
     assert results["targets"]["tflite-int8"]["accuracy"]["top1"] == pytest.approx(77.0, abs=0.34)
 
 
+@pytest.mark.long
 def test_direct_pytorch_routes_run_gate_and_report(tmp_path, data_root):
     """litert-torch and ExecuTorch targets in a recipe: built, evaluated, benched against their own
     route's float target, gated and reported like every other target."""

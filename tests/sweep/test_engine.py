@@ -151,6 +151,7 @@ def _sweep_cli(*args: str) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
 
 
+@pytest.mark.long
 def test_interrupted_sweep_keeps_finished_cells_and_a_rerun_does_only_the_rest(swept, tmp_path):
     sweep, _, _, _ = swept
     out = tmp_path / "out"

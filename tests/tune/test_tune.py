@@ -22,6 +22,7 @@ def tune(out, val_dir, *extra):
                                     *extra])
 
 
+@pytest.mark.long
 def test_tune_rejects_over_budget_then_keeps_the_fastest_within(tmp_path, val_dir):
     strict = tune(tmp_path / "strict", val_dir, "--max-drop", "0.5")
     assert strict.exit_code == 1, strict.output

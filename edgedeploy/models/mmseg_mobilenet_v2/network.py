@@ -128,8 +128,7 @@ class AdaptiveAvgPool(nn.Module):
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             height, width = int(x.shape[-2]), int(x.shape[-1])
         if self.bins == 1:
-            # A mean, as MobileNetV2's and DeepLab's own pooling: AI Edge Quantizer fails on the conv after a
-            # whole-map AVERAGE_POOL_2D ("input operand has more dimensions than allowed by the axis remapping").
+            # A mean, as MobileNetV2's and DeepLab's own image pooling: the global mean every format has.
             return x.mean((2, 3), keepdim=True)
         if height % self.bins == 0 and width % self.bins == 0:
             kernel = (height // self.bins, width // self.bins)
@@ -249,9 +248,10 @@ class MMSegMobileNetV2(nn.Module):
     @torch.no_grad()
     def standardize_batch_norms(self, part: nn.Module) -> None:
         """Random layers as a trained network has them: the statistics of ``part``'s batch norms measured on seeded
-        noise (8 images of 64 px: a pooled branch's norm sees one value per image; the other layers as they are), so each one's output is standardized. With the
-        identity statistics of a fresh init the activations shrink layer by layer to logits near 1e-10, whose
-        int8 copies say nothing about a trained model's; a checkpoint replaces them all."""
+        noise (the other layers as they are), so each one's output is standardized. With the identity statistics
+        of a fresh init the activations shrink layer by layer to logits near 1e-10, whose int8 copies say nothing
+        about a trained model's; a checkpoint replaces them all. 8 images of 64 px: a pooled branch's norm sees
+        one value per image (with 2, PSPNet's variances were degenerate and its int8 agreed on 24-45% of pixels)."""
         norms = [m for m in part.modules() if isinstance(m, nn.BatchNorm2d)]
         self.eval()
         for norm in norms:

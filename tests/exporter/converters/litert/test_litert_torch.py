@@ -111,6 +111,7 @@ def test_a16w8_with_a_kept_float_layer(tmp_path, data_root):
     assert "int16" in {np.dtype(t["dtype"]).name for t in tensors}
 
 
+@pytest.mark.long
 def test_per_tensor_weights_have_one_scale_and_mobilenet_v2_fails_parity(tmp_path, data_root):
     """Per-tensor MobileNetV2 loses everything (docs/int8.md): written when asked, refused by the quantization cost check
     (the conversion itself is faithful: it is the quantization that collapses)."""

@@ -86,6 +86,7 @@ def test_inference_precision_is_explicit_and_reported(ov_fp32):
     assert auto["inference_precision"] in ("f32", "bf16", "f16")  # the plugin's own choice, reported
 
 
+@pytest.mark.long
 def test_accuracy_control_keeps_the_drop_within_max_drop(tmp_path, val_dir, synsets):
     val = tmp_path / "val"
     for path, _ in ImageFolder.open(val_dir).subset(120, seed=3).files:
